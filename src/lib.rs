@@ -1,0 +1,7 @@
+//! thermalzsq: zero-shot int8 quantization and thermal object detection on ONNX Runtime.
+//!
+//! This crate is the engine behind the GStreamer elements `thermaldetect` and
+//! `zsqcalibrate` and the `zsq` command-line tool. It knows nothing of GStreamer: frames
+//! come in as plain pixel buffers, detections go out as plain structs.
+
+pub mod runtime;
