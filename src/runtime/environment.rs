@@ -16,8 +16,7 @@ use super::RuntimeError;
 pub type LogSink = Arc<dyn Fn(LogLevel, &str, &str) + Send + Sync>;
 
 static LOG_SINK: OnceLock<(LogSink, LogLevel)> = OnceLock::new();
-static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, RuntimeError>> =
-    OnceLock::new();
+static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, RuntimeError>> = OnceLock::new();
 
 /// Installs where ONNX Runtime's log goes and from which level. Takes effect only
 /// before the environment exists; returns false if it came too late or twice.
@@ -37,7 +36,10 @@ fn library_path() -> PathBuf {
 /// The process-wide environment, created on first call. A failure (library missing,
 /// wrong version) is remembered: it will not heal within the process.
 pub fn environment() -> Result<&'static ort::environment::Environment, RuntimeError> {
-    ENVIRONMENT.get_or_init(create).as_ref().map_err(Clone::clone)
+    ENVIRONMENT
+        .get_or_init(create)
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 fn create() -> Result<ort::environment::Environment, RuntimeError> {

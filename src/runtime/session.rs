@@ -35,7 +35,10 @@ pub struct LoadedSession {
 }
 
 /// Opens `model` (an ONNX file) on the provider `options` asks for.
-pub fn load_session(model: &Path, options: &ProviderOptions) -> Result<LoadedSession, RuntimeError> {
+pub fn load_session(
+    model: &Path,
+    options: &ProviderOptions,
+) -> Result<LoadedSession, RuntimeError> {
     let bytes = std::fs::read(model)
         .map_err(|e| RuntimeError(format!("cannot read model {}: {e}", model.display())))?;
     load_session_from_memory(&bytes, options)
@@ -68,7 +71,12 @@ pub fn load_session_from_memory(
         match build(model, options, provider) {
             Ok(session) => {
                 let info = describe(&session)?;
-                return Ok(LoadedSession { session, provider, fallbacks, info });
+                return Ok(LoadedSession {
+                    session,
+                    provider,
+                    fallbacks,
+                    info,
+                });
             }
             // The CPU is the last resort: its failure is the model's fault, not the provider's.
             Err(e) if options.provider == Provider::Auto && provider != Provider::Cpu => {
@@ -80,7 +88,11 @@ pub fn load_session_from_memory(
     unreachable!("Provider::AUTO_ORDER ends with the CPU, which either loads or errors")
 }
 
-fn build(model: &[u8], options: &ProviderOptions, provider: Provider) -> Result<Session, RuntimeError> {
+fn build(
+    model: &[u8],
+    options: &ProviderOptions,
+    provider: Provider,
+) -> Result<Session, RuntimeError> {
     let mut builder = Session::builder(environment()?)?
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(ort::Error::from)?;
@@ -93,7 +105,8 @@ fn build(model: &[u8], options: &ProviderOptions, provider: Provider) -> Result<
     if !eps.is_empty() {
         builder = builder
             .with_no_environment_execution_providers()
-            .and_then(|b| b.with_execution_providers(eps))
+            .map_err(ort::Error::from)?
+            .with_execution_providers(eps)
             .map_err(ort::Error::from)?;
     }
     Ok(builder.commit_from_memory(model)?)

@@ -17,7 +17,8 @@ impl ObjectImpl for ThermalDetect {}
 impl GstObjectImpl for ThermalDetect {}
 impl ElementImpl for ThermalDetect {}
 impl BaseTransformImpl for ThermalDetect {
-    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 }

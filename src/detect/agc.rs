@@ -1,0 +1,190 @@
+//! Automatic gain control: radiometric 16-bit counts to the 8-bit view a detector was
+//! trained on.
+//!
+//! A thermal camera's 8-bit output is a per-frame linear stretch between two
+//! percentiles of the raw counts. The demo detectors were trained on exactly that view
+//! (`zsq synth` writes it with [`percentile_bounds`]), so the element reproduces it
+//! bit for bit instead of feeding raw counts.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::DetectError;
+
+/// How 16-bit counts become 0..=255.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Agc {
+    /// Per frame, stretch between the `low` and `high` percentiles (0..=100).
+    Percentile { low: f64, high: f64 },
+    /// Per frame, stretch between the smallest and largest count.
+    MinMax,
+    /// Stretch between fixed raw counts (e.g. a known temperature span).
+    Fixed { low: u16, high: u16 },
+    /// No stretch: the full 16-bit range maps to 0..=255.
+    None,
+}
+
+impl Default for Agc {
+    fn default() -> Self {
+        Agc::Percentile {
+            low: 1.0,
+            high: 99.0,
+        }
+    }
+}
+
+/// The AGC kinds by name, as the element's `agc` property spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AgcMode {
+    #[default]
+    Percentile,
+    MinMax,
+    Fixed,
+    None,
+}
+
+impl FromStr for AgcMode {
+    type Err = DetectError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "percentile" => Ok(AgcMode::Percentile),
+            "minmax" => Ok(AgcMode::MinMax),
+            "fixed" => Ok(AgcMode::Fixed),
+            "none" => Ok(AgcMode::None),
+            _ => Err(DetectError::new(format!(
+                "unknown agc `{s}` (expected percentile, minmax, fixed or none)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for AgcMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AgcMode::Percentile => "percentile",
+            AgcMode::MinMax => "minmax",
+            AgcMode::Fixed => "fixed",
+            AgcMode::None => "none",
+        })
+    }
+}
+
+/// A 65536-bin histogram of a frame's counts.
+pub struct Histogram(Vec<u32>);
+
+impl Histogram {
+    pub fn new() -> Self {
+        Histogram(vec![0; 65536])
+    }
+
+    pub fn clear(&mut self) {
+        self.0.fill(0);
+    }
+
+    pub fn add(&mut self, v: u16) {
+        self.0[v as usize] += 1;
+    }
+
+    fn total(&self) -> u64 {
+        self.0.iter().map(|&c| c as u64).sum()
+    }
+
+    /// The `k`-th smallest count (0-based), i.e. `sorted[k]`.
+    fn kth(&self, k: u64) -> u16 {
+        let mut seen = 0u64;
+        for (v, &c) in self.0.iter().enumerate() {
+            seen += c as u64;
+            if seen > k {
+                return v as u16;
+            }
+        }
+        u16::MAX
+    }
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The stretch bounds of a percentile AGC: `sorted[floor(p/100 · (n−1))]` for the low
+/// and the high percentile, the nearest-rank definition numpy calls `method="lower"`.
+pub fn percentile_bounds(hist: &Histogram, low: f64, high: f64) -> (u16, u16) {
+    let n = hist.total();
+    if n == 0 {
+        return (0, u16::MAX);
+    }
+    let rank = |p: f64| ((p.clamp(0.0, 100.0) / 100.0) * (n - 1) as f64).floor() as u64;
+    (hist.kth(rank(low)), hist.kth(rank(high)))
+}
+
+/// Maps `v` into 0..=255 by the linear stretch `lo..=hi` (clamped, rounded half up).
+/// A flat frame (`hi <= lo`) maps to 0.
+pub fn stretch(v: u16, lo: u16, hi: u16) -> u8 {
+    if hi <= lo {
+        return 0;
+    }
+    let t = (v.clamp(lo, hi) - lo) as f64 / (hi - lo) as f64;
+    (t * 255.0 + 0.5).floor() as u8
+}
+
+impl Agc {
+    /// The stretch bounds for one frame (`hist` holds its counts where the mode needs it).
+    pub fn bounds(&self, hist: &Histogram) -> (u16, u16) {
+        match *self {
+            Agc::Percentile { low, high } => percentile_bounds(hist, low, high),
+            Agc::MinMax => percentile_bounds(hist, 0.0, 100.0),
+            Agc::Fixed { low, high } => (low, high),
+            Agc::None => (0, u16::MAX),
+        }
+    }
+
+    /// Whether [`Agc::bounds`] reads the histogram (so it must be filled per frame).
+    pub fn needs_histogram(&self) -> bool {
+        matches!(self, Agc::Percentile { .. } | Agc::MinMax)
+    }
+}
+
+/// Applies a percentile AGC to a whole 16-bit frame: the 8-bit view a camera (and
+/// `zsq synth`) produces.
+pub fn percentile_stretch(counts: &[u16], low: f64, high: f64) -> Vec<u8> {
+    let mut hist = Histogram::new();
+    counts.iter().for_each(|&v| hist.add(v));
+    let (lo, hi) = percentile_bounds(&hist, low, high);
+    counts.iter().map(|&v| stretch(v, lo, hi)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_bounds_are_nearest_rank_lower() {
+        // 0..=999: numpy.percentile(x, [1, 99], method="lower") = [9, 989]
+        let counts: Vec<u16> = (0..1000).rev().collect();
+        let mut hist = Histogram::new();
+        counts.iter().for_each(|&v| hist.add(v));
+        assert_eq!(percentile_bounds(&hist, 1.0, 99.0), (9, 989));
+        assert_eq!(percentile_bounds(&hist, 0.0, 100.0), (0, 999));
+    }
+
+    #[test]
+    fn stretch_clamps_and_rounds() {
+        assert_eq!(stretch(100, 100, 200), 0);
+        assert_eq!(stretch(50, 100, 200), 0);
+        assert_eq!(stretch(200, 100, 200), 255);
+        assert_eq!(stretch(60000, 100, 200), 255);
+        assert_eq!(stretch(150, 100, 200), 128); // 127.5 rounds up
+        assert_eq!(stretch(7, 5, 5), 0);
+    }
+
+    #[test]
+    fn percentile_stretch_uses_the_full_range() {
+        let counts: Vec<u16> = (0..10_000).map(|i| 29_000 + (i % 500) as u16).collect();
+        let out = percentile_stretch(&counts, 1.0, 99.0);
+        assert_eq!(*out.iter().min().unwrap(), 0);
+        assert_eq!(*out.iter().max().unwrap(), 255);
+    }
+}

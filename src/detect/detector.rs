@@ -1,0 +1,270 @@
+//! A YOLO detector on ONNX Runtime: model in, frames in, detections out.
+
+use std::path::Path;
+
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use super::agc::Agc;
+use super::decode::{Candidate, OutputLayout, decode, nms};
+use super::frame::FrameRef;
+use super::labels::{label_of, parse_names};
+use super::preprocess::{Letterbox, Polarity, Preprocess};
+use super::{DetectError, Detection};
+use crate::runtime::{
+    LoadedSession, ModelInfo, Provider, ProviderOptions, load_session, load_session_from_memory,
+};
+
+/// Everything about detection that is not the model itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorConfig {
+    pub conf_threshold: f32,
+    pub iou_threshold: f32,
+    pub max_detections: usize,
+    pub agc: Agc,
+    pub polarity: Polarity,
+    /// Class names; `None` takes the model's `names` metadata, else "class N".
+    pub labels: Option<Vec<String>>,
+    pub provider: ProviderOptions,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            conf_threshold: 0.25,
+            iou_threshold: 0.45,
+            max_detections: 100,
+            agc: Agc::default(),
+            polarity: Polarity::default(),
+            labels: None,
+            provider: ProviderOptions::default(),
+        }
+    }
+}
+
+/// A loaded detector, ready for frames.
+pub struct Detector {
+    session: Session,
+    provider: Provider,
+    fallbacks: Vec<String>,
+    input_name: String,
+    input_shape: [usize; 4],
+    output_index: usize,
+    layout: OutputLayout,
+    labels: Vec<String>,
+    pre: Preprocess,
+    input: Vec<f32>,
+    candidates: Vec<Candidate>,
+    config: DetectorConfig,
+}
+
+impl Detector {
+    /// Loads an ONNX detector (fp32 or int8 QDQ) from a file.
+    pub fn load(model: &Path, config: DetectorConfig) -> Result<Self, DetectError> {
+        let loaded = load_session(model, &config.provider)?;
+        Self::new(loaded, config)
+            .map_err(|e| DetectError::new(format!("model {}: {e}", model.display())))
+    }
+
+    /// Loads an ONNX detector held in memory.
+    pub fn from_bytes(model: &[u8], config: DetectorConfig) -> Result<Self, DetectError> {
+        Self::new(load_session_from_memory(model, &config.provider)?, config)
+    }
+
+    fn new(loaded: LoadedSession, config: DetectorConfig) -> Result<Self, DetectError> {
+        let LoadedSession {
+            session,
+            provider,
+            fallbacks,
+            info,
+        } = loaded;
+        let (input_name, input_shape) = image_input(&info)?;
+        let [_, channels, height, width] = input_shape;
+        let colour = info
+            .metadata
+            .get("modality")
+            .is_some_and(|m| m.eq_ignore_ascii_case("rgb"));
+        let mut pre = Preprocess::new(width, height, channels, colour);
+        pre.agc = config.agc;
+        pre.polarity = config.polarity;
+        let labels = match &config.labels {
+            Some(l) => Some(l.clone()),
+            None => info.metadata.get("names").and_then(|n| parse_names(n)),
+        };
+        let mut detector = Detector {
+            session,
+            provider,
+            fallbacks,
+            input_name,
+            input_shape,
+            output_index: 0,
+            layout: OutputLayout::Yolov8 {
+                classes: 0,
+                anchors: 0,
+            },
+            labels: Vec::new(),
+            input: vec![0.0; pre.tensor_len()],
+            pre,
+            candidates: Vec::new(),
+            config,
+        };
+        // Shapes by execution: symbolic output dims resolve, and the first real frame
+        // does not pay for ONNX Runtime's lazy initialisation.
+        let shapes = detector.output_shapes()?;
+        let (index, layout) = find_layout(&info, &shapes, labels.as_ref().map(Vec::len))?;
+        detector.output_index = index;
+        detector.layout = layout;
+        detector.labels = labels.unwrap_or_default();
+        Ok(detector)
+    }
+
+    fn output_shapes(&mut self) -> Result<Vec<Vec<i64>>, DetectError> {
+        let input = TensorRef::from_array_view((self.input_shape, self.input.as_slice()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => input])?;
+        Ok(outputs
+            .values()
+            .map(|v| v.shape().iter().copied().collect())
+            .collect())
+    }
+
+    /// Detects objects in one frame.
+    pub fn detect(&mut self, frame: &FrameRef) -> Result<Vec<Detection>, DetectError> {
+        let lb = self.pre.run(frame, &mut self.input);
+        self.candidates.clear();
+        {
+            let input = TensorRef::from_array_view((self.input_shape, self.input.as_slice()))?;
+            let outputs = self
+                .session
+                .run(ort::inputs![self.input_name.as_str() => input])?;
+            let (_, data) = outputs[self.output_index].try_extract_tensor::<f32>()?;
+            decode(
+                self.layout,
+                data,
+                self.config.conf_threshold,
+                &mut self.candidates,
+            )?;
+        }
+        let kept = nms(
+            std::mem::take(&mut self.candidates),
+            self.config.iou_threshold,
+            self.config.max_detections,
+        );
+        Ok(kept
+            .iter()
+            .filter_map(|c| self.to_detection(c, &lb))
+            .collect())
+    }
+
+    /// A candidate in frame pixels, clipped; `None` if nothing of it is inside the frame.
+    fn to_detection(&self, c: &Candidate, lb: &Letterbox) -> Option<Detection> {
+        let (fw, fh) = (lb.frame_width as f32, lb.frame_height as f32);
+        let (x0, y0) = lb.to_frame(c.x0, c.y0);
+        let (x1, y1) = lb.to_frame(c.x1, c.y1);
+        let bbox = [
+            x0.clamp(0.0, fw),
+            y0.clamp(0.0, fh),
+            x1.clamp(0.0, fw),
+            y1.clamp(0.0, fh),
+        ];
+        (bbox[2] > bbox[0] && bbox[3] > bbox[1]).then(|| Detection {
+            class_id: c.class_id,
+            label: label_of(&self.labels, c.class_id),
+            confidence: c.score,
+            bbox,
+        })
+    }
+
+    /// The provider the session really runs on.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// Why `auto` passed over better providers (empty if it did not).
+    pub fn fallbacks(&self) -> &[String] {
+        &self.fallbacks
+    }
+
+    pub fn layout(&self) -> OutputLayout {
+        self.layout
+    }
+
+    /// Class names (empty when neither the user nor the model named them).
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// Input tensor shape `[1, channels, height, width]`.
+    pub fn input_shape(&self) -> [usize; 4] {
+        self.input_shape
+    }
+
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+}
+
+/// The image input: rank 4, float, 1 or 3 channels, fixed height and width.
+fn image_input(info: &ModelInfo) -> Result<(String, [usize; 4]), DetectError> {
+    let input = match info.inputs.as_slice() {
+        [one] => one,
+        [] => return Err(DetectError::new("the model has no input")),
+        many => {
+            return Err(DetectError::new(format!(
+                "the model has {} inputs ({}); a detector takes one image",
+                many.len(),
+                many.iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    };
+    let not_image = || {
+        DetectError::new(format!(
+            "input `{}` has shape {:?}; expected an image batch [1, 1|3, height, width] with fixed height and width",
+            input.name, input.dims
+        ))
+    };
+    let [n, c, h, w] = *input.dims.as_slice() else {
+        return Err(not_image());
+    };
+    if !(n == 1 || n < 0) || !(c == 1 || c == 3) || h <= 0 || w <= 0 {
+        return Err(not_image());
+    }
+    Ok((input.name.clone(), [1, c as usize, h as usize, w as usize]))
+}
+
+/// The first output in a YOLO layout; an error naming every output shape otherwise.
+fn find_layout(
+    info: &ModelInfo,
+    shapes: &[Vec<i64>],
+    classes: Option<usize>,
+) -> Result<(usize, OutputLayout), DetectError> {
+    if let Some(found) = shapes
+        .iter()
+        .enumerate()
+        .find_map(|(i, s)| OutputLayout::detect(s, classes).map(|l| (i, l)))
+    {
+        return Ok(found);
+    }
+    let found: Vec<String> = info
+        .outputs
+        .iter()
+        .zip(shapes)
+        .map(|(o, s)| format!("`{}` {:?}", o.name, s))
+        .collect();
+    let fits_without_labels = shapes.iter().find_map(|s| OutputLayout::detect(s, None));
+    Err(DetectError::new(match (classes, fits_without_labels) {
+        (Some(n), Some(l)) => format!(
+            "{n} class names given but the model's output {} has {} classes",
+            l.name(),
+            l.classes()
+        ),
+        _ => format!(
+            "no output in a known detector layout (YOLOv8 (1, 4+nc, A) or YOLOv5 (1, A, 5+nc)); found {}",
+            found.join(", ")
+        ),
+    }))
+}

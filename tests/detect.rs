@@ -1,0 +1,173 @@
+//! The detector end to end on ONNX Runtime, with the hot/cold grid-cell test detectors
+//! (tests/fixtures/models, made by tools/fixtures/export_test_detectors.py).
+
+use std::path::{Path, PathBuf};
+
+use thermalzsq::detect::decode::OutputLayout;
+use thermalzsq::detect::frame::encode_grey;
+use thermalzsq::detect::{Detection, Detector, DetectorConfig, Frame, PixelFormat};
+
+fn model(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models")
+        .join(name)
+}
+
+/// A 640x512 scene: mid-grey, a hot square on the grid cell at input (96..128, 64..96)
+/// = frame (192..256, 64..128), a cold square on frame (448..512, 320..384).
+fn scene() -> Vec<u8> {
+    let (w, h) = (640, 512);
+    let mut grey = vec![128u8; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            if (192..256).contains(&x) && (64..128).contains(&y) {
+                grey[y * w + x] = 250;
+            } else if (448..512).contains(&x) && (320..384).contains(&y) {
+                grey[y * w + x] = 5;
+            }
+        }
+    }
+    grey
+}
+
+fn detect(detector: &mut Detector, format: PixelFormat) -> Vec<Detection> {
+    let planes = encode_grey(format, 640, 512, &scene());
+    let frame = Frame::new(
+        format,
+        640,
+        512,
+        planes.iter().map(|(d, s)| (d.as_slice(), *s)).collect(),
+    )
+    .unwrap();
+    detector.detect(&frame).unwrap()
+}
+
+fn assert_hot_and_cold(dets: &[Detection], what: &str) {
+    assert_eq!(dets.len(), 2, "{what}: {dets:?}");
+    let hot = dets.iter().find(|d| d.label == "hot").expect("hot box");
+    let cold = dets.iter().find(|d| d.label == "cold").expect("cold box");
+    assert_eq!(hot.class_id, 0);
+    assert!(hot.confidence > 0.9, "{what}: {hot:?}");
+    assert_eq!(hot.bbox, [192.0, 64.0, 256.0, 128.0], "{what}");
+    assert_eq!(cold.bbox, [448.0, 320.0, 512.0, 384.0], "{what}");
+}
+
+#[test]
+fn yolov8_layout_detects_in_every_format() {
+    let mut detector =
+        Detector::load(&model("hotspot_v8.onnx"), DetectorConfig::default()).unwrap();
+    assert_eq!(
+        detector.layout(),
+        OutputLayout::Yolov8 {
+            classes: 2,
+            anchors: 100
+        }
+    );
+    assert_eq!(detector.labels(), ["hot", "cold"]);
+    assert_eq!(detector.input_shape(), [1, 3, 320, 320]);
+    for format in PixelFormat::ALL {
+        assert_hot_and_cold(&detect(&mut detector, format), format.name());
+    }
+}
+
+#[test]
+fn yolov5_layout_gives_the_same_boxes() {
+    let mut detector =
+        Detector::load(&model("hotspot_v5.onnx"), DetectorConfig::default()).unwrap();
+    assert_eq!(
+        detector.layout(),
+        OutputLayout::Yolov5 {
+            classes: 2,
+            anchors: 100
+        }
+    );
+    assert_hot_and_cold(&detect(&mut detector, PixelFormat::Gray16Le), "v5");
+}
+
+#[test]
+fn thresholds_labels_and_polarity_apply() {
+    let config = DetectorConfig {
+        max_detections: 1,
+        labels: Some(vec!["warm".into(), "chilly".into()]),
+        ..Default::default()
+    };
+    let mut detector = Detector::load(&model("hotspot_v8.onnx"), config).unwrap();
+    let dets = detect(&mut detector, PixelFormat::Gray8);
+    assert_eq!(dets.len(), 1);
+    assert!(dets[0].label == "warm" || dets[0].label == "chilly");
+
+    let config = DetectorConfig {
+        polarity: "black-hot".parse().unwrap(),
+        ..Default::default()
+    };
+    let mut detector = Detector::load(&model("hotspot_v8.onnx"), config).unwrap();
+    let dets = detect(&mut detector, PixelFormat::Gray16Le);
+    let hot = dets.iter().find(|d| d.label == "hot").unwrap();
+    assert_eq!(
+        hot.bbox,
+        [448.0, 320.0, 512.0, 384.0],
+        "black-hot swaps hot and cold"
+    );
+}
+
+#[test]
+fn bad_models_are_clear_errors() {
+    let err = |path: &Path, config: DetectorConfig| {
+        Detector::load(path, config)
+            .err()
+            .expect("must fail")
+            .to_string()
+    };
+
+    let e = err(&model("missing.onnx"), DetectorConfig::default());
+    assert!(
+        e.contains("cannot read model") && e.contains("missing.onnx"),
+        "{e}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("tzsq-detect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let corrupt = dir.join("corrupt.onnx");
+    let bytes = std::fs::read(model("hotspot_v8.onnx")).unwrap();
+    std::fs::write(&corrupt, &bytes[..bytes.len() / 2]).unwrap();
+    let e = err(&corrupt, DetectorConfig::default());
+    assert!(e.contains("corrupt.onnx"), "{e}");
+
+    let e = err(&model("not_a_detector.onnx"), DetectorConfig::default());
+    assert!(
+        e.contains("no output in a known detector layout") && e.contains("[1, 10, 10, 3]"),
+        "{e}"
+    );
+
+    let three = DetectorConfig {
+        labels: Some(vec!["a".into(), "b".into(), "c".into()]),
+        ..Default::default()
+    };
+    let e = err(&model("hotspot_v8.onnx"), three);
+    assert!(
+        e.contains("3 class names given") && e.contains("2 classes"),
+        "{e}"
+    );
+
+    let cuda = DetectorConfig {
+        provider: thermalzsq::runtime::ProviderOptions {
+            provider: "cuda".parse().unwrap(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let e = err(&model("hotspot_v8.onnx"), cuda);
+    assert!(
+        e.contains("execution provider cuda is not available"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn auto_provider_falls_back_to_the_cpu_and_says_why() {
+    let detector = Detector::load(&model("hotspot_v8.onnx"), DetectorConfig::default()).unwrap();
+    assert_eq!(detector.provider().as_str(), "cpu");
+    let why = detector.fallbacks().join("; ");
+    assert!(why.contains("tensorrt") && why.contains("cuda"), "{why}");
+}
