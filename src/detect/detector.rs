@@ -176,6 +176,21 @@ impl Detector {
         })
     }
 
+    /// Changes the thresholds for the next frames.
+    pub fn set_thresholds(&mut self, conf: f32, iou: f32, max_detections: usize) {
+        self.config.conf_threshold = conf;
+        self.config.iou_threshold = iou;
+        self.config.max_detections = max_detections;
+    }
+
+    /// Changes the AGC and polarity for the next frames.
+    pub fn set_pre(&mut self, agc: Agc, polarity: Polarity) {
+        self.config.agc = agc;
+        self.config.polarity = polarity;
+        self.pre.agc = agc;
+        self.pre.polarity = polarity;
+    }
+
     /// The provider the session really runs on.
     pub fn provider(&self) -> Provider {
         self.provider

@@ -31,7 +31,7 @@ pub fn install() {
                 LogLevel::Warning => gst::DebugLevel::Warning,
                 LogLevel::Error | LogLevel::Fatal => gst::DebugLevel::Error,
             };
-            gst::log_with_level!(CAT, level: level, "[{}] {}", id, msg);
+            gst::log_with_level!(CAT, level, "[{}] {}", id, msg);
         }),
         min_level,
     );

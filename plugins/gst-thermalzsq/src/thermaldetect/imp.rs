@@ -1,10 +1,182 @@
+//! `thermaldetect`: runs a YOLO detector on every frame (or every N-th), draws the
+//! boxes in place and hands the detections on as region-of-interest metas, element
+//! messages and JSON lines.
+//!
+//! All numeric work lives in `thermalzsq::detect`; this file maps GStreamer buffers to
+//! engine frames and results back to GStreamer.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
+
 use gst::glib;
+use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
+use thermalzsq::detect::agc::Agc;
+use thermalzsq::detect::draw::{Style, draw_detections};
+use thermalzsq::detect::labels::read_labels_file;
+use thermalzsq::detect::report::FrameRecord;
+use thermalzsq::detect::{Detection, Detector, DetectorConfig, Frame, PixelFormat};
+use thermalzsq::runtime::ProviderOptions;
+
+use super::{AgcMode, ExecutionProvider, Polarity};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "thermaldetect",
+        gst::DebugColorFlags::empty(),
+        Some("Thermal object detection on ONNX Runtime"),
+    )
+});
+
+/// The formats the element takes, in GStreamer's and the engine's names.
+const FORMATS: [(gst_video::VideoFormat, PixelFormat); 12] = [
+    (gst_video::VideoFormat::Gray8, PixelFormat::Gray8),
+    (gst_video::VideoFormat::Gray16Le, PixelFormat::Gray16Le),
+    (gst_video::VideoFormat::Gray16Be, PixelFormat::Gray16Be),
+    (gst_video::VideoFormat::Rgb, PixelFormat::Rgb),
+    (gst_video::VideoFormat::Bgr, PixelFormat::Bgr),
+    (gst_video::VideoFormat::Rgbx, PixelFormat::Rgbx),
+    (gst_video::VideoFormat::Bgrx, PixelFormat::Bgrx),
+    (gst_video::VideoFormat::Rgba, PixelFormat::Rgba),
+    (gst_video::VideoFormat::Bgra, PixelFormat::Bgra),
+    (gst_video::VideoFormat::I420, PixelFormat::I420),
+    (gst_video::VideoFormat::Nv12, PixelFormat::Nv12),
+    (gst_video::VideoFormat::Yuy2, PixelFormat::Yuy2),
+];
+
+fn pixel_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
+    FORMATS.iter().find(|(g, _)| *g == format).map(|(_, p)| *p)
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    model: Option<PathBuf>,
+    labels: Option<PathBuf>,
+    conf_threshold: f32,
+    iou_threshold: f32,
+    max_detections: u32,
+    interval: u32,
+    execution_provider: ExecutionProvider,
+    device_id: i32,
+    threads: u32,
+    trt_cache_dir: Option<PathBuf>,
+    trt_fp16: bool,
+    agc: AgcMode,
+    agc_low: f64,
+    agc_high: f64,
+    agc_range_low: u32,
+    agc_range_high: u32,
+    polarity: Polarity,
+    draw: bool,
+    draw_labels: bool,
+    box_thickness: u32,
+    post_messages: bool,
+    json_location: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            model: None,
+            labels: None,
+            conf_threshold: 0.25,
+            iou_threshold: 0.45,
+            max_detections: 100,
+            interval: 1,
+            execution_provider: ExecutionProvider::Auto,
+            device_id: 0,
+            threads: 0,
+            trt_cache_dir: None,
+            trt_fp16: false,
+            agc: AgcMode::Percentile,
+            agc_low: 1.0,
+            agc_high: 99.0,
+            agc_range_low: 0,
+            agc_range_high: 65535,
+            polarity: Polarity::WhiteHot,
+            draw: true,
+            draw_labels: true,
+            box_thickness: 2,
+            post_messages: true,
+            json_location: None,
+        }
+    }
+}
+
+impl Settings {
+    fn agc(&self) -> Agc {
+        match self.agc {
+            AgcMode::Percentile => Agc::Percentile {
+                low: self.agc_low,
+                high: self.agc_high,
+            },
+            AgcMode::Minmax => Agc::MinMax,
+            AgcMode::Fixed => Agc::Fixed {
+                low: self.agc_range_low.min(65535) as u16,
+                high: self.agc_range_high.min(65535) as u16,
+            },
+            AgcMode::None => Agc::None,
+        }
+    }
+
+    fn polarity(&self) -> thermalzsq::detect::preprocess::Polarity {
+        match self.polarity {
+            Polarity::WhiteHot => thermalzsq::detect::preprocess::Polarity::WhiteHot,
+            Polarity::BlackHot => thermalzsq::detect::preprocess::Polarity::BlackHot,
+        }
+    }
+
+    fn detector_config(&self) -> Result<DetectorConfig, String> {
+        let labels = match &self.labels {
+            Some(path) => Some(read_labels_file(path).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        Ok(DetectorConfig {
+            conf_threshold: self.conf_threshold,
+            iou_threshold: self.iou_threshold,
+            max_detections: self.max_detections as usize,
+            agc: self.agc(),
+            polarity: self.polarity(),
+            labels,
+            provider: ProviderOptions {
+                provider: self.execution_provider.into(),
+                device_id: self.device_id,
+                threads: self.threads as usize,
+                trt_cache_dir: self.trt_cache_dir.clone(),
+                trt_fp16: self.trt_fp16,
+            },
+        })
+    }
+}
+
+struct State {
+    detector: Detector,
+    model: String,
+    info: Option<gst_video::VideoInfo>,
+    format: Option<PixelFormat>,
+    frames: u64,
+    last: Vec<Detection>,
+    json: Option<BufWriter<File>>,
+}
+
+/// What the read-only properties report.
+#[derive(Default)]
+struct Active {
+    model: Option<String>,
+    provider: Option<String>,
+}
 
 #[derive(Default)]
-pub struct ThermalDetect {}
+pub struct ThermalDetect {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+    active: Mutex<Active>,
+}
 
 #[glib::object_subclass]
 impl ObjectSubclass for ThermalDetect {
@@ -13,13 +185,526 @@ impl ObjectSubclass for ThermalDetect {
     type ParentType = gst_video::VideoFilter;
 }
 
-impl ObjectImpl for ThermalDetect {}
+fn path_value(p: &Option<PathBuf>) -> Option<String> {
+    p.as_ref().map(|p| p.display().to_string())
+}
+
+fn path_from(value: &glib::Value) -> Option<PathBuf> {
+    value
+        .get::<Option<String>>()
+        .expect("type checked upstream")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+}
+
+impl ObjectImpl for ThermalDetect {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("model")
+                    .nick("Model")
+                    .blurb("ONNX detector to run (fp32 or int8 QDQ; YOLOv8/v11 or YOLOv5 output)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("labels")
+                    .nick("Labels")
+                    .blurb("File with one class name per line (default: the model's `names` metadata, else \"class N\")")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecFloat::builder("conf-threshold")
+                    .nick("Confidence threshold")
+                    .blurb("Minimum class confidence of a detection")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(0.25)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("iou-threshold")
+                    .nick("IoU threshold")
+                    .blurb("Non-maximum suppression: drop a box overlapping a better one of its class by more than this")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(0.45)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-detections")
+                    .nick("Maximum detections")
+                    .blurb("Keep at most this many detections per frame, best first")
+                    .minimum(1)
+                    .default_value(100)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("interval")
+                    .nick("Interval")
+                    .blurb("Run inference on every N-th frame; frames between reuse the last result")
+                    .minimum(1)
+                    .default_value(1)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Auto)
+                    .nick("Execution provider")
+                    .blurb("ONNX Runtime execution provider; auto tries tensorrt, cuda, cpu and warns which one runs, an explicit one that is unavailable is an error")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("device-id")
+                    .nick("Device ID")
+                    .blurb("GPU index for cuda and tensorrt")
+                    .minimum(0)
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("threads")
+                    .nick("Threads")
+                    .blurb("CPU threads for inference (0: one per core)")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("trt-cache-dir")
+                    .nick("TensorRT cache directory")
+                    .blurb("Where TensorRT keeps built engines and timing caches, so the next start skips the build")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("trt-fp16")
+                    .nick("TensorRT fp16")
+                    .blurb("Let TensorRT use fp16 kernels where they are faster")
+                    .default_value(false)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("agc", AgcMode::Percentile)
+                    .nick("AGC")
+                    .blurb("How 16-bit radiometric frames become the detector's 8-bit view (8-bit inputs are used as they are)")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("agc-low")
+                    .nick("AGC low percentile")
+                    .blurb("agc=percentile: counts at or below this percentile become black")
+                    .minimum(0.0)
+                    .maximum(100.0)
+                    .default_value(1.0)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("agc-high")
+                    .nick("AGC high percentile")
+                    .blurb("agc=percentile: counts at or above this percentile become white")
+                    .minimum(0.0)
+                    .maximum(100.0)
+                    .default_value(99.0)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("agc-range-low")
+                    .nick("AGC fixed low count")
+                    .blurb("agc=fixed: raw count that becomes black")
+                    .maximum(65535)
+                    .default_value(0)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("agc-range-high")
+                    .nick("AGC fixed high count")
+                    .blurb("agc=fixed: raw count that becomes white")
+                    .maximum(65535)
+                    .default_value(65535)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("polarity", Polarity::WhiteHot)
+                    .nick("Polarity")
+                    .blurb("Whether the camera shows hot as white or as black")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("draw")
+                    .nick("Draw")
+                    .blurb("Draw detection boxes into the frames")
+                    .default_value(true)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("draw-labels")
+                    .nick("Draw labels")
+                    .blurb("Write class and confidence above each box")
+                    .default_value(true)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("box-thickness")
+                    .nick("Box thickness")
+                    .blurb("Line width of drawn boxes in pixels")
+                    .minimum(1)
+                    .maximum(64)
+                    .default_value(2)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("post-messages")
+                    .nick("Post messages")
+                    .blurb("Post a `thermaldetect` element message with the detections of every frame")
+                    .default_value(true)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("json-location")
+                    .nick("JSON location")
+                    .blurb("Write one JSON line per frame with its detections to this file")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("active-model")
+                    .nick("Active model")
+                    .blurb("The model in use")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecString::builder("active-provider")
+                    .nick("Active provider")
+                    .blurb("The execution provider the model runs on")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "model" => s.model = path_from(value),
+            "labels" => s.labels = path_from(value),
+            "conf-threshold" => s.conf_threshold = value.get().expect("type checked upstream"),
+            "iou-threshold" => s.iou_threshold = value.get().expect("type checked upstream"),
+            "max-detections" => s.max_detections = value.get().expect("type checked upstream"),
+            "interval" => s.interval = value.get().expect("type checked upstream"),
+            "execution-provider" => {
+                s.execution_provider = value.get().expect("type checked upstream")
+            }
+            "device-id" => s.device_id = value.get().expect("type checked upstream"),
+            "threads" => s.threads = value.get().expect("type checked upstream"),
+            "trt-cache-dir" => s.trt_cache_dir = path_from(value),
+            "trt-fp16" => s.trt_fp16 = value.get().expect("type checked upstream"),
+            "agc" => s.agc = value.get().expect("type checked upstream"),
+            "agc-low" => s.agc_low = value.get().expect("type checked upstream"),
+            "agc-high" => s.agc_high = value.get().expect("type checked upstream"),
+            "agc-range-low" => s.agc_range_low = value.get().expect("type checked upstream"),
+            "agc-range-high" => s.agc_range_high = value.get().expect("type checked upstream"),
+            "polarity" => s.polarity = value.get().expect("type checked upstream"),
+            "draw" => s.draw = value.get().expect("type checked upstream"),
+            "draw-labels" => s.draw_labels = value.get().expect("type checked upstream"),
+            "box-thickness" => s.box_thickness = value.get().expect("type checked upstream"),
+            "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
+            "json-location" => s.json_location = path_from(value),
+            other => unreachable!("no writable property {other}"),
+        }
+        gst::debug!(CAT, imp = self, "{} set", pspec.name());
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "model" => path_value(&s.model).to_value(),
+            "labels" => path_value(&s.labels).to_value(),
+            "conf-threshold" => s.conf_threshold.to_value(),
+            "iou-threshold" => s.iou_threshold.to_value(),
+            "max-detections" => s.max_detections.to_value(),
+            "interval" => s.interval.to_value(),
+            "execution-provider" => s.execution_provider.to_value(),
+            "device-id" => s.device_id.to_value(),
+            "threads" => s.threads.to_value(),
+            "trt-cache-dir" => path_value(&s.trt_cache_dir).to_value(),
+            "trt-fp16" => s.trt_fp16.to_value(),
+            "agc" => s.agc.to_value(),
+            "agc-low" => s.agc_low.to_value(),
+            "agc-high" => s.agc_high.to_value(),
+            "agc-range-low" => s.agc_range_low.to_value(),
+            "agc-range-high" => s.agc_range_high.to_value(),
+            "polarity" => s.polarity.to_value(),
+            "draw" => s.draw.to_value(),
+            "draw-labels" => s.draw_labels.to_value(),
+            "box-thickness" => s.box_thickness.to_value(),
+            "post-messages" => s.post_messages.to_value(),
+            "json-location" => path_value(&s.json_location).to_value(),
+            "active-model" => self.active.lock().unwrap().model.to_value(),
+            "active-provider" => self.active.lock().unwrap().provider.to_value(),
+            other => unreachable!("no property {other}"),
+        }
+    }
+}
+
 impl GstObjectImpl for ThermalDetect {}
-impl ElementImpl for ThermalDetect {}
+
+impl ElementImpl for ThermalDetect {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Thermal object detector",
+                "Filter/Analyzer/Video",
+                "Detects objects with a YOLO ONNX model (fp32 or int8) on thermal and colour video, \
+                 draws boxes and attaches region-of-interest metas",
+                "thermalzsq developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list(FORMATS.iter().map(|(f, _)| *f))
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+            ]
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+}
+
 impl BaseTransformImpl for ThermalDetect {
     const MODE: gst_base::subclass::BaseTransformMode =
         gst_base::subclass::BaseTransformMode::AlwaysInPlace;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let Some(model) = settings.model.clone() else {
+            return Err(gst::error_msg!(
+                gst::LibraryError::Settings,
+                ("No model set: give `model` the path of an ONNX detector")
+            ));
+        };
+        let config = settings
+            .detector_config()
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)))?;
+        let detector = Detector::load(&model, config).map_err(|e| {
+            gst::error_msg!(gst::LibraryError::Init, ("Cannot load detector: {}", e))
+        })?;
+        let json = match &settings.json_location {
+            Some(path) => Some(BufWriter::new(File::create(path).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenWrite,
+                    ("Cannot write detections to {}: {}", path.display(), e)
+                )
+            })?)),
+            None => None,
+        };
+        if !detector.fallbacks().is_empty() {
+            gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Settings,
+                ("execution-provider=auto runs on {}", detector.provider()),
+                ["{}", detector.fallbacks().join("; ")]
+            );
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "loaded {} ({}, {} classes) on {}",
+            model.display(),
+            detector.layout().name(),
+            detector.layout().classes(),
+            detector.provider()
+        );
+        let model = model.display().to_string();
+        *self.active.lock().unwrap() = Active {
+            model: Some(model.clone()),
+            provider: Some(detector.provider().to_string()),
+        };
+        *self.state.lock().unwrap() = Some(State {
+            detector,
+            model,
+            info: None,
+            format: None,
+            frames: 0,
+            last: Vec::new(),
+            json,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(mut state) = self.state.lock().unwrap().take()
+            && let Some(mut json) = state.json.take()
+        {
+            json.flush().map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::Write,
+                    ("Cannot write detections: {}", e)
+                )
+            })?;
+        }
+        *self.active.lock().unwrap() = Active::default();
+        Ok(())
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let settings = self.settings.lock().unwrap().clone();
+        let mut guard = self.state.lock().unwrap();
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let (Some(info), Some(format)) = (state.info.clone(), state.format) else {
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let index = state.frames;
+        state.frames += 1;
+
+        if index % settings.interval as u64 == 0 {
+            state.detector.set_thresholds(
+                settings.conf_threshold,
+                settings.iou_threshold,
+                settings.max_detections as usize,
+            );
+            state.detector.set_pre(settings.agc(), settings.polarity());
+            let video =
+                gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &info).map_err(|_| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("Cannot map the frame")
+                    );
+                    gst::FlowError::Error
+                })?;
+            let frame = Frame::new(
+                format,
+                info.width() as usize,
+                info.height() as usize,
+                planes(&video.planes_data(), video.plane_stride()),
+            )
+            .and_then(|frame| state.detector.detect(&frame));
+            state.last = frame.map_err(|e| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Detection failed: {}", e)
+                );
+                gst::FlowError::Error
+            })?;
+        }
+        let detections = &state.last;
+        gst::log!(
+            CAT,
+            imp = self,
+            "frame {index}: {} detections",
+            detections.len()
+        );
+
+        if settings.draw && !detections.is_empty() {
+            let mut video = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info)
+                .map_err(|_| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("Cannot map the frame for drawing")
+                    );
+                    gst::FlowError::Error
+                })?;
+            let strides = video.plane_stride().to_vec();
+            let data = video.planes_data_mut();
+            let mut frame = Frame::new(
+                format,
+                info.width() as usize,
+                info.height() as usize,
+                planes_mut(data, &strides),
+            )
+            .map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+                gst::FlowError::Error
+            })?;
+            let style = Style {
+                thickness: settings.box_thickness as usize,
+                labels: settings.draw_labels,
+            };
+            draw_detections(&mut frame, detections, &style);
+        }
+
+        for d in detections {
+            let [x0, y0, x1, y1] = d.bbox.map(|v| v.round() as u32);
+            let mut meta = gst_video::VideoRegionOfInterestMeta::add(
+                buf,
+                &d.label,
+                (x0, y0, x1 - x0, y1 - y0),
+            );
+            meta.add_param(
+                gst::Structure::builder("detection")
+                    .field("label", d.label.as_str())
+                    .field("class-id", d.class_id as i32)
+                    .field("confidence", d.confidence as f64)
+                    .build(),
+            );
+        }
+
+        let pts = buf.pts();
+        if settings.post_messages {
+            let list = gst::List::new(detections.iter().map(|d| {
+                gst::Structure::builder("detection")
+                    .field("label", d.label.as_str())
+                    .field("class-id", d.class_id as i32)
+                    .field("confidence", d.confidence as f64)
+                    .field("x", d.bbox[0] as f64)
+                    .field("y", d.bbox[1] as f64)
+                    .field("width", d.width() as f64)
+                    .field("height", d.height() as f64)
+                    .build()
+            }));
+            let s = gst::Structure::builder("thermaldetect")
+                .field("frame", index)
+                .field("pts", pts.map_or(u64::MAX, |t| t.nseconds()))
+                .field("detections", list)
+                .build();
+            let _ = self
+                .obj()
+                .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        }
+
+        if let Some(json) = state.json.as_mut() {
+            let line = FrameRecord::new(index, pts.map(|t| t.nseconds()), &state.model, detections)
+                .to_json_line();
+            if let Err(e) = writeln!(json, "{line}").and_then(|_| json.flush()) {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::Write,
+                    ("Cannot write detections: {}", e)
+                );
+                return Err(gst::FlowError::Error);
+            }
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
 }
-impl VideoFilterImpl for ThermalDetect {}
+
+fn planes<'a>(data: &[&'a [u8]; 4], strides: &[i32]) -> Vec<(&'a [u8], usize)> {
+    data.iter()
+        .zip(strides)
+        .map(|(d, s)| (*d, *s as usize))
+        .collect()
+}
+
+fn planes_mut<'a>(data: [&'a mut [u8]; 4], strides: &[i32]) -> Vec<(&'a mut [u8], usize)> {
+    data.into_iter()
+        .zip(strides)
+        .map(|(d, s)| (d, *s as usize))
+        .collect()
+}
+
+impl VideoFilterImpl for ThermalDetect {
+    fn set_info(
+        &self,
+        incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        _outcaps: &gst::Caps,
+        _out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        let format = pixel_format(in_info.format())
+            .ok_or_else(|| gst::loggable_error!(CAT, "Unsupported caps {}", incaps))?;
+        let mut guard = self.state.lock().unwrap();
+        let state = guard
+            .as_mut()
+            .ok_or_else(|| gst::loggable_error!(CAT, "Caps set before start"))?;
+        gst::debug!(CAT, imp = self, "caps {incaps}");
+        state.info = Some(in_info.clone());
+        state.format = Some(format);
+        Ok(())
+    }
+}

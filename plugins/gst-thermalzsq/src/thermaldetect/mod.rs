@@ -1,3 +1,5 @@
+//! `thermaldetect`: thermal object detection on ONNX Runtime (see imp.rs).
+
 use gst::glib;
 use gst::prelude::*;
 
@@ -6,6 +8,67 @@ mod imp;
 glib::wrapper! {
     pub struct ThermalDetect(ObjectSubclass<imp::ThermalDetect>)
         @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+/// `execution-provider`: where ONNX Runtime runs the model.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstThermalDetectExecutionProvider")]
+pub enum ExecutionProvider {
+    #[enum_value(name = "Auto: TensorRT, else CUDA, else CPU", nick = "auto")]
+    Auto = 0,
+    #[enum_value(name = "CPU", nick = "cpu")]
+    Cpu = 1,
+    #[enum_value(name = "CUDA", nick = "cuda")]
+    Cuda = 2,
+    #[enum_value(name = "TensorRT", nick = "tensorrt")]
+    Tensorrt = 3,
+}
+
+impl From<ExecutionProvider> for thermalzsq::runtime::Provider {
+    fn from(p: ExecutionProvider) -> Self {
+        match p {
+            ExecutionProvider::Auto => Self::Auto,
+            ExecutionProvider::Cpu => Self::Cpu,
+            ExecutionProvider::Cuda => Self::Cuda,
+            ExecutionProvider::Tensorrt => Self::TensorRt,
+        }
+    }
+}
+
+/// `agc`: how 16-bit radiometric counts become the detector's 8-bit view.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstThermalDetectAgc")]
+pub enum AgcMode {
+    #[enum_value(
+        name = "Per-frame stretch between the agc-low and agc-high percentiles",
+        nick = "percentile"
+    )]
+    Percentile = 0,
+    #[enum_value(
+        name = "Per-frame stretch between the coldest and hottest pixel",
+        nick = "minmax"
+    )]
+    Minmax = 1,
+    #[enum_value(
+        name = "Fixed stretch between agc-range-low and agc-range-high counts",
+        nick = "fixed"
+    )]
+    Fixed = 2,
+    #[enum_value(name = "None: the full 16-bit range", nick = "none")]
+    None = 3,
+}
+
+/// `polarity`: which end of the grey scale is hot.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstThermalDetectPolarity")]
+pub enum Polarity {
+    #[enum_value(name = "White hot", nick = "white-hot")]
+    WhiteHot = 0,
+    #[enum_value(name = "Black hot", nick = "black-hot")]
+    BlackHot = 1,
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -1,0 +1,451 @@
+//! `thermaldetect` in a Harness: every format, every output channel, properties and
+//! failures. The detector is the hot/cold grid-cell test model
+//! (tests/fixtures/models/hotspot_v8.onnx): a bright square on a grid cell is a `hot`
+//! object, a dark one `cold`, each boxed exactly on its cell.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use gst::glib;
+use gst::prelude::*;
+use gst_check::Harness;
+use gst_video::prelude::*;
+use thermalzsq::detect::PixelFormat;
+use thermalzsq::detect::frame::encode_grey;
+
+const W: usize = 640;
+const H: usize = 512;
+const HOT: [u32; 4] = [192, 64, 64, 64];
+const COLD: [u32; 4] = [448, 320, 64, 64];
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstthermalzsq::plugin_register_static().unwrap();
+    });
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/models")
+        .join(name)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tzsq-td-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Mid-grey with a hot square at HOT and a cold one at COLD (frame pixels), scaled to
+/// `w`×`h`.
+fn scene(w: usize, h: usize) -> Vec<u8> {
+    let inside = |r: [u32; 4], x: usize, y: usize| {
+        let (x, y) = ((x * W / w) as u32, (y * H / h) as u32);
+        (r[0]..r[0] + r[2]).contains(&x) && (r[1]..r[1] + r[3]).contains(&y)
+    };
+    let mut grey = vec![128u8; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            if inside(HOT, x, y) {
+                grey[y * w + x] = 250;
+            } else if inside(COLD, x, y) {
+                grey[y * w + x] = 5;
+            }
+        }
+    }
+    grey
+}
+
+fn caps(format: PixelFormat, w: usize, h: usize) -> gst::Caps {
+    gst_video::VideoInfo::builder(format.name().parse().unwrap(), w as u32, h as u32)
+        .fps(gst::Fraction::new(30, 1))
+        .build()
+        .unwrap()
+        .to_caps()
+        .unwrap()
+}
+
+/// A GStreamer buffer holding the scene in `format`, laid out as GStreamer lays it out.
+fn buffer(format: PixelFormat, w: usize, h: usize, pts_ms: u64) -> gst::Buffer {
+    let info = gst_video::VideoInfo::builder(format.name().parse().unwrap(), w as u32, h as u32)
+        .build()
+        .unwrap();
+    let planes = encode_grey(format, w, h, &scene(w, h));
+    let mut buf = gst::Buffer::with_size(info.size()).unwrap();
+    {
+        let b = buf.get_mut().unwrap();
+        b.set_pts(gst::ClockTime::from_mseconds(pts_ms));
+        let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(b, &info).unwrap();
+        for (p, (data, packed_stride)) in planes.iter().enumerate() {
+            let stride = frame.plane_stride()[p] as usize;
+            let dst = frame.plane_data_mut(p as u32).unwrap();
+            for (row, src) in data.chunks_exact(*packed_stride).enumerate() {
+                dst[row * stride..row * stride + packed_stride].copy_from_slice(src);
+            }
+        }
+    }
+    buf
+}
+
+struct Run {
+    h: Harness,
+    bus: gst::Bus,
+}
+
+/// A harness around a configured element (the harness starts it at once).
+/// Properties are given as gst-launch would spell them.
+fn harness(props: &[(&str, &str)]) -> Run {
+    init();
+    let element = gst::ElementFactory::make("thermaldetect")
+        .property("model", fixture("hotspot_v8.onnx").to_str().unwrap())
+        .build()
+        .unwrap();
+    for (name, value) in props {
+        element.set_property_from_str(name, value);
+    }
+    let bus = gst::Bus::new();
+    element.set_bus(Some(&bus));
+    Run {
+        h: Harness::with_element(&element, Some("sink"), Some("src")),
+        bus,
+    }
+}
+
+fn rois(buf: &gst::BufferRef) -> Vec<(String, [u32; 4], String, i32, f64)> {
+    buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .map(|m| {
+            let p = m.param("detection").expect("detection params");
+            let (x, y, w, h) = m.rect();
+            (
+                m.roi_type().to_string(),
+                [x, y, w, h],
+                p.get::<String>("label").unwrap(),
+                p.get::<i32>("class-id").unwrap(),
+                p.get::<f64>("confidence").unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn detection_messages(bus: &gst::Bus) -> Vec<gst::Structure> {
+    std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Element(e) => e
+                .structure()
+                .filter(|s| s.name() == "thermaldetect")
+                .map(|s| s.to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn assert_hot_and_cold_rois(buf: &gst::BufferRef, what: &str) {
+    let mut rois = rois(buf);
+    rois.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(rois.len(), 2, "{what}: {rois:?}");
+    let (cold, hot) = (&rois[0], &rois[1]);
+    assert_eq!(
+        (hot.0.as_str(), hot.1, hot.2.as_str(), hot.3),
+        ("hot", HOT, "hot", 0),
+        "{what}"
+    );
+    assert_eq!(
+        (cold.0.as_str(), cold.1, cold.3),
+        ("cold", COLD, 1),
+        "{what}"
+    );
+    assert!(hot.4 > 0.9 && cold.4 > 0.9, "{what}: confidences");
+}
+
+#[test]
+fn every_format_gets_boxes_metas_messages_and_json() {
+    for format in PixelFormat::ALL {
+        let json = tmp(&format!("{}.json", format.name()));
+        let mut run = harness(&[("json-location", json.to_str().unwrap())]);
+        run.h.set_src_caps(caps(format, W, H));
+        let input = buffer(format, W, H, 0);
+        let out = run.h.push_and_pull(input.clone()).unwrap();
+
+        assert_hot_and_cold_rois(&out, format.name());
+
+        // Drawn in place: the box outline changed the frame, the inside of the box did not.
+        let info = gst_video::VideoInfo::from_caps(&caps(format, W, H)).unwrap();
+        let before =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(input.as_ref(), &info).unwrap();
+        let after =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(out.as_ref(), &info).unwrap();
+        let (a, b) = (before.plane_data(0).unwrap(), after.plane_data(0).unwrap());
+        let stride = before.plane_stride()[0] as usize;
+        let bpp = before.comp_pstride(0) as usize;
+        let at = |data: &[u8], x: usize, y: usize| data[y * stride + x * bpp];
+        assert_ne!(
+            at(a, 220, 63),
+            at(b, 220, 63),
+            "{format}: top edge of the hot box drawn"
+        );
+        assert_eq!(
+            at(a, 224, 96),
+            at(b, 224, 96),
+            "{format}: inside of the hot box untouched"
+        );
+
+        let msgs = detection_messages(&run.bus);
+        assert_eq!(msgs.len(), 1, "{format}");
+        assert_eq!(msgs[0].get::<u64>("frame").unwrap(), 0);
+        assert_eq!(msgs[0].get::<u64>("pts").unwrap(), 0);
+        let dets = msgs[0].get::<gst::List>("detections").unwrap();
+        assert_eq!(dets.len(), 2, "{format}");
+        let hot = dets
+            .iter()
+            .map(|v| v.get::<gst::Structure>().unwrap())
+            .find(|s| s.get::<String>("label").unwrap() == "hot")
+            .unwrap();
+        assert_eq!(hot.name(), "detection");
+        assert_eq!(hot.get::<i32>("class-id").unwrap(), 0);
+        assert_eq!(
+            ["x", "y", "width", "height"].map(|f| hot.get::<f64>(f).unwrap()),
+            [192.0, 64.0, 64.0, 64.0],
+            "{format}"
+        );
+
+        drop(run); // stop: flush the JSON file
+        let text = std::fs::read_to_string(&json).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(line["frame"], 0);
+        assert_eq!(line["pts"], 0);
+        assert!(line["model"].as_str().unwrap().ends_with("hotspot_v8.onnx"));
+        let hot = line["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["label"] == "hot")
+            .unwrap();
+        assert_eq!(hot["class_id"], 0);
+        assert_eq!(
+            hot["box"],
+            serde_json::json!([192.0, 64.0, 256.0, 128.0]),
+            "{format}"
+        );
+    }
+}
+
+#[test]
+fn interval_reuses_the_last_result_and_draw_can_be_off() {
+    let mut run = harness(&[
+        ("interval", "3"),
+        ("draw", "false"),
+        ("post-messages", "false"),
+    ]);
+    run.h.set_src_caps(caps(PixelFormat::Gray16Le, W, H));
+    for i in 0..4u64 {
+        let input = buffer(PixelFormat::Gray16Le, W, H, i * 33);
+        let out = run.h.push_and_pull(input.clone()).unwrap();
+        assert_hot_and_cold_rois(&out, &format!("frame {i}"));
+        let (a, b) = (input.map_readable().unwrap(), out.map_readable().unwrap());
+        assert!(
+            a.as_slice() == b.as_slice(),
+            "draw=false leaves pixels alone"
+        );
+    }
+    assert!(
+        detection_messages(&run.bus).is_empty(),
+        "post-messages=false"
+    );
+}
+
+#[test]
+fn a_new_frame_size_renegotiates() {
+    let mut run = harness(&[]);
+    run.h.set_src_caps(caps(PixelFormat::Gray8, W, H));
+    assert_hot_and_cold_rois(
+        &run.h
+            .push_and_pull(buffer(PixelFormat::Gray8, W, H, 0))
+            .unwrap(),
+        "640x512",
+    );
+    run.h.set_src_caps(caps(PixelFormat::Gray8, W / 2, H / 2));
+    let out = run
+        .h
+        .push_and_pull(buffer(PixelFormat::Gray8, W / 2, H / 2, 33))
+        .unwrap();
+    let hot = rois(&out).into_iter().find(|r| r.0 == "hot").unwrap();
+    assert_eq!(hot.1, HOT.map(|v| v / 2), "boxes in the new frame's pixels");
+}
+
+#[test]
+fn thresholds_and_labels_are_properties() {
+    let labels = tmp("labels.txt");
+    std::fs::write(&labels, "warm\nchilly\n").unwrap();
+    let mut run = harness(&[
+        ("labels", labels.to_str().unwrap()),
+        ("max-detections", "1"),
+    ]);
+    run.h.set_src_caps(caps(PixelFormat::Gray8, W, H));
+    let out = run
+        .h
+        .push_and_pull(buffer(PixelFormat::Gray8, W, H, 0))
+        .unwrap();
+    let r = rois(&out);
+    assert_eq!(r.len(), 1);
+    assert!(r[0].0 == "warm" || r[0].0 == "chilly", "{r:?}");
+
+    // Live change: nothing is that confident.
+    run.h
+        .element()
+        .unwrap()
+        .set_property("conf-threshold", 1.0f32);
+    let out = run
+        .h
+        .push_and_pull(buffer(PixelFormat::Gray8, W, H, 33))
+        .unwrap();
+    assert!(rois(&out).is_empty());
+}
+
+#[test]
+fn properties_have_the_documented_defaults_and_report_what_runs() {
+    init();
+    let e = gst::ElementFactory::make("thermaldetect").build().unwrap();
+    assert_eq!(e.property::<f32>("conf-threshold"), 0.25);
+    assert_eq!(e.property::<f32>("iou-threshold"), 0.45);
+    assert_eq!(e.property::<u32>("max-detections"), 100);
+    assert_eq!(e.property::<u32>("interval"), 1);
+    assert_eq!(e.property::<f64>("agc-low"), 1.0);
+    assert_eq!(e.property::<f64>("agc-high"), 99.0);
+    assert_eq!(e.property::<u32>("box-thickness"), 2);
+    assert!(
+        e.property::<bool>("draw")
+            && e.property::<bool>("draw-labels")
+            && e.property::<bool>("post-messages")
+    );
+    let nick = |p: &str| {
+        let v = e.property_value(p);
+        glib::EnumValue::from_value(&v)
+            .unwrap()
+            .1
+            .nick()
+            .to_string()
+    };
+    assert_eq!(nick("execution-provider"), "auto");
+    assert_eq!(nick("agc"), "percentile");
+    assert_eq!(nick("polarity"), "white-hot");
+    assert_eq!(e.property::<Option<String>>("active-model"), None);
+
+    let run = harness(&[("execution-provider", "cpu")]);
+    let e = run.h.element().unwrap();
+    assert!(
+        e.property::<Option<String>>("active-model")
+            .unwrap()
+            .ends_with("hotspot_v8.onnx")
+    );
+    assert_eq!(
+        e.property::<Option<String>>("active-provider").as_deref(),
+        Some("cpu")
+    );
+}
+
+/// Starting fails with an error message on the bus that names the cause.
+fn start_error(props: &[(&str, &str)]) -> String {
+    init();
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("videotestsrc")
+        .property("num-buffers", 1)
+        .build()
+        .unwrap();
+    let det = gst::ElementFactory::make("thermaldetect").build().unwrap();
+    for (name, value) in props {
+        det.set_property_from_str(name, value);
+    }
+    let sink = gst::ElementFactory::make("fakesink").build().unwrap();
+    pipeline.add_many([&src, &det, &sink]).unwrap();
+    gst::Element::link_many([&src, &det, &sink]).unwrap();
+    assert!(
+        pipeline.set_state(gst::State::Paused).is_err(),
+        "start must fail"
+    );
+    let msg = pipeline
+        .bus()
+        .unwrap()
+        .iter_filtered(&[gst::MessageType::Error])
+        .next()
+        .expect("an error message");
+    pipeline.set_state(gst::State::Null).unwrap();
+    match msg.view() {
+        gst::MessageView::Error(e) => e.error().to_string(),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn bad_input_fails_at_start_with_the_cause() {
+    let model = fixture("hotspot_v8.onnx");
+    let model = model.to_str().unwrap();
+
+    let e = start_error(&[]);
+    assert!(e.contains("No model set"), "{e}");
+
+    let e = start_error(&[("model", "/nonexistent/det.onnx")]);
+    assert!(e.contains("cannot read model /nonexistent/det.onnx"), "{e}");
+
+    let corrupt = tmp("corrupt.onnx");
+    std::fs::write(&corrupt, b"this is not a protobuf").unwrap();
+    let e = start_error(&[("model", corrupt.to_str().unwrap())]);
+    assert!(e.contains("corrupt.onnx"), "{e}");
+
+    let e = start_error(&[("model", fixture("not_a_detector.onnx").to_str().unwrap())]);
+    assert!(e.contains("no output in a known detector layout"), "{e}");
+
+    let e = start_error(&[("model", model), ("labels", "/nonexistent/labels.txt")]);
+    assert!(
+        e.contains("cannot read labels /nonexistent/labels.txt"),
+        "{e}"
+    );
+
+    let e = start_error(&[("model", model), ("execution-provider", "tensorrt")]);
+    assert!(
+        e.contains("execution provider tensorrt is not available"),
+        "{e}"
+    );
+
+    let e = start_error(&[
+        ("model", model),
+        ("json-location", "/nonexistent/dir/out.json"),
+    ]);
+    assert!(
+        e.contains("Cannot write detections to /nonexistent/dir/out.json"),
+        "{e}"
+    );
+}
+
+#[test]
+fn odd_sizes_with_padded_strides_run_in_every_format() {
+    for format in PixelFormat::ALL {
+        let (w, h) = (157, 117);
+        let mut run = harness(&[]);
+        run.h.set_src_caps(caps(format, w, h));
+        let out = run.h.push_and_pull(buffer(format, w, h, 0)).unwrap();
+        assert!(
+            rois(&out)
+                .iter()
+                .all(|r| r.1[0] + r.1[2] <= w as u32 && r.1[1] + r.1[3] <= h as u32)
+        );
+    }
+}
+
+#[test]
+fn a_truncated_buffer_is_a_stream_error_not_a_crash() {
+    let mut run = harness(&[]);
+    run.h.set_src_caps(caps(PixelFormat::Gray16Le, W, H));
+    let short = gst::Buffer::with_size(W * H).unwrap(); // half a GRAY16 frame
+    assert_eq!(run.h.push(short), Err(gst::FlowError::Error));
+    let error = std::iter::from_fn(|| run.bus.pop()).find_map(|m| match m.view() {
+        gst::MessageView::Error(e) => Some(e.error().to_string()),
+        _ => None,
+    });
+    assert!(
+        error
+            .expect("an error message")
+            .contains("Cannot map the frame")
+    );
+}
