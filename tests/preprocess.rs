@@ -21,7 +21,11 @@ fn check(name: &str, (w, h): (usize, usize), (in_w, in_h): (usize, usize)) {
     let mut got = vec![0.0; pre.tensor_len()];
     pre.run(&frame, &mut got);
     assert_eq!(got.len(), want.len());
-    let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(worst < 1e-5, "{name}: max abs difference {worst}");
 }
 

@@ -19,15 +19,20 @@ fn workdir() -> PathBuf {
     dir
 }
 
-fn gst_launch(args: &str) -> std::process::Output {
+fn gst_launch_with(args: &str, env: &[(&str, &str)]) -> std::process::Output {
     let dir = workdir();
     Command::new("gst-launch-1.0")
         .args(["-q", "-e"])
         .args(args.split_whitespace())
         .env("GST_PLUGIN_PATH", plugin_dir())
         .env("GST_REGISTRY", dir.join("registry.bin"))
+        .envs(env.iter().copied())
         .output()
         .expect("gst-launch-1.0 runs (apt install gstreamer1.0-tools)")
+}
+
+fn gst_launch(args: &str) -> std::process::Output {
+    gst_launch_with(args, &[])
 }
 
 /// 30 raw 640x512 GRAY16_LE frames (centikelvin): a 293 K background, a 310 K square
@@ -111,4 +116,27 @@ fn a_missing_model_fails_the_pipeline_with_its_name() {
         stderr.contains("cannot read model /nonexistent/m.onnx"),
         "{stderr}"
     );
+}
+
+#[test]
+fn onnx_runtime_logs_into_its_debug_category() {
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/models/hotspot_v8.onnx");
+    let out = gst_launch_with(
+        &format!(
+            "videotestsrc num-buffers=1 ! thermaldetect model={} ! fakesink",
+            model.display()
+        ),
+        &[
+            ("GST_DEBUG", "thermalzsq-ort:6"),
+            ("GST_DEBUG_NO_COLOR", "1"),
+        ],
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ort_lines = stderr
+        .lines()
+        .filter(|l| l.contains("thermalzsq-ort"))
+        .count();
+    assert!(ort_lines > 0, "no ONNX Runtime log lines in: {stderr}");
 }
