@@ -120,14 +120,21 @@ pub fn percentile_bounds(hist: &Histogram, low: f64, high: f64) -> (u16, u16) {
     (hist.kth(rank(low)), hist.kth(rank(high)))
 }
 
-/// Maps `v` into 0..=255 by the linear stretch `lo..=hi` (clamped, rounded half up).
-/// A flat frame (`hi <= lo`) maps to 0.
+/// Maps `v` into 0..=255 by the linear stretch `lo..=hi`, clamped and rounded half up:
+/// `floor(255·(v−lo)/(hi−lo) + ½)`, computed in integers so every implementation of
+/// the contract (Rust, numpy) agrees to the bit. A flat frame (`hi <= lo`) maps to 0.
 pub fn stretch(v: u16, lo: u16, hi: u16) -> u8 {
     if hi <= lo {
         return 0;
     }
-    let t = (v.clamp(lo, hi) - lo) as f64 / (hi - lo) as f64;
-    (t * 255.0 + 0.5).floor() as u8
+    let (n, d) = ((v.clamp(lo, hi) - lo) as u32, (hi - lo) as u32);
+    ((510 * n + d) / (2 * d)) as u8
+}
+
+/// [`stretch`] for every count at once: index the table with a count.
+pub fn stretch_table(lo: u16, hi: u16, table: &mut Vec<u8>) {
+    table.clear();
+    table.extend((0..=u16::MAX).map(|v| stretch(v, lo, hi)));
 }
 
 impl Agc {

@@ -12,7 +12,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::DetectError;
-use super::agc::{Agc, Histogram, stretch};
+use super::agc::{Agc, Histogram, stretch_table};
 use super::frame::{FrameRef, PixelFormat};
 
 /// Value of the letterbox border.
@@ -101,6 +101,10 @@ pub struct Preprocess {
     pub agc: Agc,
     pub polarity: Polarity,
     hist: Histogram,
+    /// Counts → 8 bits for the current frame's AGC bounds (which it was built for).
+    agc_table: (Option<(u16, u16)>, Vec<u8>),
+    /// 8-bit level → input value (polarity applied).
+    levels: [f32; 256],
     /// Source planes in 0..=1 at frame resolution (one for grey, three for colour).
     planes: [Vec<f32>; 3],
     taps: Option<Taps>,
@@ -116,6 +120,8 @@ impl Preprocess {
             agc: Agc::default(),
             polarity: Polarity::default(),
             hist: Histogram::new(),
+            agc_table: (None, Vec::new()),
+            levels: [0.0; 256],
             planes: Default::default(),
             taps: None,
         }
@@ -157,7 +163,14 @@ impl Preprocess {
     fn fill_planes(&mut self, frame: &FrameRef, colour: bool) {
         let (w, h) = (frame.width, frame.height);
         let invert = self.polarity == Polarity::BlackHot;
-        let map = |v: f32| if invert { 1.0 - v } else { v };
+        for (i, l) in self.levels.iter_mut().enumerate() {
+            *l = if invert {
+                1.0 - i as f32 / 255.0
+            } else {
+                i as f32 / 255.0
+            };
+        }
+        let levels = &self.levels;
         let planes = if colour { 3 } else { 1 };
         for p in &mut self.planes[..planes] {
             p.resize(w * h, 0.0);
@@ -165,27 +178,22 @@ impl Preprocess {
         let format = frame.format;
         if format.is_16bit() {
             let big = format == PixelFormat::Gray16Be;
-            let read = |row: &[u8], x: usize| {
-                let b = [row[2 * x], row[2 * x + 1]];
-                if big {
-                    u16::from_be_bytes(b)
-                } else {
-                    u16::from_le_bytes(b)
-                }
-            };
+            let counts = |row| counts(row, w, big);
             if self.agc.needs_histogram() {
                 self.hist.clear();
                 for y in 0..h {
-                    let row = frame.row(0, y);
-                    (0..w).for_each(|x| self.hist.add(read(row, x)));
+                    counts(frame.row(0, y)).for_each(|v| self.hist.add(v));
                 }
             }
-            let (lo, hi) = self.agc.bounds(&self.hist);
-            let grey = &mut self.planes[0];
-            for y in 0..h {
-                let row = frame.row(0, y);
-                for x in 0..w {
-                    grey[y * w + x] = map(stretch(read(row, x), lo, hi) as f32 / 255.0);
+            let bounds = self.agc.bounds(&self.hist);
+            if self.agc_table.0 != Some(bounds) {
+                stretch_table(bounds.0, bounds.1, &mut self.agc_table.1);
+                self.agc_table.0 = Some(bounds);
+            }
+            let table = &self.agc_table.1;
+            for (y, out) in self.planes[0].chunks_exact_mut(w).enumerate() {
+                for (o, v) in out.iter_mut().zip(counts(frame.row(0, y))) {
+                    *o = levels[table[v as usize] as usize];
                 }
             }
             return;
@@ -195,35 +203,35 @@ impl Preprocess {
             let out = y * w..(y + 1) * w;
             match format {
                 PixelFormat::Gray8 | PixelFormat::I420 | PixelFormat::Nv12 if !colour => {
-                    grey_row(&frame.row(0, y)[..w], &mut p0[out], map)
+                    for (o, &v) in p0[out].iter_mut().zip(&frame.row(0, y)[..w]) {
+                        *o = levels[v as usize];
+                    }
                 }
                 PixelFormat::Yuy2 if !colour => {
-                    let row = frame.row(0, y);
-                    for (x, o) in p0[out].iter_mut().enumerate() {
-                        *o = map(row[2 * x] as f32 / 255.0);
+                    for (o, &v) in p0[out].iter_mut().zip(frame.row(0, y).iter().step_by(2)) {
+                        *o = levels[v as usize];
                     }
                 }
                 PixelFormat::I420 | PixelFormat::Nv12 | PixelFormat::Yuy2 => {
                     for x in 0..w {
                         let (yy, u, v) = yuv_at(frame, x, y);
                         let [r, g, b] = yuv_to_rgb(yy, u, v);
-                        p0[y * w + x] = map(r);
-                        p1[y * w + x] = map(g);
-                        p2[y * w + x] = map(b);
+                        p0[y * w + x] = levels[r as usize];
+                        p1[y * w + x] = levels[g as usize];
+                        p2[y * w + x] = levels[b as usize];
                     }
                 }
                 rgb => {
                     let (bpp, [ri, gi, bi]) = rgb.rgb_layout().expect("packed RGB");
-                    let row = frame.row(0, y);
-                    for x in 0..w {
-                        let px = &row[x * bpp..];
-                        let (r, g, b) = (px[ri] as f32, px[gi] as f32, px[bi] as f32);
+                    let row = &frame.row(0, y)[..bpp * w];
+                    for (x, px) in row.chunks_exact(bpp).enumerate() {
+                        let (r, g, b) = (px[ri], px[gi], px[bi]);
                         if colour {
-                            p0[y * w + x] = map(r / 255.0);
-                            p1[y * w + x] = map(g / 255.0);
-                            p2[y * w + x] = map(b / 255.0);
+                            p0[y * w + x] = levels[r as usize];
+                            p1[y * w + x] = levels[g as usize];
+                            p2[y * w + x] = levels[b as usize];
                         } else {
-                            p0[y * w + x] = map((0.299 * r + 0.587 * g + 0.114 * b) / 255.0);
+                            p0[y * w + x] = levels[luma(r, g, b) as usize];
                         }
                     }
                 }
@@ -232,17 +240,28 @@ impl Preprocess {
     }
 }
 
+/// The first `w` 16-bit counts of a row.
+fn counts(row: &[u8], w: usize, big_endian: bool) -> impl Iterator<Item = u16> + '_ {
+    row[..2 * w].chunks_exact(2).map(move |b| {
+        let b = [b[0], b[1]];
+        if big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    })
+}
+
+/// BT.601 luma of an RGB pixel, rounded: what a grey camera would have shown.
+fn luma(r: u8, g: u8, b: u8) -> u8 {
+    ((299 * r as u32 + 587 * g as u32 + 114 * b as u32 + 500) / 1000) as u8
+}
+
 fn is_grey(format: PixelFormat) -> bool {
     matches!(
         format,
         PixelFormat::Gray8 | PixelFormat::Gray16Le | PixelFormat::Gray16Be
     )
-}
-
-fn grey_row(src: &[u8], dst: &mut [f32], map: impl Fn(f32) -> f32) {
-    for (o, &v) in dst.iter_mut().zip(src) {
-        *o = map(v as f32 / 255.0);
-    }
 }
 
 /// Y, U, V of pixel (x, y) of a YUV frame.
@@ -265,16 +284,16 @@ fn yuv_at(frame: &FrameRef, x: usize, y: usize) -> (u8, u8, u8) {
     }
 }
 
-/// BT.601 limited-range YUV to RGB in 0..=1.
-fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [f32; 3] {
+/// BT.601 limited-range YUV to 8-bit RGB, as a colour camera's RGB output would be.
+fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
     let c = (y as f32 - 16.0) * 1.164_383;
     let (d, e) = (u as f32 - 128.0, v as f32 - 128.0);
     [
-        (c + 1.596_027 * e) / 255.0,
-        (c - 0.391_762 * d - 0.812_968 * e) / 255.0,
-        (c + 2.017_232 * d) / 255.0,
+        c + 1.596_027 * e,
+        c - 0.391_762 * d - 0.812_968 * e,
+        c + 2.017_232 * d,
     ]
-    .map(|x| x.clamp(0.0, 1.0))
+    .map(|x| x.round().clamp(0.0, 255.0) as u8)
 }
 
 /// Bilinear taps (half-pixel centres, no antialiasing) for one letterbox geometry.
