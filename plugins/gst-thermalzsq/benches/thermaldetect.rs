@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use gst::prelude::*;
 use gst_check::Harness;
 use ort::value::TensorRef;
 use thermalzsq::detect::frame::encode_grey;
@@ -84,7 +83,7 @@ fn bench(c: &mut Criterion) {
                 .session
                 .run(ort::inputs![name.as_str() => input])
                 .unwrap();
-            criterion::black_box(out.len());
+            std::hint::black_box(out.len());
         })
     });
     drop(loaded);
@@ -96,7 +95,7 @@ fn bench(c: &mut Criterion) {
     };
     let mut detector = Detector::load(&model, config).unwrap();
     group.bench_function("Detector::detect", |b| {
-        b.iter(|| criterion::black_box(detector.detect(&frame).unwrap()))
+        b.iter(|| std::hint::black_box(detector.detect(&frame).unwrap()))
     });
     drop(detector);
 
@@ -112,7 +111,7 @@ fn bench(c: &mut Criterion) {
     ));
     let buffer = gst::Buffer::from_slice(bytes.clone());
     group.bench_function("thermaldetect element", |b| {
-        b.iter(|| criterion::black_box(harness.push_and_pull(buffer.copy()).unwrap()))
+        b.iter(|| std::hint::black_box(harness.push_and_pull(buffer.copy()).unwrap()))
     });
     group.finish();
 }
