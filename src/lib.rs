@@ -4,4 +4,5 @@
 //! `zsqcalibrate` and the `zsq` command-line tool. It knows nothing of GStreamer: frames
 //! come in as plain pixel buffers, detections go out as plain structs.
 
+pub mod onnx;
 pub mod runtime;

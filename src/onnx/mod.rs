@@ -1,0 +1,17 @@
+//! ONNX models: lossless decode/encode of `ModelProto`.
+//!
+//! The protobuf messages are written by hand (no generated code, no protobuf crate):
+//! ONNX needs a small corner of protobuf, and owning it buys three things the
+//! zero-shot quantizer relies on: decoding never panics on bad input and says which
+//! byte and field are wrong; decode → encode gives back the input bytes exactly
+//! (proto2 presence kept, packing as onnx.proto declares, unknown fields kept
+//! verbatim), so an untouched model is never silently altered; and large tensors are
+//! copied once, straight from the file buffer.
+
+mod codec;
+mod error;
+mod proto;
+mod wire;
+
+pub use error::{OnnxError, Result};
+pub use proto::*;
