@@ -1,4 +1,5 @@
-//! ONNX models: lossless decode/encode of `ModelProto`.
+//! ONNX models: lossless decode/encode of `ModelProto`, and tensors as `ndarray`
+//! arrays.
 //!
 //! The protobuf messages are written by hand (no generated code, no protobuf crate):
 //! ONNX needs a small corner of protobuf, and owning it buys three things the
@@ -8,10 +9,14 @@
 //! verbatim), so an untouched model is never silently altered; and large tensors are
 //! copied once, straight from the file buffer.
 
+mod array;
 mod codec;
 mod error;
+mod model;
 mod proto;
 mod wire;
 
+pub use array::Element;
 pub use error::{OnnxError, Result};
+pub use model::Model;
 pub use proto::*;
