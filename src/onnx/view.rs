@@ -109,7 +109,7 @@ impl<'g> GraphView<'g> {
     pub fn constant(&self, value: &str) -> Option<Cow<'g, TensorProto>> {
         let node = self
             .producer_node(value)
-            .filter(|n| n.op_type() == "Constant" && n.domain().is_empty())?;
+            .filter(|n| n.op_type() == "Constant" && matches!(n.domain(), "" | "ai.onnx"))?;
         constant_value(node, value)
     }
 
@@ -307,4 +307,105 @@ fn constant_value<'g>(node: &'g NodeProto, value: &str) -> Option<Cow<'g, Tensor
         }
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::{AttributeProto, NodeBuilder};
+
+    #[test]
+    fn constants_of_every_attribute_form_read_as_tensors() {
+        let graph = GraphProto {
+            node: vec![
+                NodeBuilder::new("Constant")
+                    .output("f")
+                    .attr_float("value_float", 0.5)
+                    .build(),
+                NodeBuilder::new("Constant")
+                    .output("is")
+                    .attr_ints("value_ints", [1, -1])
+                    .build(),
+                NodeBuilder::new("Constant")
+                    .output("t")
+                    .attr_tensor("value", TensorProto::scalar("t", 3i64))
+                    .build(),
+            ],
+            ..GraphProto::default()
+        };
+        let view = graph.view();
+        let f = view.constant("f").unwrap().to_array::<f32>().unwrap();
+        assert_eq!((f.ndim(), f.sum()), (0, 0.5));
+        let is = view.tensor("is").unwrap().to_array::<i64>().unwrap();
+        assert_eq!(is.as_slice().unwrap(), &[1, -1]);
+        assert!(matches!(view.constant("t"), Some(Cow::Borrowed(_))));
+        assert!(view.constant("missing").is_none());
+    }
+
+    /// `a` -> If(cond) whose branch reads `a` from the outer scope; the other branch
+    /// defines its own `a`.
+    fn graph_with_subgraphs() -> GraphProto {
+        let reads_outer = GraphProto {
+            node: vec![NodeBuilder::new("Neg").input("a").output("y").build()],
+            output: vec![ValueInfoProto::tensor("y", DataType::Float, None)],
+            ..GraphProto::default()
+        };
+        let shadows = GraphProto {
+            node: vec![
+                NodeBuilder::new("Constant")
+                    .output("a")
+                    .attr_float("value_float", 1.0)
+                    .build(),
+                NodeBuilder::new("Neg").input("a").output("y").build(),
+            ],
+            output: vec![ValueInfoProto::tensor("y", DataType::Float, None)],
+            ..GraphProto::default()
+        };
+        GraphProto {
+            node: vec![
+                NodeBuilder::new("Relu").input("x").output("a").build(),
+                NodeBuilder::new("Relu").input("x").output("b").build(),
+                NodeBuilder::new("If")
+                    .input("cond")
+                    .output("out")
+                    .attr(AttributeProto::graph("then_branch", reads_outer))
+                    .attr(AttributeProto::graph("else_branch", shadows))
+                    .build(),
+            ],
+            output: vec![ValueInfoProto::tensor("out", DataType::Float, None)],
+            ..GraphProto::default()
+        }
+    }
+
+    #[test]
+    fn subgraph_references_count_as_uses() {
+        let graph = graph_with_subgraphs();
+        let view = graph.view();
+        assert_eq!(
+            view.consumers("a"),
+            [Use {
+                node: 2,
+                input: None
+            }]
+        );
+        assert_eq!(view.ancestors(&["out"]), [true, false, true]);
+        assert_eq!(view.topological_order().unwrap(), [0, 1, 2]);
+    }
+
+    #[test]
+    fn rewire_follows_captures_but_not_shadowed_names() {
+        let mut graph = graph_with_subgraphs();
+        assert_eq!(graph.rewire("a", "b"), 1);
+        let branches: Vec<&str> = graph.node[2]
+            .subgraphs()
+            .map(|g| g.node.last().map_or("", |n| n.input[0].as_str()))
+            .collect();
+        assert_eq!(branches, ["b", "a"]);
+        graph.prune_to(&["out"]).unwrap();
+        assert_eq!(
+            graph.node.len(),
+            2,
+            "the Relu making `a` is no longer needed"
+        );
+    }
 }
