@@ -5,4 +5,5 @@
 //! come in as plain pixel buffers, detections go out as plain structs.
 
 pub mod detect;
+pub mod onnx;
 pub mod runtime;
