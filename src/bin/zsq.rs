@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use thermalzsq::detect::{Detector, DetectorConfig};
+use thermalzsq::eval;
 
 #[derive(Parser)]
 #[command(
@@ -27,11 +28,28 @@ enum Command {
         /// The ONNX detector.
         model: PathBuf,
     },
+    /// COCO mAP of detections against ground truth, computed as pycocotools does.
+    Eval {
+        /// Ground truth: a COCO dataset json (e.g. annotations.json of `zsq synth`).
+        #[arg(long, value_name = "GT.json")]
+        coco: PathBuf,
+        /// Detections in COCO results format: [{image_id, category_id, bbox, score}].
+        #[arg(long, value_name = "DETS.json")]
+        detections: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Inspect { model } => inspect(&model),
+        Command::Eval {
+            coco,
+            detections,
+            json,
+        } => run_eval(&coco, &detections, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -56,6 +74,22 @@ fn inspect(model: &std::path::Path) -> Result<(), String> {
     println!("provider: {}", detector.provider());
     for why in detector.fallbacks() {
         println!("          ({why})");
+    }
+    Ok(())
+}
+
+fn run_eval(
+    coco: &std::path::Path,
+    detections: &std::path::Path,
+    json: bool,
+) -> Result<(), String> {
+    let gt = eval::CocoGt::from_file(coco).map_err(|e| e.to_string())?;
+    let dets = eval::load_detections(detections).map_err(|e| e.to_string())?;
+    let result = eval::evaluate(&gt, &dets).map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", result.to_json());
+    } else {
+        print!("{result}");
     }
     Ok(())
 }

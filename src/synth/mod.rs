@@ -1,0 +1,1 @@
+//! Synthetic radiometric thermal street scenes with COCO labels.
