@@ -91,7 +91,7 @@ fn ground(world: &World, u: f32, z: f32) -> (f32, [f32; 3]) {
     let ad = d.abs();
     let on_cross = road.cross.is_some_and(|(s0, s1)| s >= s0 && s <= s1);
     let (mut mat, texture) = if world.kind == Kind::Plaza {
-        let bay = g.parking_lot && (d.rem_euclid(2.6) < 0.12) && (s.rem_euclid(14.0) < 5.0);
+        let bay = g.parking_lot && z < 70.0 && (d.rem_euclid(2.6) < 0.12) && (s.rem_euclid(14.0) < 5.0);
         (if bay { g.marking } else { g.paving }, 1.0)
     } else if ad < road.half || on_cross {
         (road_surface(world, d, s, on_cross), 1.0)
@@ -118,7 +118,12 @@ fn ground(world: &World, u: f32, z: f32) -> (f32, [f32; 3]) {
         mat = g.puddle;
     }
     let n = world.texture.fractal(x * 0.45, s * 0.45);
-    let k = mat.kelvin + n * 0.9 * texture;
+    // Seen at a grazing angle the ground reflects more of the sky (emissivity falls off
+    // towards the horizon), so far ground looks colder than near ground.
+    let sin_depression = cam.mount / (cam.mount * cam.mount + x * x + z * z).sqrt();
+    let reflect = 0.04 + 0.5 * (1.0 - sin_depression).powi(6);
+    let surface = mat.kelvin + n * 0.5 * texture;
+    let k = surface + (world.climate.sky(sin_depression) - surface) * reflect;
     let rgb = mat.rgb.map(|c| c * (1.0 + 0.08 * n * texture));
     (k, rgb)
 }

@@ -3,7 +3,7 @@
 use super::labels::{Class, Label};
 use super::render;
 use super::rng::Rng;
-use super::world::{self, Body, World};
+use super::world::{self, Body, Kind, World};
 use super::{AGC_HIGH_PERCENTILE, AGC_LOW_PERCENTILE, SynthError};
 use crate::detect::agc::percentile_stretch;
 
@@ -81,39 +81,36 @@ pub struct RecordingFrame {
 const RECORDING_STREAM: u64 = u64::MAX;
 
 impl Recording {
-    /// The recording of `seed`: the first sampled scene with at least three moving
-    /// labelled objects.
+    /// The recording of `seed`: the first sampled street scene (not a plaza, whose
+    /// objects are far away) with at least three moving labelled objects, one a car.
     pub fn new(seed: u64, width: u32, height: u32) -> Result<Recording, SynthError> {
         check_size(width, height)?;
         let mut picker = Rng::stream(seed, RECORDING_STREAM);
-        let mut candidate = None;
-        for _ in 0..64 {
+        let mut best: Option<(World, usize, u64)> = None;
+        for _ in 0..200 {
             let mut rng = Rng::new(picker.next_u64());
             let world = world::sample(&mut rng, width, height);
-            let moving = world
-                .actors
-                .iter()
-                .filter(|a| a.speed > 0.0 && !matches!(a.body, Body::Clutter(_)))
-                .count();
             let noise_seed = rng.next_u64();
-            let better = candidate
-                .as_ref()
-                .is_none_or(|(_, m, _): &(World, usize, u64)| moving > *m);
-            if better {
-                candidate = Some((world, moving, noise_seed));
+            let moving = |car: bool| {
+                world
+                    .actors
+                    .iter()
+                    .filter(|a| a.speed > 0.0 && !matches!(a.body, Body::Clutter(_)))
+                    .filter(|a| !car || matches!(a.body, Body::Car(_)))
+                    .count()
+            };
+            let score = if world.kind == Kind::Plaza || moving(true) == 0 { 0 } else { moving(false) };
+            let done = score >= 3;
+            if best.as_ref().is_none_or(|b| score > b.1) {
+                best = Some((world, score, noise_seed));
             }
-            if moving >= 3 {
+            if done {
                 break;
             }
         }
-        let (world, _, noise_seed) =
-            candidate.ok_or_else(|| SynthError("no recording scene could be sampled".into()))?;
+        let (world, _, noise_seed) = best.ok_or_else(|| SynthError("no recording scene could be sampled".into()))?;
         let background = render::background(&world);
-        Ok(Recording {
-            world,
-            background,
-            noise_seed,
-        })
+        Ok(Recording { world, background, noise_seed })
     }
 
     pub fn width(&self) -> u32 {

@@ -318,7 +318,7 @@ fn sample_ground(rng: &mut Rng, climate: &Climate, kind: Kind) -> Ground {
         let k = if climate.night {
             climate.ambient + rng.range(1.0, 6.0)
         } else {
-            climate.surface(rng.range(1.0, 4.0), 10.0)
+            climate.surface(rng.range(1.0, 3.0), 7.0)
         };
         let g = rng.range(0.28, 0.42);
         Mat::new(k, [g, g, g * 1.03])
@@ -327,7 +327,7 @@ fn sample_ground(rng: &mut Rng, climate: &Climate, kind: Kind) -> Ground {
         let k = if climate.night {
             climate.ambient + rng.range(0.0, 3.0)
         } else {
-            climate.surface(rng.range(0.0, 2.0), 6.0)
+            climate.surface(rng.range(0.0, 1.5), 4.0)
         };
         let g = rng.range(0.55, 0.7);
         Mat::new(k, [g, g * 0.98, g * 0.95])
@@ -369,7 +369,7 @@ fn sample_ground(rng: &mut Rng, climate: &Climate, kind: Kind) -> Ground {
             [0.9, 0.9, 0.85],
         ),
         curb: concrete(rng),
-        puddle: Mat::new(climate.reflective(0.8), [0.25, 0.3, 0.38]),
+        puddle: Mat::new(climate.reflective(0.6), [0.25, 0.3, 0.38]),
         road,
         sidewalk,
         verge,
