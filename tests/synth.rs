@@ -35,7 +35,10 @@ fn tree_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.push((p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap()));
+                out.push((
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                ));
             }
         }
     }
@@ -44,7 +47,14 @@ fn tree_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 fn spec(out: PathBuf, seed: u64) -> DatasetSpec {
-    DatasetSpec { out, scenes: 3, seed, width: 160, height: 128, recording: 4 }
+    DatasetSpec {
+        out,
+        scenes: 3,
+        seed,
+        width: 160,
+        height: 128,
+        recording: 4,
+    }
 }
 
 #[test]
@@ -54,13 +64,19 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
     write_dataset(&spec(b.clone(), 11)).unwrap();
     write_dataset(&spec(c.clone(), 12)).unwrap();
     let (ta, tb, tc) = (tree_bytes(&a), tree_bytes(&b), tree_bytes(&c));
-    let names: Vec<_> = ta.iter().map(|(p, _)| p.to_string_lossy().into_owned()).collect();
+    let names: Vec<_> = ta
+        .iter()
+        .map(|(p, _)| p.to_string_lossy().into_owned())
+        .collect();
     assert_eq!(names.len(), 3 * 3 + 3, "{names:?}");
     assert!(names.contains(&"thermal16/000002.png".to_string()));
     assert!(names.contains(&"recording.gray16le".to_string()));
     assert_eq!(ta, tb, "same seed must give the same bytes");
     for ((name, x), (_, y)) in ta.iter().zip(&tc) {
-        if name.extension().is_some_and(|e| e == "png" || e == "gray16le") {
+        if name
+            .extension()
+            .is_some_and(|e| e == "png" || e == "gray16le")
+        {
             assert_ne!(x, y, "{} did not change with the seed", name.display());
         }
     }
@@ -76,7 +92,10 @@ fn scenes_are_independent_of_generation_order() {
     let again = Scene::generate(3, 5, 200, 160).unwrap();
     assert_eq!(later.thermal, again.thermal);
     assert_eq!(later.labels, again.labels);
-    assert_ne!(later.thermal, Scene::generate(3, 6, 200, 160).unwrap().thermal);
+    assert_ne!(
+        later.thermal,
+        Scene::generate(3, 6, 200, 160).unwrap().thermal
+    );
 }
 
 /// Median of the frame in a ring `margin` pixels wide around a box.
@@ -117,11 +136,17 @@ fn labels_are_sane_and_people_are_warm() {
         assert_eq!(s.rgb.len(), (W * H * 3) as usize);
         counts.push(s.labels.len());
         // Plausible radiometry: centikelvin of a street between -60 °C and +120 °C.
-        assert!(s.thermal.iter().all(|&v| (21_300..39_300).contains(&v)), "scene {i}: implausible temperature");
+        assert!(
+            s.thermal.iter().all(|&v| (21_300..39_300).contains(&v)),
+            "scene {i}: implausible temperature"
+        );
         for l in &s.labels {
             let [x, y, w, h] = l.bbox;
             assert!(w > 0.0 && h > 0.0, "scene {i}: empty box {l:?}");
-            assert!(x >= 0.0 && y >= 0.0 && x + w <= W as f32 && y + h <= H as f32, "scene {i}: box outside {l:?}");
+            assert!(
+                x >= 0.0 && y >= 0.0 && x + w <= W as f32 && y + h <= H as f32,
+                "scene {i}: box outside {l:?}"
+            );
             assert!(l.visible >= 0.4 && l.visible <= 1.0, "{l:?}");
             per_class[Class::ALL.iter().position(|c| *c == l.class).unwrap()] += 1;
             (smallest, largest) = (smallest.min(h), largest.max(h));
@@ -134,36 +159,81 @@ fn labels_are_sane_and_people_are_warm() {
             }
         }
     }
-    assert!(per_class.iter().all(|&n| n >= 5), "every class appears: {per_class:?}");
-    assert!(people >= 10 && warm as f32 >= 0.85 * people as f32, "{warm} of {people} people warmer than their surroundings");
-    assert!(smallest <= 20.0 && largest >= 100.0, "sizes from small to large: {smallest}..{largest}");
-    assert!(counts.iter().min() != counts.iter().max(), "object counts vary: {counts:?}");
+    assert!(
+        per_class.iter().all(|&n| n >= 5),
+        "every class appears: {per_class:?}"
+    );
+    assert!(
+        people >= 10 && warm as f32 >= 0.85 * people as f32,
+        "{warm} of {people} people warmer than their surroundings"
+    );
+    assert!(
+        smallest <= 20.0 && largest >= 100.0,
+        "sizes from small to large: {smallest}..{largest}"
+    );
+    assert!(
+        counts.iter().min() != counts.iter().max(),
+        "object counts vary: {counts:?}"
+    );
     assert!(*counts.iter().max().unwrap() <= 16, "{counts:?}");
 }
 
 #[test]
 fn written_views_match_the_frame_and_each_other() {
     let dir = scratch("views");
-    let spec = DatasetSpec { out: dir.clone(), scenes: 2, seed: 99, width: W, height: H, recording: 0 };
+    let spec = DatasetSpec {
+        out: dir.clone(),
+        scenes: 2,
+        seed: 99,
+        width: W,
+        height: H,
+        recording: 0,
+    };
     let summary = write_dataset(&spec).unwrap();
     assert_eq!(summary.scenes, 2);
     for i in 0..2u64 {
         let name = format!("{i:06}.png");
         let (i16, raw16) = read_png(&dir.join("thermal16").join(&name));
-        assert_eq!((i16.width, i16.height, i16.bit_depth), (W, H, png::BitDepth::Sixteen));
+        assert_eq!(
+            (i16.width, i16.height, i16.bit_depth),
+            (W, H, png::BitDepth::Sixteen)
+        );
         assert_eq!(i16.color_type, png::ColorType::Grayscale);
-        let counts: Vec<u16> = raw16.chunks_exact(2).map(|b| u16::from_be_bytes([b[0], b[1]])).collect();
+        let counts: Vec<u16> = raw16
+            .chunks_exact(2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .collect();
         assert_eq!(counts, Scene::generate(99, i, W, H).unwrap().thermal);
         let (i8, raw8) = read_png(&dir.join("thermal8").join(&name));
-        assert_eq!((i8.width, i8.height, i8.bit_depth, i8.color_type), (W, H, png::BitDepth::Eight, png::ColorType::Grayscale));
-        assert_eq!(raw8, percentile_stretch(&counts, 1.0, 99.0), "thermal8 is the AGC of thermal16");
+        assert_eq!(
+            (i8.width, i8.height, i8.bit_depth, i8.color_type),
+            (W, H, png::BitDepth::Eight, png::ColorType::Grayscale)
+        );
+        assert_eq!(
+            raw8,
+            percentile_stretch(&counts, 1.0, 99.0),
+            "thermal8 is the AGC of thermal16"
+        );
         let (irgb, rgb) = read_png(&dir.join("rgb").join(&name));
-        assert_eq!((irgb.width, irgb.height, irgb.color_type), (W, H, png::ColorType::Rgb));
+        assert_eq!(
+            (irgb.width, irgb.height, irgb.color_type),
+            (W, H, png::ColorType::Rgb)
+        );
         assert_eq!(rgb.len(), (W * H * 3) as usize);
     }
     let coco = CocoGt::from_file(&dir.join("annotations.json")).unwrap();
-    assert_eq!(coco.images.iter().map(|i| (i.id, i.file_name.as_str())).collect::<Vec<_>>(), vec![(0, "000000.png"), (1, "000001.png")]);
-    let cats: Vec<_> = coco.categories.iter().map(|c| (c.id, c.name.as_str())).collect();
+    assert_eq!(
+        coco.images
+            .iter()
+            .map(|i| (i.id, i.file_name.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(0, "000000.png"), (1, "000001.png")]
+    );
+    let cats: Vec<_> = coco
+        .categories
+        .iter()
+        .map(|c| (c.id, c.name.as_str()))
+        .collect();
     assert_eq!(cats, vec![(1, "person"), (2, "car"), (3, "bicycle")]);
     for (k, a) in coco.annotations.iter().enumerate() {
         assert_eq!(a.id, k as i64 + 1);
@@ -177,19 +247,38 @@ fn written_views_match_the_frame_and_each_other() {
 fn recording_only_dataset() {
     let dir = scratch("recording");
     let frames = 6;
-    let spec = DatasetSpec { out: dir.clone(), scenes: 0, seed: 4, width: 320, height: 256, recording: frames };
+    let spec = DatasetSpec {
+        out: dir.clone(),
+        scenes: 0,
+        seed: 4,
+        width: 320,
+        height: 256,
+        recording: frames,
+    };
     write_dataset(&spec).unwrap();
     assert!(!dir.join("thermal16").exists() && !dir.join("annotations.json").exists());
     let raw = std::fs::read(dir.join("recording.gray16le")).unwrap();
     assert_eq!(raw.len(), (frames * 320 * 256 * 2) as usize);
     let coco = CocoGt::from_file(&dir.join("recording.json")).unwrap();
-    let images: Vec<_> = coco.images.iter().map(|i| (i.id, i.file_name.clone())).collect();
-    assert_eq!(images, (0..frames as i64).map(|i| (i, format!("frame_{i:06}"))).collect::<Vec<_>>());
+    let images: Vec<_> = coco
+        .images
+        .iter()
+        .map(|i| (i.id, i.file_name.clone()))
+        .collect();
+    assert_eq!(
+        images,
+        (0..frames as i64)
+            .map(|i| (i, format!("frame_{i:06}")))
+            .collect::<Vec<_>>()
+    );
     // The raw frames are the recording's frames, little-endian.
     let rec = Recording::new(4, 320, 256).unwrap();
     let last = rec.frame(frames - 1);
     let off = ((frames - 1) * 320 * 256 * 2) as usize;
-    let from_file: Vec<u16> = raw[off..].chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect();
+    let from_file: Vec<u16> = raw[off..]
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect();
     assert_eq!(from_file, last.thermal);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -205,10 +294,16 @@ fn recorded_objects_move_smoothly() {
         let mut prev = centre(l.bbox);
         let mut total = 0.0f32;
         for f in &frames[1..] {
-            let Some(m) = f.labels.iter().find(|m| m.track == l.track) else { break };
+            let Some(m) = f.labels.iter().find(|m| m.track == l.track) else {
+                break;
+            };
             let c = centre(m.bbox);
             let step = ((c.0 - prev.0).powi(2) + (c.1 - prev.1).powi(2)).sqrt();
-            assert!(step < 0.1 * W as f32 + m.bbox[2].max(m.bbox[3]) * 0.5, "track {} jumps {step} px", l.track);
+            assert!(
+                step < 0.1 * W as f32 + m.bbox[2].max(m.bbox[3]) * 0.5,
+                "track {} jumps {step} px",
+                l.track
+            );
             total += step;
             prev = c;
         }
@@ -216,7 +311,10 @@ fn recorded_objects_move_smoothly() {
             moved += 1;
         }
     }
-    assert!(moved >= 2, "at least two objects move over one second, {moved} did");
+    assert!(
+        moved >= 2,
+        "at least two objects move over one second, {moved} did"
+    );
 }
 
 #[test]
@@ -225,7 +323,14 @@ fn bad_requests_are_errors() {
     assert!(Recording::new(1, 100_000, 10).is_err());
     let file = scratch("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
-    let err = write_dataset(&DatasetSpec { out: file.join("sub"), scenes: 1, seed: 1, width: 64, height: 64, recording: 0 });
+    let err = write_dataset(&DatasetSpec {
+        out: file.join("sub"),
+        scenes: 1,
+        seed: 1,
+        width: 64,
+        height: 64,
+        recording: 0,
+    });
     assert!(err.is_err());
     let _ = std::fs::remove_file(file);
 }

@@ -91,7 +91,8 @@ fn ground(world: &World, u: f32, z: f32) -> (f32, [f32; 3]) {
     let ad = d.abs();
     let on_cross = road.cross.is_some_and(|(s0, s1)| s >= s0 && s <= s1);
     let (mut mat, texture) = if world.kind == Kind::Plaza {
-        let bay = g.parking_lot && z < 70.0 && (d.rem_euclid(2.6) < 0.12) && (s.rem_euclid(14.0) < 5.0);
+        let bay =
+            g.parking_lot && z < 70.0 && (d.rem_euclid(2.6) < 0.12) && (s.rem_euclid(14.0) < 5.0);
         (if bay { g.marking } else { g.paving }, 1.0)
     } else if ad < road.half || on_cross {
         (road_surface(world, d, s, on_cross), 1.0)

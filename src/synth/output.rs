@@ -163,6 +163,9 @@ fn workers(jobs: u64) -> usize {
     cores.min(jobs.max(1) as usize)
 }
 
+/// A scene index with its labels.
+type Labelled = (u64, Vec<Label>);
+
 /// Generates and writes scene `index` into the three image folders.
 fn write_scene(spec: &DatasetSpec, index: u64) -> Result<Vec<Label>, SynthError> {
     let scene = Scene::generate(spec.seed, index, spec.width, spec.height)?;
@@ -197,7 +200,7 @@ pub fn write_dataset(spec: &DatasetSpec) -> Result<DatasetSummary, SynthError> {
         fs::create_dir_all(&spec.out).map_err(|e| io_err(&spec.out, e))?;
     }
     let n = workers(spec.scenes);
-    let results: Vec<Result<Vec<(u64, Vec<Label>)>, SynthError>> = std::thread::scope(|s| {
+    let results: Vec<Result<Vec<Labelled>, SynthError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
             .map(|k| {
                 s.spawn(move || {
@@ -216,7 +219,7 @@ pub fn write_dataset(spec: &DatasetSpec) -> Result<DatasetSummary, SynthError> {
             })
             .collect()
     });
-    let mut frames: Vec<(u64, Vec<Label>)> = Vec::with_capacity(spec.scenes as usize);
+    let mut frames: Vec<Labelled> = Vec::with_capacity(spec.scenes as usize);
     for r in results {
         frames.extend(r?);
     }

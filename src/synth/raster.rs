@@ -60,10 +60,15 @@ pub struct Window {
 /// Calls `f(x, y, coverage)` with window-local coordinates for every pixel of `win` that
 /// `shape` covers, coverage in (0, 1].
 pub fn rasterize(shape: &Shape, win: Window, mut f: impl FnMut(usize, usize, f32)) {
-    let (bx0, by0, bx1, by1) = shape.bounds();
-    if !(bx0.is_finite() && by0.is_finite() && bx1.is_finite() && by1.is_finite()) {
+    let finite = match shape {
+        Shape::Polygon(pts) => pts.iter().all(|p| p.0.is_finite() && p.1.is_finite()),
+        Shape::Capsule { a, b, r } => [a.0, a.1, b.0, b.1, *r].iter().all(|v| v.is_finite()),
+        Shape::Disk { c, r } => [c.0, c.1, *r].iter().all(|v| v.is_finite()),
+    };
+    if !finite {
         return;
     }
+    let (bx0, by0, bx1, by1) = shape.bounds();
     // Pixel range touched, in window coordinates.
     let lx0 = ((bx0.floor() as i64 - 1) - win.x0 as i64).max(0);
     let ly0 = ((by0.floor() as i64 - 1) - win.y0 as i64).max(0);
@@ -104,11 +109,13 @@ fn round(
     f: &mut impl FnMut(usize, usize, f32),
     distance: impl Fn(f32, f32) -> f32,
 ) {
+    let peak = (2.0 * r).min(1.0);
     for ly in ly0..ly1 {
         let y = (win.y0 + ly as i32) as f32 + 0.5;
         for lx in lx0..lx1 {
             let x = (win.x0 + lx as i32) as f32 + 0.5;
-            let cov = (r + 0.5 - distance(x, y)).min(1.0);
+            // A shape thinner than a pixel never covers one fully: cap by its width.
+            let cov = (r + 0.5 - distance(x, y)).min(peak);
             if cov > 0.0 {
                 f(lx, ly, cov);
             }

@@ -99,7 +99,11 @@ impl Recording {
                     .filter(|a| !car || matches!(a.body, Body::Car(_)))
                     .count()
             };
-            let score = if world.kind == Kind::Plaza || moving(true) == 0 { 0 } else { moving(false) };
+            let score = if world.kind == Kind::Plaza || moving(true) == 0 {
+                0
+            } else {
+                moving(false)
+            };
             let done = score >= 3;
             if best.as_ref().is_none_or(|b| score > b.1) {
                 best = Some((world, score, noise_seed));
@@ -108,9 +112,14 @@ impl Recording {
                 break;
             }
         }
-        let (world, _, noise_seed) = best.ok_or_else(|| SynthError("no recording scene could be sampled".into()))?;
+        let (world, _, noise_seed) =
+            best.ok_or_else(|| SynthError("no recording scene could be sampled".into()))?;
         let background = render::background(&world);
-        Ok(Recording { world, background, noise_seed })
+        Ok(Recording {
+            world,
+            background,
+            noise_seed,
+        })
     }
 
     pub fn width(&self) -> u32 {

@@ -521,14 +521,18 @@ pub fn sample(rng: &mut Rng, width: u32, height: u32) -> World {
     world
 }
 
-/// Whether a point `(x, z)` of an object `height_m` tall lands in the frame sensibly:
-/// in front of the camera, horizontally mostly inside, feet not far below the bottom.
-fn in_view(cam: &Camera, x: f32, z: f32, height_m: f32, half_w: f32) -> bool {
-    if z < 2.0 {
+/// Whether an object at `(x, z)`, `height_m` tall, whose footprint reaches `reach`
+/// metres closer to the camera, lands in the frame sensibly: in front of the camera,
+/// horizontally mostly inside, its nearest ground point not far below the bottom.
+fn in_view(cam: &Camera, x: f32, z: f32, height_m: f32, half_w: f32, reach: f32) -> bool {
+    if z - reach < 2.0 {
         return false;
     }
     let k = cam.focal / z;
-    let (u, feet) = (cam.cx + x * k, cam.horizon + cam.mount * k);
+    let (u, feet) = (
+        cam.cx + x * k,
+        cam.horizon + cam.mount * cam.focal / (z - reach),
+    );
     let (w, h) = (cam.width as f32, cam.height as f32);
     let margin = half_w * k * 0.6;
     u > -margin && u < w + margin && feet < h + 0.1 * height_m * k && feet - height_m * k < h
@@ -915,20 +919,26 @@ fn propose(rng: &mut Rng, world: &World, class: Class) -> Option<Actor> {
     let pixels = rng.log_range(lo, hi.max(lo + 1.0));
     let z = cam.focal * height_m / pixels;
     let (x, z) = world.road.at_depth(spot.d, z);
-    if !in_view(cam, x, z, height_m, half_w) {
-        return None;
-    }
-    if class == Class::Bicycle && !side_on_enough(x, z, spot.yaw) {
-        return None;
-    }
-    Some(Actor {
+    let probe = Actor {
         body,
         x,
         z,
         yaw: spot.yaw,
         speed,
         path,
+        phase: 0.0,
+    };
+    let (fx, fz) = probe.footprint();
+    let reach = fz * spot.yaw.cos().abs() + fx * spot.yaw.sin().abs();
+    if !in_view(cam, x, z, height_m, half_w, reach) {
+        return None;
+    }
+    if class == Class::Bicycle && !side_on_enough(x, z, spot.yaw) {
+        return None;
+    }
+    Some(Actor {
         phase: rng.range(0.0, std::f32::consts::TAU),
+        ..probe
     })
 }
 
