@@ -54,11 +54,6 @@ impl Rng {
         self.unit() < p
     }
 
-    /// Uniform in log space between lo and hi (both > 0): sizes, distances.
-    pub fn log_range(&mut self, lo: f32, hi: f32) -> f32 {
-        (lo.ln() + (hi.ln() - lo.ln()) * self.unit()).exp()
-    }
-
     /// Approximately standard normal: the sum of four 16-bit uniforms, rescaled. Cheap
     /// enough for per-pixel noise and free of platform-dependent `ln`/`cos`.
     pub fn gauss(&mut self) -> f32 {
