@@ -64,7 +64,7 @@ pub(crate) fn recall_thresholds() -> [f64; 101] {
 }
 
 /// Evaluates `detections` against `gt` like pycocotools `COCOeval(gt, dt, "bbox")` followed
-/// by `evaluate(); accumulate(); summarize()`, returning stats[0] (mAP50-95), stats[1]
+/// by `evaluate(); accumulate(); summarize()`, returning `stats[0]` (mAP50-95), `stats[1]`
 /// (mAP50) and the same two numbers per category.
 ///
 /// Behaviour kept from pycocotools, because numbers must be comparable:
