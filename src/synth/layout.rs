@@ -166,7 +166,18 @@ pub fn sample_buildings(
     for side in [-1.0f32, 1.0] {
         let mut s = rng.range(-15.0, 5.0);
         while s < 320.0 {
-            let len = rng.range(8.0, 30.0);
+            let mut len = rng.range(8.0, 30.0);
+            // Leave the cross street open.
+            if let Some((c0, c1)) = road.cross
+                && s < c1 + 2.0
+                && s + len > c0 - 2.0
+            {
+                if s > c0 - 6.0 {
+                    s = c1 + 2.0;
+                    continue;
+                }
+                len = c0 - 2.0 - s;
+            }
             if !rng.chance(gap) {
                 let rgb = *rng.pick(&WALLS);
                 let heated = if climate.night {

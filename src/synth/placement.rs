@@ -138,6 +138,13 @@ fn place_clutter(rng: &mut Rng, world: &mut World, placed: &mut Vec<Footprint>) 
         }
     }
     for (c, d, s) in items {
+        // Nothing stands in the cross street.
+        if road
+            .cross
+            .is_some_and(|(c0, c1)| s > c0 - 1.5 && s < c1 + 1.5)
+        {
+            continue;
+        }
         let (x, z) = road.to_camera(d, s);
         // Nothing right in front of the lens: it would fill the frame.
         if z < 4.0 || (x / z).abs() * cam.focal > cam.width as f32 {
@@ -262,7 +269,17 @@ fn person_spot(rng: &mut Rng, world: &World) -> Spot {
             moving: true,
         },
         _ => {
-            let d = side(rng) * (road.walk_edge() + rng.range(0.3, 6.0));
+            // Beyond the sidewalk, short of the houses (urban facades stand right there).
+            let room = match world.kind {
+                Kind::Urban => 0.0,
+                Kind::Suburban => 3.5,
+                _ => 6.0,
+            };
+            let d = if room > 0.0 {
+                side(rng) * (road.walk_edge() + rng.range(0.3, room))
+            } else {
+                side(rng) * rng.range(road.half + road.curb + 0.3, road.walk_edge() - 0.2)
+            };
             Spot {
                 d,
                 yaw: random_yaw,
@@ -363,7 +380,12 @@ fn bicycle_spot(rng: &mut Rng, world: &World) -> Spot {
             moving: true,
         };
     }
-    let d = side(rng) * rng.range(road.half + road.curb + 0.4, road.walk_edge() + 1.0);
+    let outer = if world.kind == Kind::Urban {
+        road.walk_edge() - 0.3
+    } else {
+        road.walk_edge() + 1.0
+    };
+    let d = side(rng) * rng.range(road.half + road.curb + 0.4, outer);
     Spot {
         d,
         yaw: rng.range(-3.1, 3.1),
@@ -441,7 +463,7 @@ fn propose(rng: &mut Rng, world: &World, class: Class) -> Option<Actor> {
     let (lo, hi) = match class {
         Class::Person => (12.0, 0.4 * h),
         Class::Car => (10.0, 0.4 * h),
-        Class::Bicycle => (16.0, 0.38 * h),
+        Class::Bicycle => (20.0, 0.38 * h),
     };
     // Log-uniform, leaning towards larger sizes: placement rejects more near (large)
     // candidates than far ones, and a detector at 320 px input sees 12 px objects as 6.
