@@ -219,7 +219,7 @@ pub fn write_dataset(spec: &DatasetSpec) -> Result<DatasetSummary, SynthError> {
             })
             .collect()
     });
-    let mut frames: Vec<Labelled> = Vec::with_capacity(spec.scenes as usize);
+    let mut frames: Vec<Labelled> = Vec::new();
     for r in results {
         frames.extend(r?);
     }
@@ -255,10 +255,10 @@ fn write_recording(spec: &DatasetSpec) -> Result<usize, SynthError> {
     let raw_path = spec.out.join("recording.gray16le");
     let mut raw = BufWriter::new(File::create(&raw_path).map_err(|e| io_err(&raw_path, e))?);
     let n = workers(spec.recording as u64) as u32;
-    let mut frames: Vec<(i64, String, Vec<Label>)> = Vec::with_capacity(spec.recording as usize);
+    let mut frames: Vec<(i64, String, Vec<Label>)> = Vec::new();
     let mut first = 0;
     while first < spec.recording {
-        let last = (first + 4 * n).min(spec.recording);
+        let last = first.saturating_add(4 * n).min(spec.recording);
         let batch: Vec<(u32, super::scene::RecordingFrame)> = std::thread::scope(|s| {
             let rec = &rec;
             let handles: Vec<_> = (0..n)
