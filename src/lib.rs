@@ -5,5 +5,7 @@
 //! come in as plain pixel buffers, detections go out as plain structs.
 
 pub mod detect;
+pub mod eval;
 pub mod onnx;
 pub mod runtime;
+pub mod synth;
