@@ -3,7 +3,7 @@
 //! Each subcommand is a thin shell over an engine module; errors are one line on stderr
 //! and a non-zero exit code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -51,9 +51,16 @@ enum Command {
         /// Ground truth: a COCO dataset json (e.g. annotations.json of `zsq synth`).
         #[arg(long, value_name = "GT.json")]
         coco: PathBuf,
-        /// Detections in COCO results format: [{image_id, category_id, bbox, score}].
-        #[arg(long, value_name = "DETS.json")]
-        detections: PathBuf,
+        /// Detections: COCO results ([{image_id, category_id, bbox, score}]) or the JSON
+        /// lines thermaldetect writes (json-location), frame N = image N.
+        #[arg(long, value_name = "DETS.json", conflicts_with_all = ["model", "images"], required_unless_present = "model")]
+        detections: Option<PathBuf>,
+        /// Run this detector (same pre-processing as thermaldetect) instead of reading detections.
+        #[arg(long, value_name = "M.onnx", requires = "images")]
+        model: Option<PathBuf>,
+        /// Directory of the dataset's images (8-bit or 16-bit PNG), for --model.
+        #[arg(long, value_name = "DIR")]
+        images: Option<PathBuf>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -80,8 +87,15 @@ fn main() -> ExitCode {
         Command::Eval {
             coco,
             detections,
+            model,
+            images,
             json,
-        } => run_eval(&coco, &detections, json),
+        } => run_eval(
+            &coco,
+            detections.as_deref(),
+            model.as_deref().zip(images.as_deref()),
+            json,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,12 +125,27 @@ fn inspect(model: &std::path::Path) -> Result<(), String> {
 }
 
 fn run_eval(
-    coco: &std::path::Path,
-    detections: &std::path::Path,
+    coco: &Path,
+    detections: Option<&Path>,
+    model: Option<(&Path, &Path)>,
     json: bool,
 ) -> Result<(), String> {
     let gt = eval::CocoGt::from_file(coco).map_err(|e| e.to_string())?;
-    let dets = eval::load_detections(detections).map_err(|e| e.to_string())?;
+    let dets = match (detections, model) {
+        (Some(path), _) => eval::read_detections(path, &gt),
+        (None, Some((model, images))) => {
+            let mut detector =
+                Detector::load(model, eval::eval_config()).map_err(|e| e.to_string())?;
+            eval::detect_dataset(&mut detector, &gt, images, &mut |done, total| {
+                eprint!("\rdetecting {done}/{total}");
+                if done == total {
+                    eprintln!();
+                }
+            })
+        }
+        (None, None) => unreachable!("clap requires --detections or --model"),
+    }
+    .map_err(|e| e.to_string())?;
     let result = eval::evaluate(&gt, &dets).map_err(|e| e.to_string())?;
     if json {
         println!("{}", result.to_json());

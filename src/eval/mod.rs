@@ -13,6 +13,7 @@
 
 mod accumulate;
 mod coco;
+mod detector;
 mod iou;
 mod matching;
 mod report;
@@ -22,6 +23,7 @@ use std::collections::{BTreeSet, HashMap};
 pub use coco::{
     Category, CocoGt, Detection, GtAnnotation, ImageInfo, load_detections, parse_detections,
 };
+pub use detector::{detect_dataset, eval_config, parse_frame_records, read_detections};
 pub use iou::box_iou;
 pub use report::{ClassAp, EvalResult};
 
