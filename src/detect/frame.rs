@@ -229,7 +229,7 @@ pub fn encode_grey(
 /// pixel's raw 16-bit count (little-endian, 1/64 K) in the two bytes YUY2 gives a pixel.
 /// These split such a frame into the counts to detect on and the image to draw on.
 fn check_two_halves<P: AsRef<[u8]>>(frame: &Frame<P>) -> Result<usize, DetectError> {
-    if frame.format != PixelFormat::Yuy2 || frame.height % 2 != 0 {
+    if frame.format != PixelFormat::Yuy2 || !frame.height.is_multiple_of(2) {
         return Err(DetectError::new(format!(
             "input-layout=thermal-bottom-half needs YUY2 frames of even height (a 256x384 P2 Pro frame), got {} {}x{}",
             frame.format, frame.width, frame.height
