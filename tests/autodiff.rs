@@ -527,6 +527,14 @@ fn batch_norm_and_elementwise_rules() {
             (n.node("Mul", &[a, &s], vec![]), 4)
         }),
     );
+    check_op(
+        "silu with a shared sigmoid",
+        op_model(|n, a| {
+            let s = n.node("Sigmoid", &[a], vec![]);
+            let y = n.node("Mul", &[&s, a], vec![]);
+            (n.node("Add", &[&y, &s], vec![]), 4)
+        }),
+    );
     check_op("tanh", op_model(|n, a| (n.node("Tanh", &[a], vec![]), 4)));
     check_op("neg", op_model(|n, a| (n.node("Neg", &[a], vec![]), 4)));
     check_op(
@@ -943,8 +951,9 @@ fn check_fixture(file: &str) {
             coordinates: 3,
             directions: 2,
         };
-        // Batch statistics need a batch: two images.
-        let batch = (statistics == Statistics::Batch).then_some(2);
+        // Batch statistics need a batch: three images (also the batch size where
+        // shapes are extrapolated from runs at batches 1 and 2).
+        let batch = (statistics == Statistics::Batch).then_some(3);
         let c = check_batch(&fixture(file), spec, probes, 11, batch);
         eprintln!(
             "gradient check {file:<22} {statistics:<5} relative error {:.2e} ({} probes); loss f32 vs f64 {:.1e}",

@@ -7,8 +7,9 @@ use std::collections::{HashMap, HashSet};
 use ndarray::{ArrayD, ArrayViewD, Axis};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
+use super::session::NO_SPINNING;
 use crate::onnx::{DataType, DimValue, GraphProto, Model, OperatorSetIdProto, ValueInfoProto};
-use crate::runtime::{ProviderOptions, load_session_from_memory};
+use crate::runtime::{ProviderOptions, load_session_with_config};
 use crate::zsq::ZsqError;
 use crate::zsq::bn::BnLayer;
 use crate::zsq::noise::SplitMix64;
@@ -227,6 +228,11 @@ fn active_values(graph: &GraphProto, input: &str) -> HashSet<String> {
 
 /// Runs the forward graph with every value exposed as an output and records shapes,
 /// small constant values and which Resize nodes repeat their input.
+///
+/// Exposing every value makes a run slow and memory-hungry (nothing is freed or
+/// computed in place), so for batches above 2 the graph runs at batches 1 and 2 and
+/// shapes are extrapolated linearly in the batch size; where that is not sound (a
+/// constant that changes with the batch) it runs at the full batch.
 fn discover(
     model: &mut Model,
     input: &str,
@@ -236,6 +242,7 @@ fn discover(
 ) -> Result<Known, ZsqError> {
     let graph = model.graph_mut();
     let kept_outputs = graph.output.clone();
+    let kept_inputs = graph.input.clone();
     let mut exposed: Vec<String> = Vec::new();
     for node in &graph.node {
         for o in node.output.iter().filter(|o| !o.is_empty()) {
@@ -251,29 +258,61 @@ fn discover(
             ..ValueInfoProto::default()
         })
         .collect();
+    let resizes: Vec<(String, String)> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type() == "Resize" && n.input.first().is_some_and(|x| active.contains(x)))
+        .filter_map(|n| Some((n.input.first()?.clone(), n.output.first()?.clone())))
+        .collect();
+    let mut dims: Vec<i64> = input_shape.iter().map(|&d| d as i64).collect();
+    dims[0] = -1;
+    for i in graph.input.iter_mut().filter(|i| i.name() == input) {
+        *i = ValueInfoProto::tensor(input, DataType::Float, Some(&dims));
+    }
     let bytes = model.to_bytes();
-    model.graph_mut().output = kept_outputs;
+    let graph = model.graph_mut();
+    graph.output = kept_outputs;
+    graph.input = kept_inputs;
 
-    let mut loaded = load_session_from_memory(&bytes, provider).map_err(|e| {
+    let fails = |shape: [usize; 4], e: &dyn std::fmt::Display| {
         ZsqError::Model(format!(
-            "the forward graph with input shape {input_shape:?} does not run: {e}"
+            "the forward graph with input shape {shape:?} does not run: {e}"
         ))
-    })?;
+    };
+    let mut loaded = load_session_with_config(&bytes, provider, &NO_SPINNING)
+        .map_err(|e| fails(input_shape, &e))?;
+    let mut probe = |batch: usize| {
+        let shape = [batch, input_shape[1], input_shape[2], input_shape[3]];
+        probe(&mut loaded.session, input, shape, active, &resizes).map_err(|e| fails(shape, &e))
+    };
+    let batch = input_shape[0];
+    if batch <= 2 {
+        return probe(batch);
+    }
+    let (one, two) = (probe(1)?, probe(2)?);
+    match extrapolate(one, &two, batch) {
+        Some(known) => Ok(known),
+        None => probe(batch),
+    }
+}
+
+/// One run at input `shape`: every value's shape, the small constants, and which of
+/// the Resize nodes `resizes` (input, output) repeat their input.
+fn probe(
+    session: &mut ort::session::Session,
+    input: &str,
+    shape: [usize; 4],
+    active: &HashSet<String>,
+    resizes: &[(String, String)],
+) -> Result<Known, ZsqError> {
     let mut rng = SplitMix64::new(0x5EED);
-    let count: usize = input_shape.iter().product();
+    let count: usize = shape.iter().product();
     let image: Vec<f32> = (0..count).map(|_| rng.uniform() as f32).collect();
-    let tensor = TensorRef::from_array_view((input_shape, image.as_slice()))?;
-    let outputs = loaded
-        .session
-        .run(ort::inputs![input => tensor])
-        .map_err(|e| {
-            ZsqError::Model(format!(
-                "the forward graph with input shape {input_shape:?} does not run: {e}"
-            ))
-        })?;
+    let tensor = TensorRef::from_array_view((shape, image.as_slice()))?;
+    let outputs = session.run(ort::inputs![input => tensor])?;
 
     let mut known = Known::default();
-    known.shapes.insert(input.to_string(), input_shape.to_vec());
+    known.shapes.insert(input.to_string(), shape.to_vec());
     for (name, value) in outputs.iter() {
         let ValueType::Tensor { ty, shape, .. } = value.dtype() else {
             continue;
@@ -296,7 +335,7 @@ fn discover(
         known.shapes.insert(name.to_string(), dims);
     }
 
-    let input_view = ArrayViewD::from_shape(&input_shape[..], image.as_slice())
+    let input_view = ArrayViewD::from_shape(&shape[..], image.as_slice())
         .map_err(|e| ZsqError::Model(e.to_string()))?;
     let value_of = |name: &str| -> Option<ArrayViewD<'_, f32>> {
         if name == input {
@@ -304,16 +343,7 @@ fn discover(
         }
         outputs.get(name)?.try_extract_array::<f32>().ok()
     };
-    for node in &model.graph().node {
-        if node.op_type() != "Resize" {
-            continue;
-        }
-        let (Some(x), Some(y)) = (node.input.first(), node.output.first()) else {
-            continue;
-        };
-        if !active.contains(x) {
-            continue;
-        }
+    for (x, y) in resizes {
         if let (Some(xv), Some(yv)) = (value_of(x), value_of(y))
             && repeats(&xv, &yv)
         {
@@ -321,6 +351,26 @@ fn discover(
         }
     }
     Ok(known)
+}
+
+/// Shapes at `batch` from the shapes at batches 1 and 2, when every dimension is
+/// linear in the batch and no constant changed with it.
+fn extrapolate(one: Known, two: &Known, batch: usize) -> Option<Known> {
+    if one.floats != two.floats
+        || one.ints != two.ints
+        || one.nearest_repeats != two.nearest_repeats
+    {
+        return None;
+    }
+    let mut known = one;
+    for (name, dims) in known.shapes.iter_mut() {
+        let at_two = two.shapes.get(name).filter(|d| d.len() == dims.len())?;
+        for (d, &e) in dims.iter_mut().zip(at_two) {
+            let step = e.checked_sub(*d)?;
+            *d += (batch - 1) * step;
+        }
+    }
+    Some(known)
 }
 
 /// Whether `y` is `x` with each element repeated k_i times along axis i (integer k_i).

@@ -4,20 +4,22 @@
 //! and channel: M = H·W; per channel over the batch: M = N·H·W):
 //!
 //! ```text
-//! m = mean(X),  d = X − m,  s = sqrt(mean(d²) + STD_EPSILON)
-//! L_l = c · Σ_groups [ w_mean·(m − μ)² + w_std·(s − σ) ² ],   σ = sqrt(var + eps)
-//! dL_l/dX = d·a + b,   a = 2·c·w_std·(s − σ)/(M·s),   b = 2·c·w_mean·(m − μ)/M
+//! m = mean(X),  s = sqrt(mean((X − m)²) + STD_EPSILON)
+//! L_l = c · Σ_groups [ w_mean·(m − μ)² + w_std·(s − σ)² ],   σ = sqrt(var + eps)
+//! dL_l/dX = (X − m)·a + b,   a = 2·c·w_std·(s − σ)/(M·s),   b = 2·c·w_mean·(m − μ)/M
 //! ```
 //!
 //! with c = 1/(layers · groups): the loss is a mean over layers, channels and (per
 //! image) images, so its size does not depend on the model's width, depth or the
-//! batch. Emitting dX directly (two elementwise ops per layer) instead of
-//! differentiating the ReduceMean/Sub/Sqrt chain op by op keeps the graph small.
+//! batch. Emitting dX directly (one pass over X, as a BatchNormalization node)
+//! instead of differentiating the ReduceMean/Sqrt chain op by op keeps the graph
+//! small and fast.
 
 use ndarray::ArrayD;
 
 use super::emit::Emitter;
 use super::{LossSpec, Statistics};
+use crate::onnx::AttributeProto;
 use crate::zsq::ZsqError;
 use crate::zsq::bn::BnLayer;
 
@@ -58,10 +60,11 @@ pub(super) fn layer_term(
         )));
     }
     emit.set_scope(&format!("loss/{}", layer.name));
-    let (axes, group, groups): (&[i64], usize, usize) = match spec.statistics {
-        Statistics::PerImage => (&[2, 3], h * w, n * c),
-        Statistics::Batch => (&[0, 2, 3], n * h * w, c),
-    };
+    let (axes, group, groups, stat_shape): (&[i64], usize, usize, [usize; 4]) =
+        match spec.statistics {
+            Statistics::PerImage => (&[2, 3], h * w, n * c, [n, c, 1, 1]),
+            Statistics::Batch => (&[0, 2, 3], n * h * w, c, [1, c, 1, 1]),
+        };
     let scale = 1.0 / (layers * groups) as f64;
     let (w_mean, w_std) = spec.terms.weights();
     let per_channel = |values: Vec<f32>| {
@@ -71,6 +74,8 @@ pub(super) fn layer_term(
     let mu = emit.tensor("bn_mean", &per_channel(layer.mean.clone())?);
     let sigma = emit.tensor("bn_std", &per_channel(layer.std())?);
 
+    // Two passes (the mean, then the centred squares): E[X²] − m² in float32 loses
+    // digits where |m| ≫ std, and measured no faster.
     let mean = emit.reduce("ReduceMean", x, axes, true);
     let centred = emit.sub(x, &mean);
     let square_sum = emit.reduce("ReduceSumSquare", &centred, axes, true);
@@ -90,21 +95,39 @@ pub(super) fn layer_term(
     }
     let loss = emit.sum(&parts);
 
+    // dX = (X − m)·a + b per group, in one pass: a BatchNormalization node (mean 0,
+    // variance 1, epsilon 0) is exactly a per-channel affine map; per-image groups are
+    // the channels of X − m seen as 1×(N·C)×H×W.
     let slope = 2.0 * scale / group as f64;
-    let dx = if w_std > 0.0 {
+    let a = if w_std > 0.0 {
         let ratio = emit.op("Div", &[&std_error, &std], vec![]);
-        let a = emit.scale(&ratio, (slope * w_std as f64) as f32);
-        let spread = emit.mul(&centred, &a);
-        if w_mean > 0.0 {
-            let b = emit.scale(&mean_error, (slope * w_mean as f64) as f32);
-            emit.add(&spread, &b)
-        } else {
-            spread
-        }
+        emit.scale(&ratio, (slope * w_std as f64) as f32)
     } else {
-        let b = emit.scale(&mean_error, (slope * w_mean as f64) as f32);
-        let dims = emit.ints(&[n as i64, c as i64, h as i64, w as i64]);
-        emit.op("Expand", &[&b, &dims], vec![])
+        emit.zeros(&stat_shape)
+    };
+    let b = if w_mean > 0.0 {
+        emit.scale(&mean_error, (slope * w_mean as f64) as f32)
+    } else {
+        emit.zeros(&stat_shape)
+    };
+    let scale_g = emit.reshape(&a, &[groups]);
+    let bias_g = emit.reshape(&b, &[groups]);
+    let zeros = emit.tensor("zeros", &ArrayD::zeros(vec![groups]));
+    let ones = emit.tensor("ones", &ArrayD::ones(vec![groups]));
+    let affine = |emit: &mut Emitter, input: &str| {
+        emit.op(
+            "BatchNormalization",
+            &[input, &scale_g, &bias_g, &zeros, &ones],
+            vec![AttributeProto::float("epsilon", 0.0)],
+        )
+    };
+    let dx = match spec.statistics {
+        Statistics::Batch => affine(emit, &centred),
+        Statistics::PerImage => {
+            let channels = emit.reshape(&centred, &[1, groups, h, w]);
+            let dx = affine(emit, &channels);
+            emit.reshape(&dx, &[n, c, h, w])
+        }
     };
     Ok(LayerTerm {
         loss,

@@ -71,6 +71,17 @@ pub(super) fn mul(ctx: &mut Ctx, g: &Grad) -> Result<Vec<Option<String>>, ZsqErr
     let mut dx = g.none();
     let dy = g.dy0()?;
     let ys = ctx.shape(g.output(0))?;
+    if let Some((x_slot, s_slot)) = silu(ctx, g, &ys)? {
+        // Y = X·s, s = σ(X): dX = dy·s·(1 + X − Y), in four ops where the Mul and
+        // Sigmoid rules would emit six (SiLU is most of a YOLO's activations).
+        let (x, s, y) = (g.input(x_slot), g.input(s_slot), g.output(0));
+        let one = ctx.emit.scalar(1.0);
+        let diff = ctx.emit.sub(x, y);
+        let shifted = ctx.emit.add(&diff, &one);
+        let slope = ctx.emit.mul(s, &shifted);
+        dx[x_slot] = Some(ctx.emit.mul(dy, &slope));
+        return Ok(dx);
+    }
     for (slot, d_input) in dx.iter_mut().enumerate().take(2) {
         let input = g.input(slot);
         if !ctx.active(input) {
@@ -82,6 +93,21 @@ pub(super) fn mul(ctx: &mut Ctx, g: &Grad) -> Result<Vec<Option<String>>, ZsqErr
         *d_input = Some(unbroadcast(&mut ctx.emit, &product, &ys, &shape));
     }
     Ok(dx)
+}
+
+/// The slots (X, σ(X)) when this Mul is a SiLU, X·Sigmoid(X), whose Sigmoid feeds
+/// nothing else (its rule is then not needed: no gradient reaches it).
+fn silu(ctx: &Ctx, g: &Grad, ys: &[usize]) -> Result<Option<(usize, usize)>, ZsqError> {
+    for s_slot in 0..2 {
+        let (s, x) = (g.input(s_slot), g.input(1 - s_slot));
+        let is_sigmoid_of_x = ctx.view.producer_node(s).is_some_and(|p| {
+            p.op_type() == "Sigmoid" && p.input.first().map(String::as_str) == Some(x)
+        });
+        if is_sigmoid_of_x && ctx.view.consumers(s).len() == 1 && ctx.shape(x)? == ys {
+            return Ok(Some((1 - s_slot, s_slot)));
+        }
+    }
+    Ok(None)
 }
 
 /// Div Y = A/B: dA = dy/B; dB = −dy·Y/B.
