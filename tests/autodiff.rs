@@ -4,13 +4,12 @@
 //! Run with `--nocapture` to see the relative errors.
 
 mod reference;
+mod support;
 
 use ndarray::{ArrayD, IxDyn};
 use reference::{Reference, bn_loss};
-use thermalzsq::onnx::{
-    AttributeProto, DataType, GraphProto, Model, ModelProto, NodeBuilder, OperatorSetIdProto,
-    TensorProto, ValueInfoProto,
-};
+use support::{Net, Rng, ints};
+use thermalzsq::onnx::{AttributeProto, Model, NodeBuilder};
 use thermalzsq::runtime::{Provider, ProviderOptions};
 use thermalzsq::zsq::ZsqError;
 use thermalzsq::zsq::autodiff::{
@@ -30,166 +29,6 @@ fn cpu() -> ProviderOptions {
 
 fn fixture(name: &str) -> Model {
     Model::load(format!("{FIXTURES}/{name}")).expect("fixture loads")
-}
-
-/// SplitMix64: test data that is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in [lo, hi).
-    fn range(&mut self, lo: f64, hi: f64) -> f32 {
-        (lo + (hi - lo) * self.next()) as f32
-    }
-
-    fn array(&mut self, shape: &[usize], lo: f64, hi: f64) -> ArrayD<f32> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || self.range(lo, hi))
-    }
-}
-
-/// A small network under construction: input `x`, nodes, initializers.
-struct Net {
-    nodes: Vec<thermalzsq::onnx::NodeProto>,
-    initializers: Vec<TensorProto>,
-    input_shape: Vec<usize>,
-    rng: Rng,
-    count: usize,
-    opset: i64,
-}
-
-impl Net {
-    fn new(input_shape: &[usize]) -> Self {
-        Net {
-            nodes: Vec::new(),
-            initializers: Vec::new(),
-            input_shape: input_shape.to_vec(),
-            rng: Rng(42),
-            count: 0,
-            opset: 17,
-        }
-    }
-
-    fn fresh(&mut self, base: &str) -> String {
-        self.count += 1;
-        format!("{base}_{}", self.count)
-    }
-
-    fn node(&mut self, op: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> String {
-        self.node_n(op, inputs, 1, attrs).remove(0)
-    }
-
-    fn node_n(
-        &mut self,
-        op: &str,
-        inputs: &[&str],
-        outputs: usize,
-        attrs: Vec<AttributeProto>,
-    ) -> Vec<String> {
-        let name = self.fresh(op);
-        let outs: Vec<String> = (0..outputs).map(|i| format!("{name}_out{i}")).collect();
-        let mut b = NodeBuilder::new(op)
-            .name(&name)
-            .inputs(inputs)
-            .outputs(&outs);
-        for a in attrs {
-            b = b.attr(a);
-        }
-        self.nodes.push(b.build());
-        outs
-    }
-
-    fn floats(&mut self, array: ArrayD<f32>) -> String {
-        let name = self.fresh("const");
-        self.initializers
-            .push(TensorProto::from_array(&name, &array));
-        name
-    }
-
-    fn ints(&mut self, values: &[i64]) -> String {
-        let name = self.fresh("ints");
-        self.initializers
-            .push(TensorProto::from_array(&name, &ndarray::arr1(values)));
-        name
-    }
-
-    fn scalar(&mut self, value: f32) -> String {
-        let name = self.fresh("scalar");
-        self.initializers.push(TensorProto::scalar(&name, value));
-        name
-    }
-
-    /// Conv without bias (`pads` top, left, bottom, right).
-    fn conv(
-        &mut self,
-        x: &str,
-        cin: usize,
-        cout: usize,
-        k: usize,
-        attrs: Vec<AttributeProto>,
-    ) -> String {
-        let group = attrs
-            .iter()
-            .find(|a| a.name() == "group")
-            .and_then(|a| a.i)
-            .unwrap_or(1) as usize;
-        let bound = 1.0 / ((cin / group * k * k) as f64).sqrt();
-        let w = self.rng.array(&[cout, cin / group, k, k], -bound, bound);
-        let w = self.floats(w);
-        self.node("Conv", &[x, &w], attrs)
-    }
-
-    /// BatchNormalization with random statistics.
-    fn bn(&mut self, x: &str, c: usize) -> String {
-        let gamma = self.rng.array(&[c], 0.5, 1.5);
-        let beta = self.rng.array(&[c], -0.2, 0.2);
-        let mean = self.rng.array(&[c], -0.3, 0.3);
-        let var = self.rng.array(&[c], 0.2, 1.2);
-        let names: Vec<String> = [gamma, beta, mean, var]
-            .into_iter()
-            .map(|a| self.floats(a))
-            .collect();
-        let inputs: Vec<&str> = std::iter::once(x)
-            .chain(names.iter().map(String::as_str))
-            .collect();
-        self.node(
-            "BatchNormalization",
-            &inputs,
-            vec![AttributeProto::float("epsilon", 1e-3)],
-        )
-    }
-
-    fn model(self, output: &str) -> Model {
-        let dims: Vec<i64> = self.input_shape.iter().map(|&d| d as i64).collect();
-        let graph = GraphProto {
-            node: self.nodes,
-            initializer: self.initializers,
-            input: vec![ValueInfoProto::tensor("x", DataType::Float, Some(&dims))],
-            output: vec![ValueInfoProto::tensor(output, DataType::Float, None)],
-            name: Some("test".into()),
-            ..GraphProto::default()
-        };
-        Model::from_proto(ModelProto {
-            ir_version: Some(8),
-            opset_import: vec![OperatorSetIdProto {
-                domain: Some(String::new()),
-                version: Some(self.opset),
-                ..OperatorSetIdProto::default()
-            }],
-            graph: Some(graph),
-            ..ModelProto::default()
-        })
-    }
-}
-
-fn ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto::ints(name, v.iter().copied())
 }
 
 /// x [2,3,8,8] → Conv 3→4 (3×3) → BN → op(s) → BN: the op's input is a real
@@ -376,6 +215,43 @@ fn a_model_without_bn_is_a_clear_error() {
 }
 
 #[test]
+fn bn_statistics_behind_identity_nodes_are_found() {
+    // The TorchScript exporter shares equal initializers through Identity nodes.
+    let mut net = Net::new(&[1, 3, 8, 8]);
+    let y = net.bn("x", 3);
+    let mut model = net.model(&y);
+    let var = model.graph().node[0].input[4].clone();
+    let g = model.graph_mut();
+    g.node.insert(
+        0,
+        NodeBuilder::new("Identity")
+            .input(&var)
+            .output("shared_var")
+            .build(),
+    );
+    g.node[1].input[4] = "shared_var".into();
+    let layers = find_bn_layers(&model).unwrap();
+    assert_eq!(layers[0].var.len(), 3);
+    check_op("identity-shared BN statistics", {
+        let mut net = Net::new(&[2, 3, 8, 8]);
+        let c = net.conv("x", 3, 4, 3, vec![ints("pads", &[1, 1, 1, 1])]);
+        let a = net.bn(&c, 4);
+        let mut m = net.model(&a);
+        let mean = m.graph().node[1].input[3].clone();
+        let g = m.graph_mut();
+        g.node.insert(
+            1,
+            NodeBuilder::new("Identity")
+                .input(&mean)
+                .output("shared_mean")
+                .build(),
+        );
+        g.node[2].input[3] = "shared_mean".into();
+        m
+    });
+}
+
+#[test]
 fn bn_statistics_that_are_not_constants_are_named() {
     let mut net = Net::new(&[1, 3, 8, 8]);
     let y = net.bn("x", 3);
@@ -385,7 +261,7 @@ fn bn_statistics_that_are_not_constants_are_named() {
     let g = model.graph_mut();
     g.node.insert(
         0,
-        NodeBuilder::new("Identity")
+        NodeBuilder::new("Abs")
             .input(&var)
             .output("computed_var")
             .build(),

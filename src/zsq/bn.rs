@@ -5,7 +5,9 @@
 //! zero-shot quantizer knows about the data: distillation makes images whose
 //! activations at every BN input have that mean and standard deviation.
 
-use crate::onnx::{Model, NodeProto};
+use std::borrow::Cow;
+
+use crate::onnx::{GraphView, Model, NodeProto, TensorProto};
 
 use super::ZsqError;
 
@@ -50,6 +52,23 @@ impl BnLayer {
             .map(|(g, s)| g / s)
             .collect()
     }
+}
+
+/// A constant tensor by name: an initializer or a Constant node's output, also behind
+/// Identity nodes (the TorchScript exporter shares equal initializers through them).
+fn constant<'g>(view: &GraphView<'g>, value: &str) -> Option<Cow<'g, TensorProto>> {
+    let mut value = value;
+    for _ in 0..16 {
+        if let Some(t) = view.tensor(value) {
+            return Some(t);
+        }
+        let node = view.producer_node(value)?;
+        if node.op_type() != "Identity" {
+            return None;
+        }
+        value = node.input.first()?;
+    }
+    None
 }
 
 /// ONNX's default epsilon of BatchNormalization.
@@ -98,7 +117,7 @@ fn read_layer(model: &Model, index: usize, node: &NodeProto) -> Result<BnLayer, 
     let view = model.graph().view();
     let read = |slot: usize, role: &str| -> Result<Vec<f32>, ZsqError> {
         let value = &node.input[slot];
-        let tensor = view.tensor(value).ok_or_else(|| {
+        let tensor = constant(&view, value).ok_or_else(|| {
             fail(format!(
                 "its {role} '{value}' is not a constant (an initializer or a Constant node)"
             ))
