@@ -407,16 +407,11 @@ fn pair(node: &NodeProto, name: &str) -> [usize; 2] {
 }
 
 fn conv(node: &NodeProto, x: &ArrayD<f64>, w: &ArrayD<f64>, bias: Option<&Value>) -> ArrayD<f64> {
-    let x = x
-        .view()
-        .into_dimensionality::<ndarray::Ix4>()
-        .expect("NCHW");
-    let w = w
-        .view()
-        .into_dimensionality::<ndarray::Ix4>()
-        .expect("weights");
-    let (n, _, h, wd) = x.dim();
-    let (co, cig, kh, kw) = w.dim();
+    let x = x.as_standard_layout();
+    let w = w.as_standard_layout();
+    let (xs, ws) = (x.shape(), w.shape());
+    let (n, ci, h, wd) = (xs[0], xs[1], xs[2], xs[3]);
+    let (co, cig, kh, kw) = (ws[0], ws[1], ws[2], ws[3]);
     let group = node.attr_int("group").unwrap_or(1) as usize;
     let (s, d) = (pair(node, "strides"), pair(node, "dilations"));
     let p = window_pads(node, h, wd, [kh, kw], s, d);
@@ -424,27 +419,42 @@ fn conv(node: &NodeProto, x: &ArrayD<f64>, w: &ArrayD<f64>, bias: Option<&Value>
     let ow = (wd + p[1] + p[3] - d[1] * (kw - 1) - 1) / s[1] + 1;
     let b = bias.map(Value::floats);
     let cog = co / group;
-    let y = Array4::from_shape_fn((n, co, oh, ow), |(b_, o, i, j)| {
-        let grp = o / cog;
-        let mut acc = b.as_ref().map_or(0.0, |b| b[o]);
-        for c in 0..cig {
-            for a in 0..kh {
-                let r = (i * s[0] + a * d[0]) as i64 - p[0] as i64;
-                if r < 0 || r >= h as i64 {
-                    continue;
-                }
-                for e in 0..kw {
-                    let q = (j * s[1] + e * d[1]) as i64 - p[1] as i64;
-                    if q < 0 || q >= wd as i64 {
-                        continue;
+    let (xv, wv) = (
+        x.as_slice().expect("contiguous"),
+        w.as_slice().expect("contiguous"),
+    );
+    let mut y = vec![0.0f64; n * co * oh * ow];
+    for img in 0..n {
+        for o in 0..co {
+            let out = &mut y[(img * co + o) * oh * ow..][..oh * ow];
+            if let Some(b) = &b {
+                out.iter_mut().for_each(|v| *v = b[o]);
+            }
+            let grp = o / cog;
+            for c in 0..cig {
+                let plane = &xv[(img * ci + grp * cig + c) * h * wd..][..h * wd];
+                for a in 0..kh {
+                    for e in 0..kw {
+                        let k = wv[((o * cig + c) * kh + a) * kw + e];
+                        for i in 0..oh {
+                            let r = (i * s[0] + a * d[0]) as i64 - p[0] as i64;
+                            if r < 0 || r >= h as i64 {
+                                continue;
+                            }
+                            let row = &plane[r as usize * wd..][..wd];
+                            for (j, v) in out[i * ow..][..ow].iter_mut().enumerate() {
+                                let q = (j * s[1] + e * d[1]) as i64 - p[1] as i64;
+                                if q >= 0 && q < wd as i64 {
+                                    *v += k * row[q as usize];
+                                }
+                            }
+                        }
                     }
-                    acc += x[(b_, grp * cig + c, r as usize, q as usize)] * w[(o, c, a, e)];
                 }
             }
         }
-        acc
-    });
-    y.into_dyn()
+    }
+    ArrayD::from_shape_vec(IxDyn(&[n, co, oh, ow]), y).expect("conv output")
 }
 
 fn pool(node: &NodeProto, x: &ArrayD<f64>, max: bool) -> ArrayD<f64> {
