@@ -695,6 +695,14 @@ fn pooling_rules() {
         }),
     );
     check_op(
+        "maxpool at opset 13 (raised to 16)",
+        op_model(|n, a| {
+            n.opset = 13;
+            let attrs = vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])];
+            (n.node("MaxPool", &[a], attrs), 4)
+        }),
+    );
+    check_op(
         "maxpool ceil mode",
         op_model_sized(&[2, 3, 7, 7], |n, a| {
             let attrs = vec![
@@ -968,6 +976,22 @@ fn bilinear_resize_is_refused() {
         .to_string();
     assert!(err.contains("no gradient rule for Resize"), "{err}");
     assert!(err.contains("mode=linear"), "{err}");
+}
+
+#[test]
+fn old_opsets_are_refused() {
+    let model = op_model(|n, a| {
+        n.opset = 12;
+        (n.node("Relu", &[a], vec![]), 4)
+    });
+    let layers = find_bn_layers(&model).unwrap();
+    let err = build_gradient_graph(&model, &layers, [2, 3, 8, 8], &LossSpec::default(), &cpu())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("opset 12; distillation needs opset 13"),
+        "{err}"
+    );
 }
 
 #[test]

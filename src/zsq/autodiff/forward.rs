@@ -124,7 +124,7 @@ const MAX_KEPT_VALUES: usize = 1 << 16;
 
 /// The lowest default-domain opset the gradient graph supports (Split, ReduceSum,
 /// Squeeze/Unsqueeze take their sizes and axes as inputs from 13 on).
-pub(super) const MIN_OPSET: i64 = 13;
+const MIN_OPSET: i64 = 13;
 /// ScatterElements has `reduction` from opset 16; nothing the rules read changed
 /// meaning between 13 and 16, so older graphs are raised to it.
 const SCATTER_OPSET: i64 = 16;
@@ -152,7 +152,7 @@ pub(super) fn prepare(
     }
     let mut work = model.clone();
     work.inline_external_data()?;
-    // Training info and functions are not needed to compute BN inputs.
+    // Training info is not needed to compute BN inputs.
     work.proto.training_info.clear();
     let opset = opset.max(SCATTER_OPSET);
     set_default_opset(&mut work, opset);
