@@ -9,3 +9,4 @@ pub mod eval;
 pub mod onnx;
 pub mod runtime;
 pub mod synth;
+pub mod zsq;
