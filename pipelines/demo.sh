@@ -28,7 +28,7 @@ start=$(date +%s.%N)
 gst-launch-1.0 -q -e \
   filesrc location="$OUT/recording.gray16le" \
   ! rawvideoparse format=gray16-le width=640 height=512 framerate=30/1 \
-  ! thermaldetect model="$MODEL" json-location="$OUT/detections.jsonl" \
+  ! thermaldetect model="$MODEL" json-location="$OUT/detections.jsonl" output-agc=true \
   ! videoconvert ! tee name=t \
   t. ! queue ! jpegenc quality=90 ! avimux ! filesink location="$OUT/annotated.avi" \
   t. ! queue ! videorate drop-only=true ! video/x-raw,framerate=1/1 \

@@ -708,3 +708,19 @@ fn p2pro_layout_detects_on_the_counts_and_draws_on_the_image_half() {
         "the radiometric half is left intact"
     );
 }
+
+#[test]
+fn output_agc_replaces_counts_by_the_view_the_detector_saw() {
+    let mut run = harness(&[("output-agc", "true"), ("draw", "false")]);
+    run.h.set_src_caps(caps(PixelFormat::Gray16Le, W, H));
+    let out = run
+        .h
+        .push_and_pull(buffer(PixelFormat::Gray16Le, W, H, 0))
+        .unwrap();
+    assert_hot_and_cold_rois(&out, "output-agc");
+    let map = out.map_readable().unwrap();
+    let px =
+        |x: usize, y: usize| u16::from_le_bytes([map[2 * (y * W + x)], map[2 * (y * W + x) + 1]]);
+    // counts 5·257 (cold), 128·257 (background), 250·257 (hot): stretched 0, 128, 255
+    assert_eq!((px(0, 0), px(220, 90), px(470, 350)), (128 * 257, 65535, 0));
+}

@@ -17,7 +17,7 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
-use thermalzsq::detect::agc::Agc;
+use thermalzsq::detect::agc::{self, Agc, Histogram};
 use thermalzsq::detect::draw::{Style, draw_detections};
 use thermalzsq::detect::frame::{lower_half_counts, upper_half_image};
 use thermalzsq::detect::labels::read_labels_file;
@@ -83,6 +83,7 @@ struct Settings {
     json_location: Option<PathBuf>,
     annotations: Option<PathBuf>,
     input_layout: InputLayout,
+    output_agc: bool,
 }
 
 impl Default for Settings {
@@ -112,6 +113,7 @@ impl Default for Settings {
             json_location: None,
             annotations: None,
             input_layout: InputLayout::Full,
+            output_agc: false,
         }
     }
 }
@@ -191,6 +193,8 @@ struct State {
     scoring: Option<StreamEval>,
     /// When the first frame arrived (frames/s of the scored run).
     first_frame: Option<Instant>,
+    /// Scratch for `output-agc`.
+    hist: Histogram,
 }
 
 /// What the read-only properties report.
@@ -551,6 +555,12 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("Write one JSON line per frame with its detections to this file")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("output-agc")
+                    .nick("Output AGC")
+                    .blurb("Replace 16-bit frames by the AGC view the detector saw (scaled to 16 bits), so displays and encoders downstream show a picture; the radiometric counts are lost downstream")
+                    .default_value(false)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecString::builder("annotations")
                     .nick("Annotations")
                     .blurb("COCO json of the stream's ground truth, images in frame order (as `zsq synth --recording` writes): at EOS the detections emitted are scored and a `thermaldetect-eval` message posted (mAP50-95, mAP50, per class, latency p50/p95, frames/s)")
@@ -604,6 +614,7 @@ impl ObjectImpl for ThermalDetect {
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
             "json-location" => s.json_location = path_from(value),
             "annotations" => s.annotations = path_from(value),
+            "output-agc" => s.output_agc = value.get().expect("type checked upstream"),
             "input-layout" => s.input_layout = value.get().expect("type checked upstream"),
             other => unreachable!("no writable property {other}"),
         }
@@ -636,6 +647,7 @@ impl ObjectImpl for ThermalDetect {
             "post-messages" => s.post_messages.to_value(),
             "json-location" => path_value(&s.json_location).to_value(),
             "annotations" => path_value(&s.annotations).to_value(),
+            "output-agc" => s.output_agc.to_value(),
             "input-layout" => s.input_layout.to_value(),
             "active-model" => self.active.lock().unwrap().model.to_value(),
             "active-provider" => self.active.lock().unwrap().provider.to_value(),
@@ -729,6 +741,7 @@ impl BaseTransformImpl for ThermalDetect {
             json,
             scoring,
             first_frame: None,
+            hist: Histogram::new(),
         };
         if let Some(loaded) = loaded {
             self.activate(&mut state, loaded);
@@ -799,6 +812,7 @@ impl BaseTransformImpl for ThermalDetect {
             json,
             scoring,
             first_frame,
+            hist,
             ..
         } = state
         else {
@@ -861,7 +875,8 @@ impl BaseTransformImpl for ThermalDetect {
             detections.len()
         );
 
-        if settings.draw && !detections.is_empty() {
+        let output_agc = settings.output_agc && format.is_16bit();
+        if output_agc || (settings.draw && !detections.is_empty()) {
             let mut video = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info)
                 .map_err(|_| {
                     gst::element_imp_error!(
@@ -887,11 +902,16 @@ impl BaseTransformImpl for ThermalDetect {
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
                 gst::FlowError::Error
             })?;
-            let style = Style {
-                thickness: settings.box_thickness as usize,
-                labels: settings.draw_labels,
-            };
-            draw_detections(&mut frame, detections, &style);
+            if output_agc {
+                agc::apply_in_place(&mut frame, &settings.agc(), hist);
+            }
+            if settings.draw {
+                let style = Style {
+                    thickness: settings.box_thickness as usize,
+                    labels: settings.draw_labels,
+                };
+                draw_detections(&mut frame, detections, &style);
+            }
         }
 
         for d in detections {
