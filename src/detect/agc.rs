@@ -163,6 +163,42 @@ pub fn percentile_stretch(counts: &[u16], low: f64, high: f64) -> Vec<u8> {
     counts.iter().map(|&v| stretch(v, lo, hi)).collect()
 }
 
+/// Replaces a 16-bit frame's counts by its AGC view scaled back to 16 bits (`v8 · 257`),
+/// so displays and encoders downstream show the picture the detector saw instead of a
+/// nearly flat raw image. The radiometric counts are gone afterwards.
+pub fn apply_in_place(frame: &mut super::FrameMut, agc: &Agc, hist: &mut Histogram) {
+    let big = frame.format == super::PixelFormat::Gray16Be;
+    let read = |b: &[u8]| {
+        if big {
+            u16::from_be_bytes([b[0], b[1]])
+        } else {
+            u16::from_le_bytes([b[0], b[1]])
+        }
+    };
+    let (w, h) = (frame.width, frame.height);
+    if agc.needs_histogram() {
+        hist.clear();
+        for y in 0..h {
+            frame.row(0, y)[..2 * w]
+                .chunks_exact(2)
+                .for_each(|b| hist.add(read(b)));
+        }
+    }
+    let (lo, hi) = agc.bounds(hist);
+    let mut table = Vec::new();
+    stretch_table(lo, hi, &mut table);
+    for y in 0..h {
+        for px in frame.row_mut(0, y)[..2 * w].chunks_exact_mut(2) {
+            let v = table[read(px) as usize] as u16 * 257;
+            px.copy_from_slice(&if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,41 +254,5 @@ mod tests {
         let out = percentile_stretch(&counts, 1.0, 99.0);
         assert_eq!(*out.iter().min().unwrap(), 0);
         assert_eq!(*out.iter().max().unwrap(), 255);
-    }
-}
-
-/// Replaces a 16-bit frame's counts by its AGC view scaled back to 16 bits (`v8 · 257`),
-/// so displays and encoders downstream show the picture the detector saw instead of a
-/// nearly flat raw image. The radiometric counts are gone afterwards.
-pub fn apply_in_place(frame: &mut super::FrameMut, agc: &Agc, hist: &mut Histogram) {
-    let big = frame.format == super::PixelFormat::Gray16Be;
-    let read = |b: &[u8]| {
-        if big {
-            u16::from_be_bytes([b[0], b[1]])
-        } else {
-            u16::from_le_bytes([b[0], b[1]])
-        }
-    };
-    let (w, h) = (frame.width, frame.height);
-    if agc.needs_histogram() {
-        hist.clear();
-        for y in 0..h {
-            frame.row(0, y)[..2 * w]
-                .chunks_exact(2)
-                .for_each(|b| hist.add(read(b)));
-        }
-    }
-    let (lo, hi) = agc.bounds(hist);
-    let mut table = Vec::new();
-    stretch_table(lo, hi, &mut table);
-    for y in 0..h {
-        for px in frame.row_mut(0, y)[..2 * w].chunks_exact_mut(2) {
-            let v = table[read(px) as usize] as u16 * 257;
-            px.copy_from_slice(&if big {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            });
-        }
     }
 }
