@@ -30,47 +30,24 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-preset=${1:-}
-[ -n "$preset" ] || die "no preset (lepton, boson, boson-agc, p2pro, generic FORMAT WxH); --help"
-
-extra=""
-case $preset in
-  lepton) format=GRAY16_LE size=160x120 rate=9/1 ;;
-  boson) format=GRAY16_LE size=640x512 rate=30/1 ;;
-  boson-agc) format=I420 size=640x512 rate=30/1 ;;
-  p2pro) format=YUY2 size=256x384 rate=25/1 extra="input-layout=thermal-bottom-half" ;;
-  generic) format=${2:?generic needs FORMAT WxH}; size=${3:?generic needs FORMAT WxH}; rate=0/1 ;;
-  *) die "unknown preset $preset" ;;
-esac
-w=${size%x*} h=${size#*x}
-caps="video/x-raw,format=$format,width=$w,height=$h"
-
+[ $# -gt 0 ] || die "no preset (lepton, boson, boson-agc, p2pro, generic FORMAT WxH); --help"
+camera_preset "$@"
+src=$(camera_source "$1" "$device" "$selftest")
 if [ "$selftest" = 1 ]; then
-  frames=30
-  case $preset in
-    lepton|boson) rec=$(selftest_recording gray16le "$size" $frames); src="filesrc location=$rec ! rawvideoparse format=gray16-le width=$w height=$h framerate=30/1" ;;
-    boson-agc) rec=$(selftest_recording gray8 "$size" $frames); src="filesrc location=$rec ! rawvideoparse format=gray8 width=$w height=$h framerate=30/1 ! videoconvert ! $caps" ;;
-    p2pro) rec=$(selftest_recording yuy2-p2pro "${w}x$((h / 2))" $frames); src="filesrc location=$rec ! rawvideoparse format=yuy2 width=$w height=$h framerate=30/1" ;;
-    generic) rec=$(selftest_recording gray16le "$size" $frames); src="filesrc location=$rec ! rawvideoparse format=gray16-le width=$w height=$h framerate=30/1 ! videoconvert ! $caps" ;;
-  esac
   sink="fakesink"
-  json=${json:-$REPO/out/selftest/live-$preset.jsonl}
+  json=${json:-$REPO/out/selftest/live-$1.jsonl}
 else
-  need_element v4l2src
-  src="v4l2src device=$device ! $caps"
-  sink="videoconvert ! autovideosink sync=false"
+  sink="$CROP videoconvert ! autovideosink sync=false"
 fi
 need_element thermaldetect
 
-props="$extra"
-[ -n "$json" ] && props="$props json-location=$json"
+props="$LAYOUT output-agc=true"
+[ -n "$json" ] && props="$props json-location=\"$json\""
 pipeline="$src ! $(detect_chain $fp32 $props) ! $sink"
 echo "gst-launch-1.0 $pipeline" >&2
 eval gst-launch-1.0 -e $pipeline
 
 if [ "$selftest" = 1 ]; then
-  lines=$(wc -l < "$json")
-  [ "$lines" = "$frames" ] || die "selftest: $lines JSON lines for $frames frames"
-  grep -q '"detections":\[{' "$json" || die "selftest: no detections in $json"
-  echo "selftest $preset: ok ($lines frames, detections in $json)"
+  check_json "$json" 30
+  echo "selftest live $1: ok"
 fi
