@@ -7,3 +7,4 @@
 pub mod detect;
 pub mod onnx;
 pub mod runtime;
+pub mod zsq;

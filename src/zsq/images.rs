@@ -1,0 +1,262 @@
+//! Real calibration images (`--calib-images DIR`): PNG files turned into the detector's
+//! input exactly as the detector does it at run time (`detect::preprocess::Preprocess`:
+//! 16-bit radiometric frames through the percentile AGC, grey replicated, letterboxed),
+//! so that post-training quantization on real data and zero-shot quantization are
+//! compared on equal terms.
+//!
+//! Accepted: 8-bit grey, grey+alpha, RGB, RGBA and palette PNGs, and 16-bit grey PNGs
+//! (radiometric counts, e.g. centikelvin as `zsq synth` writes them). Files are taken
+//! sorted by name. A data set root written by `zsq synth` (with `thermal16/`,
+//! `thermal8/`, `rgb/`) is accepted too: thermal models read `thermal16/` (the raw
+//! counts, through the same AGC as a live camera), colour models `rgb/`.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use ndarray::Array4;
+use sha2::{Digest, Sha256};
+
+use super::cache::hex;
+
+use super::quantize::QuantizeError;
+use crate::detect::preprocess::Preprocess;
+use crate::detect::{Frame, PixelFormat};
+
+/// What the model's input wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageInput {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// The model was trained on colour images (metadata `modality=rgb`).
+    pub colour: bool,
+}
+
+/// A decoded PNG as a frame's pixels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedImage {
+    pub format: PixelFormat,
+    pub width: usize,
+    pub height: usize,
+    /// Tightly packed rows (16-bit samples big-endian, as PNG stores them).
+    pub data: Vec<u8>,
+}
+
+impl DecodedImage {
+    fn stride(&self) -> usize {
+        match self.format {
+            PixelFormat::Gray8 => self.width,
+            PixelFormat::Gray16Be => 2 * self.width,
+            PixelFormat::Rgb => 3 * self.width,
+            _ => 4 * self.width,
+        }
+    }
+}
+
+/// Calibration images ready for the model.
+#[derive(Debug, Clone)]
+pub struct ImageSet {
+    /// N × C × H × W, pre-processed.
+    pub images: Array4<f32>,
+    /// The directory the files came from (a `zsq synth` subdirectory if chosen).
+    pub dir: PathBuf,
+    pub files: Vec<PathBuf>,
+    /// sha256 over the files' names and contents (part of the cache key).
+    pub sha256: String,
+}
+
+/// Decodes a PNG file (see the module doc for the kinds accepted).
+pub fn decode_png(path: &Path) -> Result<DecodedImage, QuantizeError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| QuantizeError::Images(format!("{}: cannot read: {e}", path.display())))?;
+    decode_png_bytes(&bytes).map_err(|e| QuantizeError::Images(format!("{}: {e}", path.display())))
+}
+
+/// Decodes PNG bytes; the error says what is wrong with them.
+pub fn decode_png_bytes(bytes: &[u8]) -> Result<DecodedImage, String> {
+    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let unreadable = |e: png::DecodingError| format!("not a readable PNG image ({e})");
+    let mut reader = decoder.read_info().map_err(unreadable)?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| "image too large".to_string())?;
+    let mut buf = vec![0; size];
+    let info = reader.next_frame(&mut buf).map_err(unreadable)?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    use png::{BitDepth, ColorType};
+    let (format, data) = match (info.color_type, info.bit_depth) {
+        (ColorType::Grayscale, BitDepth::Eight) => {
+            (PixelFormat::Gray8, pack(&buf, info.line_size, w, h))
+        }
+        (ColorType::Grayscale, BitDepth::Sixteen) => {
+            (PixelFormat::Gray16Be, pack(&buf, info.line_size, 2 * w, h))
+        }
+        (ColorType::GrayscaleAlpha, BitDepth::Eight) => {
+            let rows = pack(&buf, info.line_size, 2 * w, h);
+            (
+                PixelFormat::Gray8,
+                rows.chunks_exact(2).map(|p| p[0]).collect(),
+            )
+        }
+        (ColorType::Rgb, BitDepth::Eight) => {
+            (PixelFormat::Rgb, pack(&buf, info.line_size, 3 * w, h))
+        }
+        (ColorType::Rgba, BitDepth::Eight) => {
+            (PixelFormat::Rgba, pack(&buf, info.line_size, 4 * w, h))
+        }
+        (color, depth) => {
+            return Err(format!(
+                "{color:?} PNG with {} bits per sample is not supported (use 8-bit grey/RGB or 16-bit grey)",
+                depth as u8
+            ));
+        }
+    };
+    Ok(DecodedImage {
+        format,
+        width: w,
+        height: h,
+        data,
+    })
+}
+
+/// Rows of `row_bytes` out of a buffer whose rows are `line_size` apart.
+fn pack(buf: &[u8], line_size: usize, row_bytes: usize, rows: usize) -> Vec<u8> {
+    if line_size == row_bytes {
+        return buf[..row_bytes * rows].to_vec();
+    }
+    (0..rows)
+        .flat_map(|y| &buf[y * line_size..y * line_size + row_bytes])
+        .copied()
+        .collect()
+}
+
+fn is_png(path: &Path) -> bool {
+    path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+}
+
+/// The PNG files of `dir`, sorted by name; for a `zsq synth` data set root, those of the
+/// subdirectory matching the model (`thermal16/` then `thermal8/` for thermal models,
+/// `rgb/` for colour ones). Returns the directory used and its files.
+pub fn list_images(dir: &Path, colour: bool) -> Result<(PathBuf, Vec<PathBuf>), QuantizeError> {
+    let list = |d: &Path| -> Result<Vec<PathBuf>, QuantizeError> {
+        let entries = std::fs::read_dir(d).map_err(|e| {
+            QuantizeError::Images(format!("calibration image directory {}: {e}", d.display()))
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| is_png(p))
+            .collect();
+        files.sort();
+        Ok(files)
+    };
+    let files = list(dir)?;
+    if !files.is_empty() {
+        return Ok((dir.to_path_buf(), files));
+    }
+    let subdirs: &[&str] = if colour {
+        &["rgb"]
+    } else {
+        &["thermal16", "thermal8"]
+    };
+    for sub in subdirs {
+        let d = dir.join(sub);
+        if d.is_dir() {
+            let files = list(&d)?;
+            if !files.is_empty() {
+                return Ok((d, files));
+            }
+        }
+    }
+    Err(QuantizeError::Images(format!(
+        "no PNG images in {} (nor in its {} subdirectories)",
+        dir.display(),
+        subdirs.join("/")
+    )))
+}
+
+/// Loads the first `count` images (sorted by name; fewer if the directory has fewer)
+/// of `dir` and pre-processes them for `input` with the detector's default AGC
+/// (1–99 % percentile stretch for 16-bit frames) and letterbox.
+pub fn load_calibration_images(
+    dir: &Path,
+    count: usize,
+    input: ImageInput,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ImageSet, QuantizeError> {
+    if count == 0 {
+        return Err(QuantizeError::Settings(
+            "the number of calibration images must be at least 1".into(),
+        ));
+    }
+    let (dir, mut files) = list_images(dir, input.colour)?;
+    files.truncate(count);
+    let mut pre = Preprocess::new(input.width, input.height, input.channels, input.colour);
+    let len = pre.tensor_len();
+    let mut data = vec![0.0f32; files.len() * len];
+    let mut digest = FilesDigest::default();
+    for (i, path) in files.iter().enumerate() {
+        let bytes = std::fs::read(path)
+            .map_err(|e| QuantizeError::Images(format!("{}: cannot read: {e}", path.display())))?;
+        digest.add(path, &bytes);
+        let image = decode_png_bytes(&bytes)
+            .map_err(|e| QuantizeError::Images(format!("{}: {e}", path.display())))?;
+        let frame = Frame::new(
+            image.format,
+            image.width,
+            image.height,
+            vec![(image.data.as_slice(), image.stride())],
+        )
+        .map_err(|e| QuantizeError::Images(format!("{}: {e}", path.display())))?;
+        pre.run(&frame, &mut data[i * len..(i + 1) * len]);
+        progress(i + 1, files.len());
+    }
+    let images = Array4::from_shape_vec(
+        (files.len(), input.channels, input.height, input.width),
+        data,
+    )
+    .expect("one tensor per file");
+    Ok(ImageSet {
+        images,
+        dir,
+        files,
+        sha256: digest.finish(),
+    })
+}
+
+/// sha256 over the names and contents of the first `count` images `dir` would give,
+/// without decoding them (the cache key of a `--calib-images` run).
+pub fn images_digest(dir: &Path, count: usize, colour: bool) -> Result<String, QuantizeError> {
+    let (_, mut files) = list_images(dir, colour)?;
+    files.truncate(count);
+    let mut digest = FilesDigest::default();
+    for path in &files {
+        let bytes = std::fs::read(path)
+            .map_err(|e| QuantizeError::Images(format!("{}: cannot read: {e}", path.display())))?;
+        digest.add(path, &bytes);
+    }
+    Ok(digest.finish())
+}
+
+/// sha256 over (file name, NUL, sha256 of the contents) of each file in order.
+#[derive(Default)]
+struct FilesDigest(Sha256);
+
+impl FilesDigest {
+    fn add(&mut self, path: &Path, bytes: &[u8]) {
+        self.0.update(
+            path.file_name()
+                .map(|n| n.as_encoded_bytes())
+                .unwrap_or_default(),
+        );
+        self.0.update([0]);
+        self.0.update(Sha256::digest(bytes));
+    }
+
+    fn finish(self) -> String {
+        hex(&self.0.finalize())
+    }
+}
