@@ -260,3 +260,47 @@ impl FilesDigest {
         hex(&self.0.finalize())
     }
 }
+
+/// Deterministic structured images for tests and benchmarks: a grey background with a
+/// gradient, smooth warm and cold blobs and a little noise, the same value in every
+/// channel (what a thermal detector sees), in 0..=1. Not a calibration source for real
+/// use: it stands in for images where none are at hand.
+pub fn test_pattern(
+    n: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    seed: u64,
+) -> Array4<f32> {
+    let mut state = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut rnd = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (w, h) = (width as f64, height as f64);
+    let mut out = Array4::zeros((n, channels, height, width));
+    for mut image in out.outer_iter_mut() {
+        let background = 0.2 + 0.4 * rnd();
+        let gradient = 0.3 * rnd();
+        let blobs: Vec<[f64; 4]> = (0..4)
+            .map(|_| [rnd() * w, rnd() * h, 2.0 + rnd() * w / 6.0, rnd() - 0.3])
+            .collect();
+        for y in 0..height {
+            for x in 0..width {
+                let mut v = background + gradient * x as f64 / w;
+                for [bx, by, r, a] in &blobs {
+                    let d2 = ((x as f64 - bx).powi(2) + (y as f64 - by).powi(2)) / (r * r);
+                    v += a * (-d2).exp();
+                }
+                v += 0.02 * (rnd() - 0.5);
+                let v = v.clamp(0.0, 1.0) as f32;
+                for c in 0..channels {
+                    image[[c, y, x]] = v;
+                }
+            }
+        }
+    }
+    out
+}
