@@ -5,6 +5,8 @@
 //! come in as plain pixel buffers, detections go out as plain structs.
 
 pub mod detect;
+pub mod eval;
 pub mod onnx;
 pub mod runtime;
+pub mod synth;
 pub mod zsq;

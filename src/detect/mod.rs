@@ -9,6 +9,7 @@ mod detector;
 pub mod draw;
 mod font;
 pub mod frame;
+pub mod image;
 pub mod labels;
 pub mod preprocess;
 pub mod report;

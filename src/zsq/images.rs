@@ -4,13 +4,13 @@
 //! so that post-training quantization on real data and zero-shot quantization are
 //! compared on equal terms.
 //!
-//! Accepted: 8-bit grey, grey+alpha, RGB, RGBA and palette PNGs, and 16-bit grey PNGs
-//! (radiometric counts, e.g. centikelvin as `zsq synth` writes them). Files are taken
+//! Accepted (`detect::image::read_png`): 8-bit grey, grey+alpha, RGB, RGBA and palette
+//! PNGs, and 16-bit grey PNGs (radiometric counts, e.g. centikelvin as `zsq synth`
+//! writes them). Files are taken
 //! sorted by name. A data set root written by `zsq synth` (with `thermal16/`,
 //! `thermal8/`, `rgb/`) is accepted too: thermal models read `thermal16/` (the raw
 //! counts, through the same AGC as a live camera), colour models `rgb/`.
 
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use ndarray::Array4;
@@ -20,7 +20,7 @@ use super::cache::hex;
 
 use super::quantize::QuantizeError;
 use crate::detect::preprocess::Preprocess;
-use crate::detect::{Frame, PixelFormat};
+use crate::detect::image::read_png;
 
 /// What the model's input wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,27 +30,6 @@ pub struct ImageInput {
     pub width: usize,
     /// The model was trained on colour images (metadata `modality=rgb`).
     pub colour: bool,
-}
-
-/// A decoded PNG as a frame's pixels.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodedImage {
-    pub format: PixelFormat,
-    pub width: usize,
-    pub height: usize,
-    /// Tightly packed rows (16-bit samples big-endian, as PNG stores them).
-    pub data: Vec<u8>,
-}
-
-impl DecodedImage {
-    fn stride(&self) -> usize {
-        match self.format {
-            PixelFormat::Gray8 => self.width,
-            PixelFormat::Gray16Be => 2 * self.width,
-            PixelFormat::Rgb => 3 * self.width,
-            _ => 4 * self.width,
-        }
-    }
 }
 
 /// Calibration images ready for the model.
@@ -63,72 +42,6 @@ pub struct ImageSet {
     pub files: Vec<PathBuf>,
     /// sha256 over the files' names and contents (part of the cache key).
     pub sha256: String,
-}
-
-/// Decodes a PNG file (see the module doc for the kinds accepted).
-pub fn decode_png(path: &Path) -> Result<DecodedImage, QuantizeError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| QuantizeError::Images(format!("{}: cannot read: {e}", path.display())))?;
-    decode_png_bytes(&bytes).map_err(|e| QuantizeError::Images(format!("{}: {e}", path.display())))
-}
-
-/// Decodes PNG bytes; the error says what is wrong with them.
-pub fn decode_png_bytes(bytes: &[u8]) -> Result<DecodedImage, String> {
-    let mut decoder = png::Decoder::new(Cursor::new(bytes));
-    decoder.set_transformations(png::Transformations::EXPAND);
-    let unreadable = |e: png::DecodingError| format!("not a readable PNG image ({e})");
-    let mut reader = decoder.read_info().map_err(unreadable)?;
-    let size = reader
-        .output_buffer_size()
-        .ok_or_else(|| "image too large".to_string())?;
-    let mut buf = vec![0; size];
-    let info = reader.next_frame(&mut buf).map_err(unreadable)?;
-    let (w, h) = (info.width as usize, info.height as usize);
-    use png::{BitDepth, ColorType};
-    let (format, data) = match (info.color_type, info.bit_depth) {
-        (ColorType::Grayscale, BitDepth::Eight) => {
-            (PixelFormat::Gray8, pack(&buf, info.line_size, w, h))
-        }
-        (ColorType::Grayscale, BitDepth::Sixteen) => {
-            (PixelFormat::Gray16Be, pack(&buf, info.line_size, 2 * w, h))
-        }
-        (ColorType::GrayscaleAlpha, BitDepth::Eight) => {
-            let rows = pack(&buf, info.line_size, 2 * w, h);
-            (
-                PixelFormat::Gray8,
-                rows.chunks_exact(2).map(|p| p[0]).collect(),
-            )
-        }
-        (ColorType::Rgb, BitDepth::Eight) => {
-            (PixelFormat::Rgb, pack(&buf, info.line_size, 3 * w, h))
-        }
-        (ColorType::Rgba, BitDepth::Eight) => {
-            (PixelFormat::Rgba, pack(&buf, info.line_size, 4 * w, h))
-        }
-        (color, depth) => {
-            return Err(format!(
-                "{color:?} PNG with {} bits per sample is not supported (use 8-bit grey/RGB or 16-bit grey)",
-                depth as u8
-            ));
-        }
-    };
-    Ok(DecodedImage {
-        format,
-        width: w,
-        height: h,
-        data,
-    })
-}
-
-/// Rows of `row_bytes` out of a buffer whose rows are `line_size` apart.
-fn pack(buf: &[u8], line_size: usize, row_bytes: usize, rows: usize) -> Vec<u8> {
-    if line_size == row_bytes {
-        return buf[..row_bytes * rows].to_vec();
-    }
-    (0..rows)
-        .flat_map(|y| &buf[y * line_size..y * line_size + row_bytes])
-        .copied()
-        .collect()
 }
 
 fn is_png(path: &Path) -> bool {
@@ -202,15 +115,8 @@ pub fn load_calibration_images(
         let bytes = std::fs::read(path)
             .map_err(|e| QuantizeError::Images(format!("{}: cannot read: {e}", path.display())))?;
         digest.add(path, &bytes);
-        let image = decode_png_bytes(&bytes)
-            .map_err(|e| QuantizeError::Images(format!("{}: {e}", path.display())))?;
-        let frame = Frame::new(
-            image.format,
-            image.width,
-            image.height,
-            vec![(image.data.as_slice(), image.stride())],
-        )
-        .map_err(|e| QuantizeError::Images(format!("{}: {e}", path.display())))?;
+        let image = read_png(path).map_err(|e| QuantizeError::Images(e.to_string()))?;
+        let frame = image.as_frame();
         pre.run(&frame, &mut data[i * len..(i + 1) * len]);
         progress(i + 1, files.len());
     }

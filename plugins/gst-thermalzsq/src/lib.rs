@@ -4,6 +4,7 @@
 
 use gst::glib;
 
+pub mod modelevent;
 mod ortlog;
 mod thermaldetect;
 

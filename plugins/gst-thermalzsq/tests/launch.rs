@@ -21,8 +21,9 @@ fn workdir() -> PathBuf {
 
 fn gst_launch_with(args: &str, env: &[(&str, &str)]) -> std::process::Output {
     let dir = workdir();
-    Command::new("gst-launch-1.0")
-        .args(["-q", "-e"])
+    // A hung pipeline fails the test instead of hanging it (coreutils' timeout).
+    Command::new("timeout")
+        .args(["120", "gst-launch-1.0", "-q", "-e"])
         .args(args.split_whitespace())
         .env("GST_PLUGIN_PATH", plugin_dir())
         .env("GST_REGISTRY", dir.join("registry.bin"))

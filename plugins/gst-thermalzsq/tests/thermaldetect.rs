@@ -345,8 +345,7 @@ fn properties_have_the_documented_defaults_and_report_what_runs() {
     );
 }
 
-/// Starting fails with an error message on the bus that names the cause.
-fn start_error(props: &[(&str, &str)]) -> String {
+fn pipeline(props: &[(&str, &str)]) -> gst::Pipeline {
     init();
     let pipeline = gst::Pipeline::new();
     let src = gst::ElementFactory::make("videotestsrc")
@@ -360,15 +359,14 @@ fn start_error(props: &[(&str, &str)]) -> String {
     let sink = gst::ElementFactory::make("fakesink").build().unwrap();
     pipeline.add_many([&src, &det, &sink]).unwrap();
     gst::Element::link_many([&src, &det, &sink]).unwrap();
-    assert!(
-        pipeline.set_state(gst::State::Paused).is_err(),
-        "start must fail"
-    );
+    pipeline
+}
+
+fn first_error(pipeline: &gst::Pipeline) -> String {
     let msg = pipeline
         .bus()
         .unwrap()
-        .iter_filtered(&[gst::MessageType::Error])
-        .next()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
         .expect("an error message");
     pipeline.set_state(gst::State::Null).unwrap();
     match msg.view() {
@@ -377,13 +375,28 @@ fn start_error(props: &[(&str, &str)]) -> String {
     }
 }
 
+/// Starting fails with an error message on the bus that names the cause.
+fn start_error(props: &[(&str, &str)]) -> String {
+    let pipeline = pipeline(props);
+    assert!(
+        pipeline.set_state(gst::State::Paused).is_err(),
+        "start must fail"
+    );
+    first_error(&pipeline)
+}
+
+#[test]
+fn without_a_model_or_an_announcement_the_first_frame_is_an_error() {
+    let pipeline = pipeline(&[]);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let e = first_error(&pipeline);
+    assert!(e.contains("No model: set `model`"), "{e}");
+}
+
 #[test]
 fn bad_input_fails_at_start_with_the_cause() {
     let model = fixture("hotspot_v8.onnx");
     let model = model.to_str().unwrap();
-
-    let e = start_error(&[]);
-    assert!(e.contains("No model set"), "{e}");
 
     let e = start_error(&[("model", "/nonexistent/det.onnx")]);
     assert!(e.contains("cannot read model /nonexistent/det.onnx"), "{e}");
@@ -447,5 +460,165 @@ fn a_truncated_buffer_is_a_stream_error_not_a_crash() {
         error
             .expect("an error message")
             .contains("Cannot map the frame")
+    );
+}
+
+/// The announced model's precision as the `thermaldetect-model` messages tell it.
+fn model_changes(bus: &gst::Bus) -> Vec<(String, String, u64)> {
+    std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Element(e) => e
+                .structure()
+                .filter(|s| s.name() == "thermaldetect-model")
+                .map(|s| {
+                    (
+                        s.get::<String>("location").unwrap(),
+                        s.get::<String>("precision").unwrap(),
+                        s.get::<u64>("frame").unwrap(),
+                    )
+                }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn announcement(model: &str, precision: &str) -> gstthermalzsq::modelevent::ModelAnnouncement {
+    let location = fixture(model);
+    gstthermalzsq::modelevent::ModelAnnouncement {
+        location: location.clone(),
+        data: None,
+        source: fixture("hotspot_v8.onnx"),
+        sha256: "0".repeat(64),
+        precision: precision.into(),
+        report: None,
+    }
+}
+
+#[test]
+fn an_announced_model_is_swapped_in_between_frames_without_losing_any() {
+    let json = tmp("swap.json");
+    let mut run = harness(&[("json-location", json.to_str().unwrap())]);
+    run.h.set_src_caps(caps(PixelFormat::Gray8, W, H));
+    let mut outputs = 0;
+    for i in 0..3 {
+        let out = run
+            .h
+            .push_and_pull(buffer(PixelFormat::Gray8, W, H, i * 33))
+            .unwrap();
+        assert_hot_and_cold_rois(&out, "before the swap");
+        outputs += 1;
+    }
+    assert!(
+        run.h
+            .push_event(announcement("hotspot_v5.onnx", "u8s8").to_event())
+    );
+    // The load runs on a thread; frames keep flowing meanwhile.
+    let mut pushed = 3;
+    while !run
+        .h
+        .element()
+        .unwrap()
+        .property::<Option<String>>("active-model")
+        .unwrap()
+        .ends_with("hotspot_v5.onnx")
+    {
+        assert!(pushed < 500, "the announced model never became active");
+        let out = run
+            .h
+            .push_and_pull(buffer(PixelFormat::Gray8, W, H, pushed * 33))
+            .unwrap();
+        assert_hot_and_cold_rois(&out, "while loading");
+        outputs += 1;
+        pushed += 1;
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for _ in 0..3 {
+        let out = run
+            .h
+            .push_and_pull(buffer(PixelFormat::Gray8, W, H, pushed * 33))
+            .unwrap();
+        assert_hot_and_cold_rois(&out, "after the swap");
+        outputs += 1;
+        pushed += 1;
+    }
+    assert_eq!(outputs, pushed, "buffers in == buffers out");
+
+    let changes = model_changes(&run.bus);
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(changes[0].0.ends_with("hotspot_v8.onnx") && changes[0].2 == 0);
+    assert!(changes[1].0.ends_with("hotspot_v5.onnx") && changes[1].1 == "u8s8");
+    let swapped_at = changes[1].2;
+
+    drop(run);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&json)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, pushed, "one line per frame, none twice");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["frame"], i as u64);
+        let model = line["model"].as_str().unwrap();
+        let want = if (i as u64) < swapped_at {
+            "hotspot_v8.onnx"
+        } else {
+            "hotspot_v5.onnx"
+        };
+        assert!(model.ends_with(want), "frame {i}: {model}");
+    }
+}
+
+#[test]
+fn without_its_own_model_the_element_runs_the_announced_one_from_the_first_frame() {
+    init();
+    let element = gst::ElementFactory::make("thermaldetect").build().unwrap();
+    let bus = gst::Bus::new();
+    element.set_bus(Some(&bus));
+    let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
+    h.set_src_caps(caps(PixelFormat::Gray16Le, W, H));
+    assert!(h.push_event(announcement("hotspot_v8.onnx", "fp32").to_event()));
+    let out = h
+        .push_and_pull(buffer(PixelFormat::Gray16Le, W, H, 0))
+        .unwrap();
+    assert_hot_and_cold_rois(&out, "first frame");
+    assert_eq!(model_changes(&bus).len(), 1);
+}
+
+#[test]
+fn a_broken_announced_model_keeps_the_running_one_with_a_warning() {
+    let broken = tmp("broken.onnx");
+    std::fs::write(&broken, b"not a model").unwrap();
+    let mut run = harness(&[]);
+    run.h.set_src_caps(caps(PixelFormat::Gray8, W, H));
+    let mut a = announcement("hotspot_v5.onnx", "u8s8");
+    a.location = broken;
+    assert!(run.h.push_event(a.to_event()));
+    let mut warned = false;
+    for i in 0..300 {
+        let out = run
+            .h
+            .push_and_pull(buffer(PixelFormat::Gray8, W, H, i * 33))
+            .unwrap();
+        assert_hot_and_cold_rois(&out, "the running model keeps detecting");
+        warned = std::iter::from_fn(|| run.bus.pop()).any(|m| match m.view() {
+            gst::MessageView::Warning(w) => w
+                .error()
+                .to_string()
+                .contains("Cannot load announced model, keeping"),
+            _ => false,
+        });
+        if warned {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(warned, "a warning names the failed load");
+    assert!(
+        run.h
+            .element()
+            .unwrap()
+            .property::<Option<String>>("active-model")
+            .unwrap()
+            .ends_with("hotspot_v8.onnx")
     );
 }

@@ -24,6 +24,7 @@ use thermalzsq::detect::{Detection, Detector, DetectorConfig, Frame, PixelFormat
 use thermalzsq::runtime::ProviderOptions;
 
 use super::{AgcMode, ExecutionProvider, Polarity};
+use crate::modelevent::ModelAnnouncement;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -154,9 +155,26 @@ impl Settings {
     }
 }
 
-struct State {
+/// A detector ready to run, and the model it runs.
+struct Loaded {
     detector: Detector,
-    model: String,
+    /// The model's path, as the JSON lines and `active-model` name it.
+    name: String,
+    /// `fp32`, `u8s8`, `s8s8` (from the announcement), or `model` for the property's own.
+    precision: String,
+}
+
+/// A model announced by `zsqcalibrate` being loaded off the streaming thread.
+#[derive(Default)]
+struct Swap {
+    /// Bumped per announcement (and at stop): a load finishing for an older one is dropped.
+    generation: u64,
+    ready: Option<Result<Loaded, String>>,
+}
+
+struct State {
+    /// `None` until a model is loaded: from `model` at start, or announced upstream.
+    loaded: Option<Loaded>,
     info: Option<gst_video::VideoInfo>,
     format: Option<PixelFormat>,
     frames: u64,
@@ -176,6 +194,136 @@ pub struct ThermalDetect {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
     active: Mutex<Active>,
+    swap: Mutex<Swap>,
+}
+
+/// Where a model comes from.
+enum ModelSource {
+    /// The `model` property.
+    Property(PathBuf),
+    /// A `thermalzsq/model` event.
+    Announced(ModelAnnouncement),
+}
+
+impl ThermalDetect {
+    /// Loads a detector with the current settings (labels, thresholds, provider).
+    fn load(&self, source: &ModelSource) -> Result<Loaded, String> {
+        let settings = self.settings.lock().unwrap().clone();
+        let config = settings.detector_config()?;
+        let (detector, name, precision) = match source {
+            ModelSource::Property(path) => (
+                Detector::load(path, config),
+                path.display().to_string(),
+                "model".to_string(),
+            ),
+            ModelSource::Announced(a) => (
+                match &a.data {
+                    Some(bytes) => Detector::from_bytes(bytes, config),
+                    None => Detector::load(&a.location, config),
+                },
+                a.location.display().to_string(),
+                a.precision.clone(),
+            ),
+        };
+        let detector = detector.map_err(|e| e.to_string())?;
+        if !detector.fallbacks().is_empty() {
+            gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Settings,
+                ("execution-provider=auto runs on {}", detector.provider()),
+                ["{}", detector.fallbacks().join("; ")]
+            );
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "loaded {name} ({}, {} classes) on {}",
+            detector.layout().name(),
+            detector.layout().classes(),
+            detector.provider()
+        );
+        Ok(Loaded {
+            detector,
+            name,
+            precision,
+        })
+    }
+
+    /// Makes `loaded` the running model (between two frames, or before the first).
+    fn activate(&self, state: &mut State, loaded: Loaded) {
+        *self.active.lock().unwrap() = Active {
+            model: Some(loaded.name.clone()),
+            provider: Some(loaded.detector.provider().to_string()),
+        };
+        let s = gst::Structure::builder("thermaldetect-model")
+            .field("location", &loaded.name)
+            .field("precision", &loaded.precision)
+            .field("provider", loaded.detector.provider().as_str())
+            .field("frame", state.frames)
+            .build();
+        state.loaded = Some(loaded);
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+
+    /// A `thermalzsq/model` event: with no model yet, load it now (frames cannot run
+    /// without one); else load it on a thread and swap it in before a later frame, so
+    /// the stream never stalls and no frame is dropped or run twice.
+    fn announce(&self, announcement: ModelAnnouncement) {
+        let mut guard = self.state.lock().unwrap();
+        let Some(state) = guard.as_mut() else { return };
+        let same = state.loaded.as_ref().is_some_and(|l| {
+            announcement.data.is_none() && l.name == announcement.location.display().to_string()
+        });
+        if same {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "{} announced again: already running",
+                announcement.location.display()
+            );
+            return;
+        }
+        if state.loaded.is_none() {
+            match self.load(&ModelSource::Announced(announcement.clone())) {
+                Ok(loaded) => self.activate(state, loaded),
+                Err(e) => gst::element_imp_error!(
+                    self,
+                    gst::LibraryError::Init,
+                    (
+                        "Cannot load announced model {}: {}",
+                        announcement.location.display(),
+                        e
+                    )
+                ),
+            }
+            return;
+        }
+        drop(guard);
+        let generation = {
+            let mut swap = self.swap.lock().unwrap();
+            swap.generation += 1;
+            swap.ready = None;
+            swap.generation
+        };
+        gst::info!(
+            CAT,
+            imp = self,
+            "loading announced model {} in the background",
+            announcement.location.display()
+        );
+        let weak = self.obj().downgrade();
+        std::thread::spawn(move || {
+            let Some(obj) = weak.upgrade() else { return };
+            let imp = obj.imp();
+            let result = imp.load(&ModelSource::Announced(announcement));
+            let mut swap = imp.swap.lock().unwrap();
+            if swap.generation == generation {
+                swap.ready = Some(result);
+            }
+        });
+    }
 }
 
 #[glib::object_subclass]
@@ -203,7 +351,7 @@ impl ObjectImpl for ThermalDetect {
             vec![
                 glib::ParamSpecString::builder("model")
                     .nick("Model")
-                    .blurb("ONNX detector to run (fp32 or int8 QDQ; YOLOv8/v11 or YOLOv5 output)")
+                    .blurb("ONNX detector to run (fp32 or int8 QDQ; YOLOv8/v11 or YOLOv5 output). May stay unset when zsqcalibrate upstream announces the model; an announced model replaces this one")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("labels")
@@ -470,18 +618,14 @@ impl BaseTransformImpl for ThermalDetect {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        let Some(model) = settings.model.clone() else {
-            return Err(gst::error_msg!(
-                gst::LibraryError::Settings,
-                ("No model set: give `model` the path of an ONNX detector")
-            ));
-        };
-        let config = settings
-            .detector_config()
-            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)))?;
-        let detector = Detector::load(&model, config).map_err(|e| {
-            gst::error_msg!(gst::LibraryError::Init, ("Cannot load detector: {}", e))
-        })?;
+        let loaded =
+            match &settings.model {
+                Some(path) => Some(self.load(&ModelSource::Property(path.clone())).map_err(
+                    |e| gst::error_msg!(gst::LibraryError::Init, ("Cannot load detector: {}", e)),
+                )?),
+                // zsqcalibrate upstream will announce one before the first frame.
+                None => None,
+            };
         let json = match &settings.json_location {
             Some(path) => Some(BufWriter::new(File::create(path).map_err(|e| {
                 gst::error_msg!(
@@ -491,44 +635,31 @@ impl BaseTransformImpl for ThermalDetect {
             })?)),
             None => None,
         };
-        if !detector.fallbacks().is_empty() {
-            gst::element_imp_warning!(
-                self,
-                gst::LibraryError::Settings,
-                ("execution-provider=auto runs on {}", detector.provider()),
-                ["{}", detector.fallbacks().join("; ")]
-            );
-        }
-        gst::info!(
-            CAT,
-            imp = self,
-            "loaded {} ({}, {} classes) on {}",
-            model.display(),
-            detector.layout().name(),
-            detector.layout().classes(),
-            detector.provider()
-        );
-        let model = model.display().to_string();
-        *self.active.lock().unwrap() = Active {
-            model: Some(model.clone()),
-            provider: Some(detector.provider().to_string()),
-        };
-        *self.state.lock().unwrap() = Some(State {
-            detector,
-            model,
+        let mut state = State {
+            loaded: None,
             info: None,
             format: None,
             frames: 0,
             last: Vec::new(),
             json,
-        });
+        };
+        if let Some(loaded) = loaded {
+            self.activate(&mut state, loaded);
+        }
+        *self.state.lock().unwrap() = Some(state);
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(mut state) = self.state.lock().unwrap().take()
-            && let Some(mut json) = state.json.take()
         {
+            // A load still running for this session must not land in the next one.
+            let mut swap = self.swap.lock().unwrap();
+            swap.generation += 1;
+            swap.ready = None;
+        }
+        let state = self.state.lock().unwrap().take();
+        *self.active.lock().unwrap() = Active::default();
+        if let Some(mut json) = state.and_then(|s| s.json) {
             json.flush().map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::Write,
@@ -536,8 +667,16 @@ impl BaseTransformImpl for ThermalDetect {
                 )
             })?;
         }
-        *self.active.lock().unwrap() = Active::default();
         Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::CustomDownstreamSticky(_) = event.view()
+            && let Some(announcement) = ModelAnnouncement::from_event(&event)
+        {
+            self.announce(announcement);
+        }
+        self.parent_sink_event(event)
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -547,16 +686,46 @@ impl BaseTransformImpl for ThermalDetect {
         let (Some(info), Some(format)) = (state.info.clone(), state.format) else {
             return Err(gst::FlowError::NotNegotiated);
         };
-        let index = state.frames;
-        state.frames += 1;
+        let ready = self.swap.lock().unwrap().ready.take();
+        match ready {
+            Some(Ok(loaded)) => self.activate(state, loaded),
+            Some(Err(e)) => gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Init,
+                (
+                    "Cannot load announced model, keeping {}: {}",
+                    state.loaded.as_ref().map_or("none", |l| &l.name),
+                    e
+                )
+            ),
+            None => {}
+        }
+        let State {
+            loaded: Some(loaded),
+            frames,
+            last,
+            json,
+            ..
+        } = state
+        else {
+            gst::element_imp_error!(
+                self,
+                gst::LibraryError::Settings,
+                ("No model: set `model` to an ONNX detector, or put zsqcalibrate upstream")
+            );
+            return Err(gst::FlowError::Error);
+        };
+        let detector = &mut loaded.detector;
+        let index = *frames;
+        *frames += 1;
 
         if index % settings.interval as u64 == 0 {
-            state.detector.set_thresholds(
+            detector.set_thresholds(
                 settings.conf_threshold,
                 settings.iou_threshold,
                 settings.max_detections as usize,
             );
-            state.detector.set_pre(settings.agc(), settings.polarity());
+            detector.set_pre(settings.agc(), settings.polarity());
             let video =
                 gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &info).map_err(|_| {
                     gst::element_imp_error!(
@@ -572,8 +741,8 @@ impl BaseTransformImpl for ThermalDetect {
                 info.height() as usize,
                 planes(&video.planes_data(), video.plane_stride()),
             )
-            .and_then(|frame| state.detector.detect(&frame));
-            state.last = frame.map_err(|e| {
+            .and_then(|frame| detector.detect(&frame));
+            *last = frame.map_err(|e| {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Failed,
@@ -582,7 +751,7 @@ impl BaseTransformImpl for ThermalDetect {
                 gst::FlowError::Error
             })?;
         }
-        let detections = &state.last;
+        let detections = &*last;
         gst::log!(
             CAT,
             imp = self,
@@ -658,8 +827,8 @@ impl BaseTransformImpl for ThermalDetect {
                 .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
         }
 
-        if let Some(json) = state.json.as_mut() {
-            let line = FrameRecord::new(index, pts.map(|t| t.nseconds()), &state.model, detections)
+        if let Some(json) = json.as_mut() {
+            let line = FrameRecord::new(index, pts.map(|t| t.nseconds()), &loaded.name, detections)
                 .to_json_line();
             if let Err(e) = writeln!(json, "{line}").and_then(|_| json.flush()) {
                 gst::element_imp_error!(

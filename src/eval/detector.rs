@@ -1,0 +1,164 @@
+//! Detections to score, from a detector run over a dataset or from the JSON lines
+//! `thermaldetect` wrote: both become COCO results against a ground truth.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::{CocoGt, Detection, EvalError};
+use crate::detect::image::read_png;
+use crate::detect::report::FrameRecord;
+use crate::detect::{Detector, DetectorConfig};
+
+/// The detector settings for scoring, as the field evaluates: every box above a very low
+/// confidence, NMS at IoU 0.7, 100 per image (what ultralytics' `val` uses).
+pub fn eval_config() -> DetectorConfig {
+    DetectorConfig {
+        conf_threshold: 0.001,
+        iou_threshold: 0.7,
+        max_detections: 100,
+        ..Default::default()
+    }
+}
+
+/// Category id per class name of the dataset.
+fn category_ids(gt: &CocoGt) -> HashMap<&str, i64> {
+    gt.categories
+        .iter()
+        .map(|c| (c.name.as_str(), c.id))
+        .collect()
+}
+
+/// Runs `detector` on every image of `gt`, read from `images` (PNG, 8 or 16 bit) by
+/// file name; classes map to categories by name. `progress` gets (done, total).
+pub fn detect_dataset(
+    detector: &mut Detector,
+    gt: &CocoGt,
+    images: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<Detection>, EvalError> {
+    let ids = category_ids(gt);
+    let classes: Vec<Option<i64>> = detector
+        .labels()
+        .iter()
+        .map(|l| ids.get(l.as_str()).copied())
+        .collect();
+    if classes.iter().all(Option::is_none) {
+        return Err(EvalError(format!(
+            "the model's classes ({}) match none of the dataset's categories ({})",
+            detector.labels().join(", "),
+            gt.categories
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let mut out = Vec::new();
+    for (i, image) in gt.images.iter().enumerate() {
+        let frame =
+            read_png(&images.join(&image.file_name)).map_err(|e| EvalError(e.to_string()))?;
+        let dets = detector
+            .detect(&frame.as_frame())
+            .map_err(|e| EvalError(e.to_string()))?;
+        out.extend(dets.iter().filter_map(|d| {
+            let category_id = classes.get(d.class_id).copied().flatten()?;
+            let [x0, y0, x1, y1] = d.bbox.map(f64::from);
+            Some(Detection {
+                image_id: image.id,
+                category_id,
+                bbox: [x0, y0, x1 - x0, y1 - y0],
+                score: d.confidence as f64,
+            })
+        }));
+        progress(i + 1, gt.images.len());
+    }
+    Ok(out)
+}
+
+/// Reads `thermaldetect` JSON lines (one frame per line) as detections on `gt`, whose
+/// images are in frame order (as `zsq synth --recording` writes): line `frame` N is
+/// image N; labels map to categories by name, other labels are ignored.
+pub fn parse_frame_records(text: &str, gt: &CocoGt) -> Result<Vec<Detection>, EvalError> {
+    let ids = category_ids(gt);
+    let mut out = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let record: FrameRecord = serde_json::from_str(line).map_err(|e| {
+            EvalError(format!(
+                "line {}: not a thermaldetect JSON line: {e}",
+                n + 1
+            ))
+        })?;
+        let image = gt.images.get(record.frame as usize).ok_or_else(|| {
+            EvalError(format!(
+                "frame {} is beyond the {} images of the ground truth",
+                record.frame,
+                gt.images.len()
+            ))
+        })?;
+        out.extend(record.detections.iter().filter_map(|d| {
+            let [x0, y0, x1, y1] = d.bbox.map(f64::from);
+            Some(Detection {
+                image_id: image.id,
+                category_id: *ids.get(d.label.as_str())?,
+                bbox: [x0, y0, x1 - x0, y1 - y0],
+                score: d.confidence as f64,
+            })
+        }));
+    }
+    Ok(out)
+}
+
+/// Reads detections in either form: a COCO results array, or thermaldetect JSON lines.
+pub fn read_detections(path: &Path, gt: &CocoGt) -> Result<Vec<Detection>, EvalError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| EvalError(format!("cannot read {}: {e}", path.display())))?;
+    let parsed = if text.trim_start().starts_with('[') {
+        super::parse_detections(&text)
+    } else {
+        parse_frame_records(&text, gt)
+    };
+    parsed.map_err(|e| EvalError(format!("{}: {}", path.display(), e.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_map_frames_to_images_and_labels_to_categories() {
+        let gt = CocoGt::from_json(
+            r#"{"images":[{"id":10,"file_name":"frame_000000"},{"id":11,"file_name":"frame_000001"}],
+                "annotations":[],"categories":[{"id":1,"name":"person"},{"id":2,"name":"car"}]}"#,
+        )
+        .unwrap();
+        let text = concat!(
+            r#"{"frame":0,"pts":0,"model":"m","detections":[]}"#,
+            "\n",
+            r#"{"frame":1,"pts":33,"model":"m","detections":[{"label":"car","class_id":1,"confidence":0.5,"box":[1.0,2.0,11.0,22.0]},{"label":"dog","class_id":3,"confidence":0.9,"box":[0.0,0.0,1.0,1.0]}]}"#,
+            "\n"
+        );
+        let dets = parse_frame_records(text, &gt).unwrap();
+        assert_eq!(
+            dets,
+            vec![Detection {
+                image_id: 11,
+                category_id: 2,
+                bbox: [1.0, 2.0, 10.0, 20.0],
+                score: 0.5
+            }]
+        );
+        let e = parse_frame_records(r#"{"frame":5,"pts":0,"model":"m","detections":[]}"#, &gt)
+            .unwrap_err();
+        assert!(e.0.contains("frame 5 is beyond the 2 images"), "{}", e.0);
+        assert!(
+            parse_frame_records("{oops", &gt)
+                .unwrap_err()
+                .0
+                .contains("line 1")
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! Object classes and labels: what a box means and how visible extents are measured.
+
+/// The labelled classes, in COCO category order (ids 1, 2, 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    Person,
+    Car,
+    Bicycle,
+}
+
+impl Class {
+    pub const ALL: [Class; 3] = [Class::Person, Class::Car, Class::Bicycle];
+
+    /// COCO category id.
+    pub fn category_id(self) -> i64 {
+        match self {
+            Class::Person => 1,
+            Class::Car => 2,
+            Class::Bicycle => 3,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Person => "person",
+            Class::Car => "car",
+            Class::Bicycle => "bicycle",
+        }
+    }
+}
+
+/// One labelled object in a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Label {
+    pub class: Class,
+    /// Visible extent `[x, y, w, h]` in pixels (after occlusion and the frame border).
+    pub bbox: [f32; 4],
+    /// Visible pixels over the pixels the object would cover alone, in and out of frame.
+    pub visible: f32,
+    /// Identity of the object across the frames of a recording (object index · 4 + part).
+    pub track: u32,
+}
+
+/// Objects less visible than this are left unlabelled (too occluded or cut by the border).
+pub const MIN_VISIBLE: f32 = 0.4;
+/// Boxes need at least this height or width (the larger side) in pixels ...
+pub const MIN_LONG_SIDE: f32 = 8.0;
+/// ... and this much on the shorter side.
+pub const MIN_SHORT_SIDE: f32 = 3.0;
+
+/// One labelled part drawn in a frame: its class, identity and unoccluded area.
+pub struct Slot {
+    pub class: Class,
+    pub track: u32,
+    pub full_area: usize,
+}
+
+/// Owner value of pixels no labelled object owns.
+pub const NO_OWNER: u16 = u16::MAX;
+
+/// Labels from the final owner map: the bounding box of each slot's visible pixels,
+/// kept when visible enough and large enough.
+pub fn extract(owner: &[u16], width: usize, slots: &[Slot]) -> Vec<Label> {
+    let mut boxes = vec![(usize::MAX, usize::MAX, 0usize, 0usize, 0usize); slots.len()];
+    for (i, &o) in owner.iter().enumerate() {
+        if o != NO_OWNER {
+            let (x, y) = (i % width, i / width);
+            let b = &mut boxes[o as usize];
+            *b = (b.0.min(x), b.1.min(y), b.2.max(x), b.3.max(y), b.4 + 1);
+        }
+    }
+    slots
+        .iter()
+        .zip(boxes)
+        .filter_map(|(slot, (x0, y0, x1, y1, count))| {
+            if count == 0 || slot.full_area == 0 {
+                return None;
+            }
+            let visible = count as f32 / slot.full_area as f32;
+            let (w, h) = ((x1 - x0 + 1) as f32, (y1 - y0 + 1) as f32);
+            (visible >= MIN_VISIBLE && w.max(h) >= MIN_LONG_SIDE && w.min(h) >= MIN_SHORT_SIDE)
+                .then(|| Label {
+                    class: slot.class,
+                    bbox: [x0 as f32, y0 as f32, w, h],
+                    visible: visible.min(1.0),
+                    track: slot.track,
+                })
+        })
+        .collect()
+}

@@ -1,0 +1,298 @@
+//! Writing a data set to disk: the PNG views, COCO annotations and the raw recording.
+//!
+//! Layout (an interface the training tools and pipelines rely on):
+//! ```text
+//! DIR/thermal16/000000.png  16-bit grey, centikelvin
+//! DIR/thermal8/000000.png   8-bit grey, 1-99 % percentile AGC of the 16-bit frame
+//! DIR/rgb/000000.png        8-bit RGB twin
+//! DIR/annotations.json      COCO (image id = frame index, annotation ids from 1)
+//! DIR/recording.gray16le    N raw little-endian 16-bit frames, centikelvin, no header
+//! DIR/recording.json        COCO of the recording (file_name frame_000000, ...)
+//! ```
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::SynthError;
+use super::labels::{Class, Label};
+use super::scene::{Recording, Scene, count_by_class};
+use crate::eval::{Category, CocoGt, GtAnnotation, ImageInfo};
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct DatasetSpec {
+    pub out: PathBuf,
+    pub scenes: u64,
+    pub seed: u64,
+    pub width: u32,
+    pub height: u32,
+    /// Frames of the recording (0: none).
+    pub recording: u32,
+}
+
+/// What was written.
+#[derive(Debug, Clone)]
+pub struct DatasetSummary {
+    pub scenes: u64,
+    /// Labelled objects in the scenes, per class in [`Class::ALL`] order.
+    pub objects: [usize; 3],
+    pub recording_frames: u32,
+    pub recording_objects: usize,
+    pub elapsed: Duration,
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> SynthError {
+    SynthError(format!("{}: {e}", path.display()))
+}
+
+fn write_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    color: png::ColorType,
+    depth: png::BitDepth,
+    data: &[u8],
+) -> Result<(), SynthError> {
+    let file = File::create(path).map_err(|e| io_err(path, e))?;
+    let mut enc = png::Encoder::new(BufWriter::new(file), width, height);
+    enc.set_color(color);
+    enc.set_depth(depth);
+    enc.set_compression(png::Compression::Fast);
+    let mut w = enc.write_header().map_err(|e| io_err(path, e))?;
+    w.write_image_data(data).map_err(|e| io_err(path, e))?;
+    w.finish().map_err(|e| io_err(path, e))
+}
+
+/// 16-bit grey PNG (PNG stores samples big-endian).
+pub fn write_gray16_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    counts: &[u16],
+) -> Result<(), SynthError> {
+    let bytes: Vec<u8> = counts.iter().flat_map(|v| v.to_be_bytes()).collect();
+    write_png(
+        path,
+        width,
+        height,
+        png::ColorType::Grayscale,
+        png::BitDepth::Sixteen,
+        &bytes,
+    )
+}
+
+pub fn write_gray8_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    pixels: &[u8],
+) -> Result<(), SynthError> {
+    write_png(
+        path,
+        width,
+        height,
+        png::ColorType::Grayscale,
+        png::BitDepth::Eight,
+        pixels,
+    )
+}
+
+pub fn write_rgb8_png(path: &Path, width: u32, height: u32, rgb: &[u8]) -> Result<(), SynthError> {
+    write_png(
+        path,
+        width,
+        height,
+        png::ColorType::Rgb,
+        png::BitDepth::Eight,
+        rgb,
+    )
+}
+
+/// The COCO dataset of labelled frames `(image id, file name, labels)`.
+pub fn coco(width: u32, height: u32, frames: &[(i64, String, Vec<Label>)]) -> CocoGt {
+    let mut next_id = 1;
+    let mut annotations = Vec::new();
+    for (image_id, _, labels) in frames {
+        for l in labels {
+            let bbox = l.bbox.map(f64::from);
+            annotations.push(GtAnnotation {
+                id: next_id,
+                image_id: *image_id,
+                category_id: l.class.category_id(),
+                bbox,
+                area: Some(bbox[2] * bbox[3]),
+                iscrowd: 0,
+            });
+            next_id += 1;
+        }
+    }
+    CocoGt {
+        images: frames
+            .iter()
+            .map(|(id, name, _)| ImageInfo {
+                id: *id,
+                file_name: name.clone(),
+                width,
+                height,
+            })
+            .collect(),
+        annotations,
+        categories: Class::ALL
+            .iter()
+            .map(|c| Category {
+                id: c.category_id(),
+                name: c.name().to_string(),
+            })
+            .collect(),
+    }
+}
+
+fn write_json(path: &Path, coco: &CocoGt) -> Result<(), SynthError> {
+    let file = File::create(path).map_err(|e| io_err(path, e))?;
+    let mut w = BufWriter::new(file);
+    serde_json::to_writer(&mut w, coco).map_err(|e| io_err(path, e))?;
+    w.write_all(b"\n")
+        .and_then(|_| w.flush())
+        .map_err(|e| io_err(path, e))
+}
+
+fn workers(jobs: u64) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(jobs.max(1) as usize)
+}
+
+/// A scene index with its labels.
+type Labelled = (u64, Vec<Label>);
+
+/// Generates and writes scene `index` into the three image folders.
+fn write_scene(spec: &DatasetSpec, index: u64) -> Result<Vec<Label>, SynthError> {
+    let scene = Scene::generate(spec.seed, index, spec.width, spec.height)?;
+    let name = format!("{index:06}.png");
+    let (w, h) = (spec.width, spec.height);
+    write_gray16_png(
+        &spec.out.join("thermal16").join(&name),
+        w,
+        h,
+        &scene.thermal,
+    )?;
+    write_gray8_png(
+        &spec.out.join("thermal8").join(&name),
+        w,
+        h,
+        &scene.thermal8(),
+    )?;
+    write_rgb8_png(&spec.out.join("rgb").join(&name), w, h, &scene.rgb)?;
+    Ok(scene.labels)
+}
+
+/// Writes the whole data set, scenes in parallel on all cores. Output is identical
+/// whatever the number of cores.
+pub fn write_dataset(spec: &DatasetSpec) -> Result<DatasetSummary, SynthError> {
+    let start = Instant::now();
+    if spec.scenes > 0 {
+        for dir in ["thermal16", "thermal8", "rgb"] {
+            let p = spec.out.join(dir);
+            fs::create_dir_all(&p).map_err(|e| io_err(&p, e))?;
+        }
+    } else {
+        fs::create_dir_all(&spec.out).map_err(|e| io_err(&spec.out, e))?;
+    }
+    let n = workers(spec.scenes);
+    let results: Vec<Result<Vec<Labelled>, SynthError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|k| {
+                s.spawn(move || {
+                    (k as u64..spec.scenes)
+                        .step_by(n)
+                        .map(|i| write_scene(spec, i).map(|l| (i, l)))
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(SynthError("a generator thread panicked".into())))
+            })
+            .collect()
+    });
+    let mut frames: Vec<Labelled> = Vec::new();
+    for r in results {
+        frames.extend(r?);
+    }
+    frames.sort_by_key(|(i, _)| *i);
+    let objects = count_by_class(frames.iter().flat_map(|(_, l)| l));
+    if spec.scenes > 0 {
+        let named: Vec<(i64, String, Vec<Label>)> = frames
+            .into_iter()
+            .map(|(i, l)| (i as i64, format!("{i:06}.png"), l))
+            .collect();
+        write_json(
+            &spec.out.join("annotations.json"),
+            &coco(spec.width, spec.height, &named),
+        )?;
+    }
+    let recording_objects = if spec.recording > 0 {
+        write_recording(spec)?
+    } else {
+        0
+    };
+    Ok(DatasetSummary {
+        scenes: spec.scenes,
+        objects,
+        recording_frames: spec.recording,
+        recording_objects,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Writes `recording.gray16le` and `recording.json`; returns the number of labels.
+fn write_recording(spec: &DatasetSpec) -> Result<usize, SynthError> {
+    let rec = Recording::new(spec.seed, spec.width, spec.height)?;
+    let raw_path = spec.out.join("recording.gray16le");
+    let mut raw = BufWriter::new(File::create(&raw_path).map_err(|e| io_err(&raw_path, e))?);
+    let n = workers(spec.recording as u64) as u32;
+    let mut frames: Vec<(i64, String, Vec<Label>)> = Vec::new();
+    let mut first = 0;
+    while first < spec.recording {
+        let last = first.saturating_add(4 * n).min(spec.recording);
+        let batch: Vec<(u32, super::scene::RecordingFrame)> = std::thread::scope(|s| {
+            let rec = &rec;
+            let handles: Vec<_> = (0..n)
+                .map(|k| {
+                    s.spawn(move || {
+                        (first + k..last)
+                            .step_by(n as usize)
+                            .map(|i| (i, rec.frame(i)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut all: Vec<_> = handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect();
+            all.sort_by_key(|(i, _)| *i);
+            all
+        });
+        if batch.len() != (last - first) as usize {
+            return Err(SynthError("a recording thread panicked".into()));
+        }
+        for (i, f) in batch {
+            let bytes: Vec<u8> = f.thermal.iter().flat_map(|v| v.to_le_bytes()).collect();
+            raw.write_all(&bytes).map_err(|e| io_err(&raw_path, e))?;
+            frames.push((i as i64, format!("frame_{i:06}"), f.labels));
+        }
+        first = last;
+    }
+    raw.flush().map_err(|e| io_err(&raw_path, e))?;
+    let count = frames.iter().map(|f| f.2.len()).sum();
+    write_json(
+        &spec.out.join("recording.json"),
+        &coco(spec.width, spec.height, &frames),
+    )?;
+    Ok(count)
+}

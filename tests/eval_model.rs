@@ -1,0 +1,94 @@
+//! `zsq eval --model`: a detector run over a PNG dataset and scored, through the real
+//! binary. The hot/cold test detector boxes grid cells exactly, so a dataset whose hot
+//! squares sit on cells scores mAP 1.0, and one with a wrong box scores less.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn dataset(dir: &Path, shift_last: bool) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let (w, h) = (640usize, 512usize);
+    let mut images = Vec::new();
+    let mut annotations = Vec::new();
+    for i in 0..3usize {
+        // hot square on the grid cell at frame (64·(2+i) .., 64 ..), 16-bit PNG (centikelvin)
+        let x0 = 64 * (2 + i);
+        let mut counts = vec![29_300u16; w * h];
+        for y in 64..128 {
+            for x in x0..x0 + 64 {
+                counts[y * w + x] = 31_000;
+            }
+        }
+        for y in 320..384 {
+            for x in 448..512 {
+                counts[y * w + x] = 28_000;
+            }
+        }
+        let name = format!("{i:06}.png");
+        let file = std::fs::File::create(dir.join(&name)).unwrap();
+        let mut enc = png::Encoder::new(file, w as u32, h as u32);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::Sixteen);
+        let bytes: Vec<u8> = counts.iter().flat_map(|v| v.to_be_bytes()).collect();
+        enc.write_header()
+            .unwrap()
+            .write_image_data(&bytes)
+            .unwrap();
+        images.push(serde_json::json!({"id": i, "file_name": name, "width": w, "height": h}));
+        let gx = if shift_last && i == 2 {
+            x0 as f64 + 40.0
+        } else {
+            x0 as f64
+        };
+        annotations.push(serde_json::json!({"id": i + 1, "image_id": i, "category_id": 1, "bbox": [gx, 64.0, 64.0, 64.0], "area": 4096.0, "iscrowd": 0}));
+    }
+    let gt = serde_json::json!({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "hot"}]});
+    let path = dir.join("annotations.json");
+    std::fs::write(&path, gt.to_string()).unwrap();
+    path
+}
+
+fn eval(gt: &Path, images: &Path) -> serde_json::Value {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/hotspot_v8.onnx");
+    let out = Command::new(env!("CARGO_BIN_EXE_zsq"))
+        .args(["eval", "--json", "--coco"])
+        .arg(gt)
+        .arg("--model")
+        .arg(model)
+        .arg("--images")
+        .arg(images)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_detector_scored_over_png_images() {
+    let dir = std::env::temp_dir().join(format!("tzsq-evalmodel-{}", std::process::id()));
+    let exact = eval(&dataset(&dir.join("exact"), false), &dir.join("exact"));
+    assert_eq!(exact["map"], 1.0, "{exact}");
+    // the `cold` class of the model is not in the dataset: ignored
+    let shifted = eval(&dataset(&dir.join("shifted"), true), &dir.join("shifted"));
+    let map = shifted["map"].as_f64().unwrap();
+    assert!(map < 0.95 && map > 0.5, "{shifted}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_zsq"))
+        .args(["eval", "--coco"])
+        .arg(dir.join("exact/annotations.json"))
+        .args(["--model", "/nonexistent.onnx", "--images"])
+        .arg(dir.join("exact"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("zsq: error: cannot read model /nonexistent.onnx"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,337 @@
+//! `zsq synth`: determinism, label sanity, the AGC view, the RGB twin and recordings.
+
+use std::path::{Path, PathBuf};
+
+use thermalzsq::detect::agc::percentile_stretch;
+use thermalzsq::eval::CocoGt;
+use thermalzsq::synth::{Class, DatasetSpec, Recording, Scene, write_dataset};
+
+const W: u32 = 640;
+const H: u32 = 512;
+
+/// A fresh directory under the system temp dir, unique per test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("thermalzsq-synth-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn read_png(path: &Path) -> (png::OutputInfo, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    (info, buf)
+}
+
+/// Every file of a directory tree with its bytes, sorted by path.
+fn tree_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn spec(out: PathBuf, seed: u64) -> DatasetSpec {
+    DatasetSpec {
+        out,
+        scenes: 3,
+        seed,
+        width: 160,
+        height: 128,
+        recording: 4,
+    }
+}
+
+#[test]
+fn same_seed_same_bytes_other_seed_other_bytes() {
+    let (a, b, c) = (scratch("det-a"), scratch("det-b"), scratch("det-c"));
+    write_dataset(&spec(a.clone(), 11)).unwrap();
+    write_dataset(&spec(b.clone(), 11)).unwrap();
+    write_dataset(&spec(c.clone(), 12)).unwrap();
+    let (ta, tb, tc) = (tree_bytes(&a), tree_bytes(&b), tree_bytes(&c));
+    let names: Vec<_> = ta
+        .iter()
+        .map(|(p, _)| p.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 3 * 3 + 3, "{names:?}");
+    assert!(names.contains(&"thermal16/000002.png".to_string()));
+    assert!(names.contains(&"recording.gray16le".to_string()));
+    assert_eq!(ta, tb, "same seed must give the same bytes");
+    for ((name, x), (_, y)) in ta.iter().zip(&tc) {
+        if name
+            .extension()
+            .is_some_and(|e| e == "png" || e == "gray16le")
+        {
+            assert_ne!(x, y, "{} did not change with the seed", name.display());
+        }
+    }
+    for d in [a, b, c] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn scenes_are_independent_of_generation_order() {
+    let later = Scene::generate(3, 5, 200, 160).unwrap();
+    let _ = Scene::generate(3, 4, 200, 160).unwrap();
+    let again = Scene::generate(3, 5, 200, 160).unwrap();
+    assert_eq!(later.thermal, again.thermal);
+    assert_eq!(later.labels, again.labels);
+    assert_ne!(
+        later.thermal,
+        Scene::generate(3, 6, 200, 160).unwrap().thermal
+    );
+}
+
+/// Median of the frame in a ring `margin` pixels wide around a box.
+fn ring_median(frame: &[u16], b: [f32; 4], margin: i64) -> f32 {
+    let (x0, y0) = (b[0] as i64, b[1] as i64);
+    let (x1, y1) = (x0 + b[2] as i64, y0 + b[3] as i64);
+    let mut v = Vec::new();
+    for y in (y0 - margin).max(0)..(y1 + margin).min(H as i64) {
+        for x in (x0 - margin).max(0)..(x1 + margin).min(W as i64) {
+            if x < x0 || x >= x1 || y < y0 || y >= y1 {
+                v.push(frame[(y * W as i64 + x) as usize]);
+            }
+        }
+    }
+    v.sort_unstable();
+    v[v.len() / 2] as f32
+}
+
+fn box_max(frame: &[u16], b: [f32; 4]) -> f32 {
+    let mut m = 0;
+    for y in b[1] as usize..(b[1] + b[3]) as usize {
+        for x in b[0] as usize..(b[0] + b[2]) as usize {
+            m = m.max(frame[y * W as usize + x]);
+        }
+    }
+    m as f32
+}
+
+#[test]
+fn labels_are_sane_and_people_are_warm() {
+    let (mut warm, mut people) = (0, 0);
+    let mut per_class = [0usize; 3];
+    let (mut smallest, mut largest) = (f32::MAX, 0.0f32);
+    let mut counts = Vec::new();
+    for i in 0..24 {
+        let s = Scene::generate(2024, i, W, H).unwrap();
+        assert_eq!(s.thermal.len(), (W * H) as usize);
+        assert_eq!(s.rgb.len(), (W * H * 3) as usize);
+        counts.push(s.labels.len());
+        // Plausible radiometry: centikelvin of a street between -60 °C and +120 °C.
+        assert!(
+            s.thermal.iter().all(|&v| (21_300..39_300).contains(&v)),
+            "scene {i}: implausible temperature"
+        );
+        for l in &s.labels {
+            let [x, y, w, h] = l.bbox;
+            assert!(w > 0.0 && h > 0.0, "scene {i}: empty box {l:?}");
+            assert!(
+                x >= 0.0 && y >= 0.0 && x + w <= W as f32 && y + h <= H as f32,
+                "scene {i}: box outside {l:?}"
+            );
+            assert!(l.visible >= 0.4 && l.visible <= 1.0, "{l:?}");
+            per_class[Class::ALL.iter().position(|c| *c == l.class).unwrap()] += 1;
+            (smallest, largest) = (smallest.min(h), largest.max(h));
+            if l.class == Class::Person && h >= 16.0 {
+                people += 1;
+                // Skin and clothes are warmer than what the person stands in front of.
+                if box_max(&s.thermal, l.bbox) > ring_median(&s.thermal, l.bbox, 6) + 100.0 {
+                    warm += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        per_class.iter().all(|&n| n >= 5),
+        "every class appears: {per_class:?}"
+    );
+    assert!(
+        people >= 10 && warm as f32 >= 0.85 * people as f32,
+        "{warm} of {people} people warmer than their surroundings"
+    );
+    assert!(
+        smallest <= 20.0 && largest >= 100.0,
+        "sizes from small to large: {smallest}..{largest}"
+    );
+    assert!(
+        counts.iter().min() != counts.iter().max(),
+        "object counts vary: {counts:?}"
+    );
+    // At most 12 objects, a cyclist being two labels.
+    assert!(*counts.iter().max().unwrap() <= 24, "{counts:?}");
+}
+
+#[test]
+fn written_views_match_the_frame_and_each_other() {
+    let dir = scratch("views");
+    let spec = DatasetSpec {
+        out: dir.clone(),
+        scenes: 2,
+        seed: 99,
+        width: W,
+        height: H,
+        recording: 0,
+    };
+    let summary = write_dataset(&spec).unwrap();
+    assert_eq!(summary.scenes, 2);
+    for i in 0..2u64 {
+        let name = format!("{i:06}.png");
+        let (i16, raw16) = read_png(&dir.join("thermal16").join(&name));
+        assert_eq!(
+            (i16.width, i16.height, i16.bit_depth),
+            (W, H, png::BitDepth::Sixteen)
+        );
+        assert_eq!(i16.color_type, png::ColorType::Grayscale);
+        let counts: Vec<u16> = raw16
+            .chunks_exact(2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .collect();
+        assert_eq!(counts, Scene::generate(99, i, W, H).unwrap().thermal);
+        let (i8, raw8) = read_png(&dir.join("thermal8").join(&name));
+        assert_eq!(
+            (i8.width, i8.height, i8.bit_depth, i8.color_type),
+            (W, H, png::BitDepth::Eight, png::ColorType::Grayscale)
+        );
+        assert_eq!(
+            raw8,
+            percentile_stretch(&counts, 1.0, 99.0),
+            "thermal8 is the AGC of thermal16"
+        );
+        let (irgb, rgb) = read_png(&dir.join("rgb").join(&name));
+        assert_eq!(
+            (irgb.width, irgb.height, irgb.color_type),
+            (W, H, png::ColorType::Rgb)
+        );
+        assert_eq!(rgb.len(), (W * H * 3) as usize);
+    }
+    let coco = CocoGt::from_file(&dir.join("annotations.json")).unwrap();
+    assert_eq!(
+        coco.images
+            .iter()
+            .map(|i| (i.id, i.file_name.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(0, "000000.png"), (1, "000001.png")]
+    );
+    let cats: Vec<_> = coco
+        .categories
+        .iter()
+        .map(|c| (c.id, c.name.as_str()))
+        .collect();
+    assert_eq!(cats, vec![(1, "person"), (2, "car"), (3, "bicycle")]);
+    for (k, a) in coco.annotations.iter().enumerate() {
+        assert_eq!(a.id, k as i64 + 1);
+        assert_eq!(a.iscrowd, 0);
+        assert_eq!(a.area, Some(a.bbox[2] * a.bbox[3]));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn recording_only_dataset() {
+    let dir = scratch("recording");
+    let frames = 6;
+    let spec = DatasetSpec {
+        out: dir.clone(),
+        scenes: 0,
+        seed: 4,
+        width: 320,
+        height: 256,
+        recording: frames,
+    };
+    write_dataset(&spec).unwrap();
+    assert!(!dir.join("thermal16").exists() && !dir.join("annotations.json").exists());
+    let raw = std::fs::read(dir.join("recording.gray16le")).unwrap();
+    assert_eq!(raw.len(), (frames * 320 * 256 * 2) as usize);
+    let coco = CocoGt::from_file(&dir.join("recording.json")).unwrap();
+    let images: Vec<_> = coco
+        .images
+        .iter()
+        .map(|i| (i.id, i.file_name.clone()))
+        .collect();
+    assert_eq!(
+        images,
+        (0..frames as i64)
+            .map(|i| (i, format!("frame_{i:06}")))
+            .collect::<Vec<_>>()
+    );
+    // The raw frames are the recording's frames, little-endian.
+    let rec = Recording::new(4, 320, 256).unwrap();
+    let last = rec.frame(frames - 1);
+    let off = ((frames - 1) * 320 * 256 * 2) as usize;
+    let from_file: Vec<u16> = raw[off..]
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert_eq!(from_file, last.thermal);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn recorded_objects_move_smoothly() {
+    let rec = Recording::new(21, W, H).unwrap();
+    let frames: Vec<_> = (0..30).map(|i| rec.frame(i)).collect();
+    let centre = |b: [f32; 4]| (b[0] + b[2] / 2.0, b[1] + b[3] / 2.0);
+    let mut moved = 0;
+    for l in &frames[0].labels {
+        // Follow the object while it stays labelled.
+        let mut prev = centre(l.bbox);
+        let mut total = 0.0f32;
+        for f in &frames[1..] {
+            let Some(m) = f.labels.iter().find(|m| m.track == l.track) else {
+                break;
+            };
+            let c = centre(m.bbox);
+            let step = ((c.0 - prev.0).powi(2) + (c.1 - prev.1).powi(2)).sqrt();
+            assert!(
+                step < 0.1 * W as f32 + m.bbox[2].max(m.bbox[3]) * 0.5,
+                "track {} jumps {step} px",
+                l.track
+            );
+            total += step;
+            prev = c;
+        }
+        if total > 3.0 {
+            moved += 1;
+        }
+    }
+    assert!(
+        moved >= 2,
+        "at least two objects move over one second, {moved} did"
+    );
+}
+
+#[test]
+fn bad_requests_are_errors() {
+    assert!(Scene::generate(1, 0, 8, 8).is_err());
+    assert!(Recording::new(1, 100_000, 10).is_err());
+    let file = scratch("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let err = write_dataset(&DatasetSpec {
+        out: file.join("sub"),
+        scenes: 1,
+        seed: 1,
+        width: 64,
+        height: 64,
+        recording: 0,
+    });
+    assert!(err.is_err());
+    let _ = std::fs::remove_file(file);
+}
