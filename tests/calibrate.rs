@@ -119,14 +119,8 @@ fn streamed_statistics_equal_a_direct_computation() {
             } else {
                 let mut v = values.clone();
                 let (lo, hi) = (at(&mut v, 1.0 - p / 100.0), at(&mut v, p / 100.0));
-                assert!(
-                    (r.max - hi).abs() <= 2.0 * bin + 1e-6,
-                    "{t}: {r:?} vs {hi}"
-                );
-                assert!(
-                    (r.min - lo).abs() <= 2.0 * bin + 1e-6,
-                    "{t}: {r:?} vs {lo}"
-                );
+                assert!((r.max - hi).abs() <= 2.0 * bin + 1e-6, "{t}: {r:?} vs {hi}");
+                assert!((r.min - lo).abs() <= 2.0 * bin + 1e-6, "{t}: {r:?} vs {lo}");
             }
         }
     }

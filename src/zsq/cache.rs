@@ -295,10 +295,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), QuantizeError> 
             source: e,
         });
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+    if let Some(d) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .and_then(|d| File::open(d).ok())
+    {
+        let _ = d.sync_all();
     }
     Ok(())
 }

@@ -41,11 +41,12 @@ pub struct Range {
 }
 
 /// How a tensor's range is chosen from its statistics.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Observer {
     MinMax,
     /// Percentile in (0, 100], e.g. 99.99.
     Percentile(f64),
+    #[default]
     Entropy,
     Mse,
 }
@@ -56,12 +57,6 @@ impl Observer {
     /// Whether the observer needs the histogram pass.
     pub fn needs_histogram(self) -> bool {
         self != Observer::MinMax
-    }
-}
-
-impl Default for Observer {
-    fn default() -> Self {
-        Observer::Entropy
     }
 }
 
@@ -177,10 +172,8 @@ impl Histogram {
         let mut acc = 0.0;
         for (i, &c) in self.counts.iter().enumerate() {
             // Exact zeros sit at the start of the bin [0, w): a point mass at 0.
-            if i == BINS_PER_SIGN && self.zeros > 0 {
-                if acc + self.zeros as f64 >= target {
-                    return 0.0f32.clamp(self.min, self.max);
-                }
+            if i == BINS_PER_SIGN && self.zeros > 0 && acc + self.zeros as f64 >= target {
+                return 0.0f32.clamp(self.min, self.max);
             }
             let next = acc + c as f64;
             if c > 0 && next >= target {
@@ -253,9 +246,9 @@ impl Histogram {
     }
 
     /// The largest threshold index worth trying: beyond it the window stops growing.
-    fn max_index(&self, symmetric: bool) -> usize {
+    fn max_index(&self) -> usize {
         let (lo, hi) = self.data_bins();
-        if symmetric { lo.max(hi) } else { lo.max(hi) }.max(1)
+        lo.max(hi).max(1)
     }
 
     fn range_of_window(&self, lo: usize, hi: usize) -> Range {
@@ -275,7 +268,7 @@ impl Histogram {
         if self.total == 0 || self.amax <= 0.0 {
             return Range { min: 0.0, max: 0.0 };
         }
-        let top = self.max_index(symmetric);
+        let top = self.max_index();
         // Exact zeros (ReLU's spike) are represented exactly by the zero point: leave
         // them out, or the spike's group dominates the divergence and every window
         // wider than one bin per level looks bad.
@@ -351,7 +344,7 @@ impl Histogram {
             let (n, sx, sxx) = (s0[to] - s0[from], s1[to] - s1[from], s2[to] - s2[from]);
             (sxx - 2.0 * a * sx + a * a * n).max(0.0)
         };
-        let top = self.max_index(symmetric);
+        let top = self.max_index();
         let mut best: Option<(f64, usize, usize)> = None;
         let mut last = (usize::MAX, usize::MAX);
         for i in 1..=top {
@@ -625,7 +618,7 @@ pub fn calibrate(
         _ => 1,
     };
     let n = shape[0];
-    if n == 0 || n % batch != 0 {
+    if n == 0 || !n.is_multiple_of(batch) {
         return Err(QuantizeError::Images(format!(
             "{n} calibration images, but input '{}' takes batches of exactly {batch}: give a multiple of {batch}",
             input.name

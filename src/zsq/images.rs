@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 use super::cache::hex;
 
 use super::quantize::QuantizeError;
-use crate::detect::preprocess::Preprocess;
 use crate::detect::image::read_png;
+use crate::detect::preprocess::Preprocess;
 
 /// What the model's input wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -321,12 +321,13 @@ fn distilled_images(
                 .into(),
         ));
     }
-    let _ = (
-        &settings.distill,
-        thermal_prior(model, settings.distill.thermal_prior),
-    );
-    // The distillation engine (`crate::zsq::distill::distill`, gradient graph on ONNX
-    // Runtime + Adam on the BN-statistics loss) is wired here when it lands.
+    // The one call site of the distillation engine (`crate::zsq::distill::distill`:
+    // gradient graph on ONNX Runtime, Adam on the BN-statistics loss), wired when it
+    // lands. It takes the model, `settings.distill` (loss, iterations, batch, seed),
+    // `thermal_prior(model, settings.distill.thermal_prior)` and `settings.provider`,
+    // reports progress as `Stage::Distill`, fills `report.distillation` and returns the
+    // images (N, C, H, W) in the model's input space.
+    let _ = (settings, thermal_prior);
     Err(QuantizeError::NotAvailable(
         "zero-shot distillation is not in this build of thermalzsq yet; calibrate on real \
          images with --calib-images DIR"

@@ -190,14 +190,14 @@ pub fn runtime_op_counts(
             .with_intra_threads(threads)
             .map_err(ort::Error::from)?;
     }
-    let session = builder.commit_from_memory(model_bytes);
-    let optimized = session.and_then(|s| {
-        drop(s);
-        Ok(())
-    });
-    let model = optimized
+    // Committing the session writes the optimised graph.
+    let model = builder
+        .commit_from_memory(model_bytes)
         .map_err(QuantizeError::from)
-        .and_then(|()| Ok(Model::load(&path)?));
+        .and_then(|session| {
+            drop(session);
+            Ok(Model::load(&path)?)
+        });
     let _ = std::fs::remove_file(&path);
     let mut counts = BTreeMap::new();
     for node in &model?.graph().node {
