@@ -758,3 +758,115 @@ fn the_optimized_graph_of_a_float_model_has_no_integer_kernels() {
     assert!(ops.keys().all(|k| !k.contains("QLinear")), "{ops:?}");
     assert!(ops.keys().any(|k| k.ends_with("Conv")), "{ops:?}");
 }
+
+/// Conv → Relu → Flatten → MatMul (constant weight) → Add → MatMul → output: MatMul
+/// weights per column (last axis), the first MatMul fused, the last one's output float.
+#[test]
+fn matmul_layers_are_quantized_per_column() {
+    use ndarray::{Array, Array2, Array4};
+    use thermalzsq::onnx::{ModelProto, OperatorSetIdProto};
+    let mut seed = 1u32;
+    let mut rnd = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+    };
+    let conv_w = Array4::from_shape_simple_fn((4, 3, 3, 3), &mut rnd);
+    let w1 = Array2::from_shape_simple_fn((4 * 8 * 8, 16), &mut rnd) * 0.2;
+    let b1 = Array::from_shape_simple_fn(16, &mut rnd);
+    let w2 = Array2::from_shape_simple_fn((16, 5), &mut rnd);
+    let graph = GraphProto {
+        node: vec![
+            NodeBuilder::new("Conv")
+                .name("conv")
+                .inputs(["images", "cw"])
+                .output("c")
+                .attr_ints("pads", [1, 1, 1, 1])
+                .build(),
+            NodeBuilder::new("Relu")
+                .name("relu")
+                .input("c")
+                .output("r")
+                .build(),
+            NodeBuilder::new("Flatten")
+                .name("flat")
+                .input("r")
+                .output("f")
+                .build(),
+            NodeBuilder::new("MatMul")
+                .name("fc1")
+                .inputs(["f", "w1"])
+                .output("m1")
+                .build(),
+            NodeBuilder::new("Add")
+                .name("bias1")
+                .inputs(["m1", "b1"])
+                .output("h")
+                .build(),
+            NodeBuilder::new("MatMul")
+                .name("fc2")
+                .inputs(["h", "w2"])
+                .output("y")
+                .build(),
+        ],
+        initializer: vec![
+            thermalzsq::onnx::TensorProto::from_array("cw", &conv_w),
+            thermalzsq::onnx::TensorProto::from_array("w1", &w1),
+            thermalzsq::onnx::TensorProto::from_array("b1", &b1),
+            thermalzsq::onnx::TensorProto::from_array("w2", &w2),
+        ],
+        input: vec![ValueInfoProto::tensor(
+            "images",
+            DataType::Float,
+            Some(&[1, 3, 8, 8]),
+        )],
+        output: vec![ValueInfoProto::tensor("y", DataType::Float, Some(&[1, 5]))],
+        ..GraphProto::default()
+    };
+    let model = Model::from_proto(ModelProto {
+        ir_version: Some(8),
+        graph: Some(graph),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(17),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let q = quantize(
+        &model,
+        &settings(&model, Precision::U8S8, Observer::Percentile(99.99)),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(q.report.placement.float_output_layers, ["fc2"]);
+    assert_eq!(q.report.placement.int8_layers, 3);
+    assert!(
+        q.report.min_cosine().unwrap() > 0.99,
+        "{:?}",
+        q.report.check
+    );
+    let graph = q.model.graph();
+    let view = graph.view();
+    let fc1 = graph.node.iter().find(|n| n.name() == "fc1").unwrap();
+    let dq = view.producer_node(&fc1.input[1]).unwrap();
+    assert_eq!(
+        (dq.op_type(), dq.attr_int("axis")),
+        ("DequantizeLinear", Some(1))
+    );
+    assert_eq!(view.tensor(&dq.input[1]).unwrap().dims, [16]);
+    // ONNX Runtime: Conv+Relu → QLinearConv, fc1 → QLinearMatMul, its bias Add →
+    // QLinearAdd, fc2 (float output) → MatMulIntegerToFloat.
+    let ops = &q.report.check.as_ref().unwrap().runtime_ops;
+    for op in [
+        "com.microsoft.QLinearConv",
+        "QLinearMatMul",
+        "com.microsoft.QLinearAdd",
+        "com.microsoft.MatMulIntegerToFloat",
+    ] {
+        assert_eq!(ops.get(op), Some(&1), "{op}: {ops:?}");
+    }
+    assert!(
+        !ops.contains_key("Relu") && !ops.contains_key("MatMul"),
+        "{ops:?}"
+    );
+}
