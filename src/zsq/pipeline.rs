@@ -126,7 +126,7 @@ impl Default for QuantizeSettings {
     fn default() -> Self {
         QuantizeSettings {
             precision: Precision::U8S8,
-            observer: Observer::Entropy,
+            observer: Observer::default(),
             source: CalibrationSource::ZeroShot,
             distill: DistillSettings::default(),
             provider: ProviderOptions::default(),
