@@ -607,8 +607,8 @@ pub fn plan_qdq(graph: &GraphProto) -> Result<QdqPlan, QuantizeError> {
         }
         // Conv → Relu/Clip: the activation's output carries the range, ONNX Runtime
         // folds the activation into the Quantize after it.
-        let folded_activation = produced_quantized
-            && class(producer.unwrap_or(0)) != OpClass::Activation
+        let folded_activation = producer
+            .is_some_and(|p| matches!(class(p), OpClass::Layer | OpClass::Quantized))
             && uses.len() == 1
             && class(uses[0].node) == OpClass::Activation
             && !graph_outputs.contains(t);
@@ -864,7 +864,15 @@ pub fn insert_qdq(
             .into_owned();
         let w = w_tensor.to_array::<f32>()?;
         let x = &node.input[0];
-        let s_in = params[plan.leader(x)].scale;
+        let s_in = params
+            .get(plan.leader(x))
+            .ok_or_else(|| {
+                QuantizeError::Model(format!(
+                    "layer '{}': its input '{x}' is not quantized",
+                    node.name()
+                ))
+            })?
+            .scale;
         let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
             Some(b) => view.tensor(b).map(|t| t.to_array::<f32>()).transpose()?,
             None => None,
