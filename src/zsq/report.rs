@@ -184,6 +184,9 @@ pub fn runtime_op_counts(
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(ort::Error::from)?
         .with_optimized_model_path(&path)
+        .map_err(ort::Error::from)?
+        // Its warning that a level-3 graph is hardware specific is the point here.
+        .with_log_level(crate::runtime::LogLevel::Error)
         .map_err(ort::Error::from)?;
     if threads > 0 {
         builder = builder
