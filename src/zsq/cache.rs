@@ -13,8 +13,10 @@
 //! synced, then renamed; the report is written last, so an entry exists only once both
 //! files are complete. Two processes calibrating the same model serialise on an
 //! exclusive lock of `<key>.lock` (`flock`); the second finds the first's entry when it
-//! gets the lock and does not recompute it. [`Cache::lookup`] checks an entry (the model
-//! decodes as ONNX, its sha256 matches the report's) and removes a corrupt one.
+//! gets the lock and does not recompute it; a writer that crashes releases its lock with
+//! its process, and [`Cache::open`] removes temporary files older than a day.
+//! [`Cache::lookup`] checks an entry (the model decodes as ONNX, its sha256 matches the
+//! report's) and removes a corrupt one.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -138,6 +140,7 @@ impl Cache {
             .and_then(|mut f| f.write_all(b"ok"))
             .map_err(unusable)?;
         let _ = std::fs::remove_file(&probe);
+        remove_stale_temporaries(&dir);
         Ok(Cache { dir })
     }
 
@@ -266,6 +269,27 @@ fn verify(model: &Path, report: &Path, key: &CacheKey) -> Result<serde_json::Val
     }
     Model::from_bytes(&bytes).map_err(|e| format!("model is not ONNX: {e}"))?;
     Ok(json)
+}
+
+/// Temporary files a crashed writer left behind (a live writer's are seconds old).
+fn remove_stale_temporaries(dir: &Path) {
+    const STALE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE);
+        if name.starts_with('.') && name.ends_with(".tmp") && old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn unique() -> u64 {
