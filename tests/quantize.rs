@@ -108,6 +108,28 @@ fn check_quantized(name: &str, q: &Quantized, precision: Precision) {
             o.cosine
         );
     }
+    // The head logits (the last layers' float outputs that are not model outputs):
+    // u8s8 as close; s8s8's symmetric int8 spends half its levels on the negative side
+    // SiLU barely uses, so it is looser on random-weight fixtures.
+    let floor = match precision {
+        Precision::U8S8 => 0.99,
+        Precision::S8S8 => 0.95,
+    };
+    if name.starts_with("yolo") {
+        assert_eq!(
+            check.head.len(),
+            q.report.placement.float_output_layers.len(),
+            "{name}"
+        );
+    }
+    for o in &check.head {
+        assert!(
+            o.cosine >= floor,
+            "{name} {precision}: head {} cosine {}",
+            o.name,
+            o.cosine
+        );
+    }
     // The placement did something real.
     let p = &q.report.placement;
     assert!(p.int8_layers > 0 && p.qdq_tensors > 0, "{name}: {p:?}");

@@ -105,7 +105,7 @@ struct QuantizeArgs {
     /// u8s8 for CPUs (ONNX Runtime), s8s8 for TensorRT.
     #[arg(long, value_name = "u8s8|s8s8", default_value = "u8s8")]
     precision: String,
-    /// How activation ranges are chosen: minmax, percentile (99.99, or percentile:P),
+    /// How activation ranges are chosen: minmax, percentile (99.999, or percentile:P),
     /// entropy (KL, 2048 bins) or mse.
     #[arg(long, value_name = "NAME", default_value = "percentile")]
     observer: String,
@@ -355,8 +355,15 @@ fn print_summary(output: &Path, r: &QuantizeReport, cached: Option<&Path>) {
             .iter()
             .map(|o| format!("{} cosine {:.5}", o.name, o.cosine))
             .collect();
+        let head = check
+            .head
+            .iter()
+            .map(|o| o.cosine)
+            .min_by(f64::total_cmp)
+            .map(|c| format!("; head logits ({}) cosine >= {c:.5}", check.head.len()))
+            .unwrap_or_default();
         println!(
-            "  int8 vs fp32 on {} images: {}",
+            "  int8 vs fp32 on {} images: {}{head}",
             check.images,
             agreement.join(", ")
         );

@@ -13,7 +13,7 @@
 //! Observers (docs/quantize.md has the definitions):
 //! - `minmax`: the observed min and max.
 //! - `percentile`: the p-th percentile of |x| (symmetric profiles), or the (100−p)-th
-//!   and p-th percentiles of x (asymmetric); p = 99.99 by default.
+//!   and p-th percentiles of x (asymmetric); p = 99.999 by default (as ONNX Runtime's percentile calibrator).
 //! - `entropy`: the clipping threshold minimising the KL divergence between the
 //!   histogram and its quantized version (TensorRT's algorithm, 2048 bins per sign).
 //! - `mse`: the clipping threshold minimising the expected squared quantisation error
@@ -44,13 +44,13 @@ pub struct Range {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Observer {
     MinMax,
-    /// Percentile in (0, 100], e.g. 99.99.
+    /// Percentile in (0, 100], e.g. 99.999.
     Percentile(f64),
     Entropy,
     Mse,
 }
 
-/// The default observer: percentile (99.99), the best of the ones measured in
+/// The default observer: percentile (99.999), the best of the ones measured in
 /// docs/quantize.md on the demo thermal detector.
 impl Default for Observer {
     fn default() -> Self {
@@ -59,7 +59,7 @@ impl Default for Observer {
 }
 
 impl Observer {
-    pub const DEFAULT_PERCENTILE: f64 = 99.99;
+    pub const DEFAULT_PERCENTILE: f64 = 99.999;
 
     /// Whether the observer needs the histogram pass.
     pub fn needs_histogram(self) -> bool {
@@ -82,7 +82,7 @@ impl fmt::Display for Observer {
 impl FromStr for Observer {
     type Err = QuantizeError;
 
-    /// `minmax`, `percentile` (99.99) or `percentile:P`, `entropy`, `mse`.
+    /// `minmax`, `percentile` (99.999) or `percentile:P`, `entropy`, `mse`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || {
             QuantizeError::Settings(format!(

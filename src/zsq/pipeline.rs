@@ -492,9 +492,14 @@ pub fn quantize(
     }
     if settings.check_images > 0 {
         let k = settings.check_images.min(images.shape()[0]);
+        let head: Vec<String> = plan
+            .float_layers()
+            .map(|l| folded.graph().node[l.node].output[0].clone())
+            .collect();
         let check = check_agreement(
-            &source_bytes,
-            &bytes,
+            &source,
+            &quantized,
+            &head,
             &input_name,
             images.slice(ndarray::s![..k, .., .., ..]),
             &settings.provider,
@@ -510,19 +515,39 @@ pub fn quantize(
     })
 }
 
-/// Runs the float and the int8 model on `images` and compares every output; also lists
+/// Runs the float and the int8 model on `images` and compares every output and the
+/// `head` tensors (the last layers' float outputs: box and class logits before any
+/// decoding, where quantization error shows undiluted by box coordinates); also lists
 /// the ops of ONNX Runtime's optimised int8 graph on the CPU.
 pub fn check_agreement(
-    float_bytes: &[u8],
-    int8_bytes: &[u8],
+    float_model: &Model,
+    int8_model: &Model,
+    head: &[String],
     input_name: &str,
     images: ArrayView4<f32>,
     provider: &ProviderOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<CheckReport, QuantizeError> {
-    let mut float = load_session_from_memory(float_bytes, provider)?;
-    let mut int8 = load_session_from_memory(int8_bytes, provider)?;
-    let names: Vec<String> = float.info.outputs.iter().map(|o| o.name.clone()).collect();
+    let outputs: Vec<String> = float_model
+        .graph()
+        .output
+        .iter()
+        .map(|o| o.name().to_string())
+        .collect();
+    let expose = |m: &Model| -> Result<Vec<u8>, QuantizeError> {
+        let mut m = m.clone();
+        for t in head.iter().filter(|t| !outputs.contains(t)) {
+            m.graph_mut().add_output(t, DataType::Float)?;
+        }
+        Ok(m.to_bytes())
+    };
+    let mut float = load_session_from_memory(&expose(float_model)?, provider)?;
+    let mut int8 = load_session_from_memory(&expose(int8_model)?, provider)?;
+    let names: Vec<String> = outputs
+        .iter()
+        .chain(head.iter().filter(|t| !outputs.contains(t)))
+        .cloned()
+        .collect();
     let batch = match float.info.inputs.first().and_then(|i| i.dims.first()) {
         Some(&b) if b > 0 => b as usize,
         _ => 1,
@@ -539,11 +564,11 @@ pub fn check_agreement(
         let dims = [s[0], s[1], s[2], s[3]];
         let data = chunk.as_slice().expect("standard layout");
         for (which, session) in [&mut float, &mut int8].into_iter().enumerate() {
-            let outputs = session.session.run(ort::inputs![
+            let result = session.session.run(ort::inputs![
                 input_name => TensorRef::from_array_view((dims, data))?
             ])?;
             for (name, acc) in names.iter().zip(collected.iter_mut()) {
-                let (_, v) = outputs[name.as_str()].try_extract_tensor::<f32>()?;
+                let (_, v) = result[name.as_str()].try_extract_tensor::<f32>()?;
                 if which == 0 {
                     acc.0.extend_from_slice(v);
                 } else {
@@ -557,7 +582,7 @@ pub fn check_agreement(
             total: n,
         });
     }
-    let outputs = names
+    let mut agreements: Vec<OutputAgreement> = names
         .into_iter()
         .zip(collected)
         .map(|(name, (f, q))| OutputAgreement {
@@ -571,11 +596,13 @@ pub fn check_agreement(
             float_abs_max: f.iter().map(|a| f64::from(a.abs())).fold(0.0, f64::max),
         })
         .collect();
+    let head_agreements = agreements.split_off(outputs.len());
     Ok(CheckReport {
         images: n,
         provider: int8.provider.to_string(),
-        outputs,
-        runtime_ops: runtime_op_counts(int8_bytes, provider.threads)?,
+        outputs: agreements,
+        head: head_agreements,
+        runtime_ops: runtime_op_counts(&int8_model.to_bytes(), provider.threads)?,
     })
 }
 

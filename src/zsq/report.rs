@@ -97,6 +97,10 @@ pub struct CheckReport {
     /// The execution provider both models ran on.
     pub provider: String,
     pub outputs: Vec<OutputAgreement>,
+    /// The last layers' outputs (head logits before decoding; a head output that is
+    /// also a model output is listed under `outputs` only).
+    #[serde(default)]
+    pub head: Vec<OutputAgreement>,
     /// Op types of ONNX Runtime's optimised int8 graph on the CPU (QLinearConv, ...).
     pub runtime_ops: BTreeMap<String, usize>,
 }
@@ -136,12 +140,13 @@ impl QuantizeReport {
         self.timings.iter().map(|t| t.seconds).sum()
     }
 
-    /// The lowest cosine over the checked outputs.
+    /// The lowest cosine over the checked outputs and head tensors.
     pub fn min_cosine(&self) -> Option<f64> {
-        self.check
-            .as_ref()?
+        let check = self.check.as_ref()?;
+        check
             .outputs
             .iter()
+            .chain(&check.head)
             .map(|o| o.cosine)
             .min_by(f64::total_cmp)
     }
