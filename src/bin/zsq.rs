@@ -8,6 +8,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use thermalzsq::detect::{Detector, DetectorConfig};
+use thermalzsq::onnx::Model;
+use thermalzsq::runtime::ProviderOptions;
+use thermalzsq::zsq::cache::{Cache, write_atomically};
+use thermalzsq::zsq::pipeline::{
+    CalibrationSource, DistillSettings, Progress, QuantizeSettings, Stage, quantize,
+    quantize_cached,
+};
+use thermalzsq::zsq::quantize::Precision;
+use thermalzsq::zsq::report::QuantizeReport;
 use thermalzsq::{eval, synth};
 
 #[derive(Parser)]
@@ -70,6 +79,69 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Quantize a float32 ONNX detector to int8 (QDQ): zero-shot from its BatchNorm
+    /// statistics by default, or calibrated on real images with --calib-images.
+    Quantize(Box<QuantizeArgs>),
+}
+
+#[derive(clap::Args)]
+struct QuantizeArgs {
+    /// The float32 ONNX model (with its BatchNormalization layers for zero-shot).
+    model: PathBuf,
+    /// Where to write the int8 model.
+    #[arg(short = 'o', long = "output", value_name = "OUT.onnx")]
+    output: PathBuf,
+    /// Calibrate on real PNG images of this directory (or of a `zsq synth` dataset
+    /// root) instead of distilled ones.
+    #[arg(long, value_name = "DIR")]
+    calib_images: Option<PathBuf>,
+    /// Real images to use: the first N sorted by name.
+    #[arg(long, value_name = "N", default_value_t = CalibrationSource::DEFAULT_IMAGES, requires = "calib_images")]
+    calib_count: usize,
+    /// Distillation loss: BN means, standard deviations, or both.
+    #[arg(long, value_name = "mean|std|mean+std", default_value = "mean+std")]
+    loss: String,
+    /// Distillation steps.
+    #[arg(long, value_name = "N", default_value_t = DistillSettings::default().iterations)]
+    iterations: usize,
+    /// Distilled images.
+    #[arg(long, value_name = "N", default_value_t = DistillSettings::default().batch)]
+    batch: usize,
+    /// u8s8 for CPUs (ONNX Runtime), s8s8 for TensorRT.
+    #[arg(long, value_name = "u8s8|s8s8", default_value = "u8s8")]
+    precision: String,
+    /// How activation ranges are chosen: minmax, percentile (99.999, or percentile:P),
+    /// entropy (KL, 2048 bins) or mse.
+    #[arg(long, value_name = "NAME", default_value = "percentile")]
+    observer: String,
+    /// Seed of the distillation.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
+    /// BN statistics per image (ZeroQ) or over the batch (DeepInversion, Genie).
+    #[arg(long, value_name = "image|batch", default_value = "image")]
+    statistics: String,
+    /// Weight of a total-variation prior on the distilled images (0: off).
+    #[arg(long, value_name = "W", default_value_t = 0.0)]
+    tv: f32,
+    /// Optimise one grey channel broadcast to three (default: for thermal models).
+    #[arg(long, value_name = "auto|on|off", default_value = "auto")]
+    thermal_prior: String,
+    /// ONNX Runtime intra-op threads (0: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
+    /// Write the report (timings, ranges per tensor, agreement with fp32) as JSON.
+    #[arg(long, value_name = "R.json")]
+    report: Option<PathBuf>,
+    /// Write a PNG grid of the calibration images (distilled or real; nothing is
+    /// written on a cache hit: add --no-cache).
+    #[arg(long, value_name = "P.png")]
+    preview: Option<PathBuf>,
+    /// Cache directory (default: $XDG_CACHE_HOME/thermalzsq or ~/.cache/thermalzsq).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Always quantize, neither reading nor writing the cache.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 fn main() -> ExitCode {
@@ -103,6 +175,7 @@ fn main() -> ExitCode {
             model.as_deref().zip(images.as_deref()),
             json,
         ),
+        Command::Quantize(args) => run_quantize(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -182,4 +255,214 @@ fn run_synth(spec: synth::DatasetSpec) -> Result<(), String> {
         spec.out.display()
     );
     Ok(())
+}
+
+fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
+    let text = |e: &dyn std::fmt::Display| e.to_string();
+    let thermal_prior = match args.thermal_prior.as_str() {
+        "auto" => None,
+        "on" => Some(true),
+        "off" => Some(false),
+        other => {
+            return Err(format!(
+                "unknown --thermal-prior `{other}` (expected auto, on or off)"
+            ));
+        }
+    };
+    let settings = QuantizeSettings {
+        precision: args.precision.parse().map_err(|e| text(&e))?,
+        observer: args.observer.parse().map_err(|e| text(&e))?,
+        source: match &args.calib_images {
+            Some(dir) => CalibrationSource::ImageDir {
+                dir: dir.clone(),
+                count: args.calib_count,
+            },
+            None => CalibrationSource::ZeroShot,
+        },
+        distill: DistillSettings {
+            loss: args.loss.parse().map_err(|e| text(&e))?,
+            iterations: args.iterations,
+            batch: args.batch,
+            seed: args.seed,
+            thermal_prior,
+            statistics: args.statistics.parse().map_err(|e| text(&e))?,
+            total_variation: args.tv,
+        },
+        provider: ProviderOptions {
+            threads: args.threads,
+            ..ProviderOptions::default()
+        },
+        preview: args.preview.clone(),
+        ..QuantizeSettings::default()
+    };
+    let model = Model::load(&args.model).map_err(|e| text(&e))?;
+    if settings.precision == Precision::S8S8 {
+        eprintln!(
+            "zsq: note: s8s8 is the TensorRT profile; ONNX Runtime's CPU EP does not fuse it on \
+             x86 and runs it slower than fp32: use u8s8 for CPUs"
+        );
+    }
+    let cache = if args.no_cache {
+        None
+    } else {
+        let opened = match &args.cache_dir {
+            Some(dir) => Cache::open(dir),
+            None => Cache::open_default(),
+        };
+        match opened {
+            Ok(cache) => Some(cache),
+            Err(e) => {
+                eprintln!("zsq: warning: {e}; going on without the cache");
+                None
+            }
+        }
+    };
+    let mut bar = ProgressBar::new();
+    let mut progress = |p: &Progress| bar.update(p);
+    let (bytes, report_json, hit) = match &cache {
+        Some(cache) => {
+            let (entry, hit) =
+                quantize_cached(cache, &model, &settings, &mut progress).map_err(|e| text(&e))?;
+            let bytes = std::fs::read(&entry.model)
+                .map_err(|e| format!("cannot read {}: {e}", entry.model.display()))?;
+            (bytes, entry.report_json, hit.then_some(entry.model))
+        }
+        None => {
+            let q = quantize(&model, &settings, &mut progress).map_err(|e| text(&e))?;
+            let json = serde_json::to_value(&q.report).map_err(|e| text(&e))?;
+            (q.bytes, json, None)
+        }
+    };
+    bar.finish();
+    write_atomically(&args.output, &bytes).map_err(|e| text(&e))?;
+    if let Some(path) = &args.report {
+        let pretty = serde_json::to_vec_pretty(&report_json).map_err(|e| text(&e))?;
+        write_atomically(path, &pretty).map_err(|e| text(&e))?;
+    }
+    let report: QuantizeReport = serde_json::from_value(report_json).map_err(|e| text(&e))?;
+    if hit.is_some() && args.preview.is_some() {
+        eprintln!("zsq: note: cache hit, nothing was distilled: no preview (add --no-cache)");
+    }
+    print_summary(&args.output, &report, hit.as_deref());
+    Ok(())
+}
+
+fn print_summary(output: &Path, r: &QuantizeReport, cached: Option<&Path>) {
+    let source = match &r.calibration.dir {
+        Some(dir) => format!("{} real images from {dir}", r.calibration.images),
+        None => format!("{} {} images", r.calibration.images, r.calibration.source),
+    };
+    println!(
+        "wrote {}: {}, observer {}, {source}",
+        output.display(),
+        r.settings.precision,
+        r.settings.observer
+    );
+    let p = &r.placement;
+    let tail: usize = p.tail_ops.values().sum();
+    println!(
+        "  {} int8 layers ({} with float output), {} activations quantized, {} BN folded, tail of {tail} float nodes",
+        p.int8_layers,
+        p.float_output_layers.len(),
+        p.qdq_tensors,
+        r.folding.folded
+    );
+    if let Some(check) = &r.check {
+        let agreement: Vec<String> = check
+            .outputs
+            .iter()
+            .map(|o| format!("{} cosine {:.5}", o.name, o.cosine))
+            .collect();
+        let head = check
+            .head
+            .iter()
+            .map(|o| o.cosine)
+            .min_by(f64::total_cmp)
+            .map(|c| format!("; head logits ({}) cosine >= {c:.5}", check.head.len()))
+            .unwrap_or_default();
+        println!(
+            "  int8 vs fp32 on {} images: {}{head}",
+            check.images,
+            agreement.join(", ")
+        );
+        let fused: Vec<String> = check
+            .runtime_ops
+            .iter()
+            .filter(|(op, _)| op.contains("QLinear") || op.contains("QGemm"))
+            .map(|(op, n)| format!("{n} {}", op.rsplit('.').next().unwrap_or(op)))
+            .collect();
+        if !fused.is_empty() {
+            println!("  ONNX Runtime CPU kernels: {}", fused.join(", "));
+        }
+    }
+    let stages: Vec<String> = r
+        .timings
+        .iter()
+        .map(|t| format!("{} {:.1}", t.stage, t.seconds))
+        .collect();
+    println!("  {:.1} s ({})", r.total_seconds(), stages.join(", "));
+    if let Some(path) = cached {
+        println!("  from the cache: {}", path.display());
+    }
+}
+
+/// A progress bar on stderr, redrawn in place with `\r` on a terminal; elsewhere one
+/// line per finished stage.
+struct ProgressBar {
+    tty: bool,
+    stage: Option<Stage>,
+    drawn: Option<std::time::Instant>,
+}
+
+impl ProgressBar {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        ProgressBar {
+            tty: std::io::stderr().is_terminal(),
+            stage: None,
+            drawn: None,
+        }
+    }
+
+    fn update(&mut self, p: &Progress) {
+        if self.stage != Some(p.stage) {
+            self.finish();
+            self.stage = Some(p.stage);
+        }
+        let last = p.done >= p.total;
+        if self.tty {
+            let now = std::time::Instant::now();
+            if !last
+                && self
+                    .drawn
+                    .is_some_and(|t| now - t < std::time::Duration::from_millis(100))
+            {
+                return;
+            }
+            self.drawn = Some(now);
+            let width = 30;
+            let filled = (p.done * width)
+                .checked_div(p.total)
+                .unwrap_or(width)
+                .min(width);
+            eprint!(
+                "\r{:>9} [{}{}] {}/{}",
+                p.stage,
+                "#".repeat(filled),
+                "-".repeat(width - filled),
+                p.done,
+                p.total
+            );
+        } else if last {
+            eprintln!("{}: {}/{}", p.stage, p.done, p.total);
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.tty && self.stage.is_some() && self.drawn.is_some() {
+            eprintln!();
+        }
+        self.stage = None;
+        self.drawn = None;
+    }
 }

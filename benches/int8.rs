@@ -1,0 +1,118 @@
+//! fp32 vs int8 inference latency of the same detector, side by side in one run:
+//! u8s8 (the CPU profile) and s8s8 (the TensorRT profile, which ONNX Runtime's CPU EP
+//! does not fuse on x86). Run: `cargo bench --bench int8`.
+//!
+//! The model is `ZSQ_BENCH_MODEL`, else `models/det_thermal_ft.onnx`, else the tiny
+//! YOLOv8 fixture (64×64: only a smoke test of the bench). Calibration uses
+//! `ZSQ_BENCH_IMAGES` (a directory of PNGs, 100 at most) when set, else 16 structured
+//! test images. `ZSQ_BENCH_THREADS` sets the intra-op threads (default: one per core).
+//! Sessions are built with intra-op spinning off, so that the idle sessions' threads do
+//! not steal cores from the one being timed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::TensorRef;
+use thermalzsq::onnx::Model;
+use thermalzsq::runtime::ProviderOptions;
+use thermalzsq::zsq::calibrate::Observer;
+use thermalzsq::zsq::images::test_pattern;
+use thermalzsq::zsq::pipeline::{CalibrationSource, QuantizeSettings, image_input, quantize};
+use thermalzsq::zsq::quantize::Precision;
+use thermalzsq::zsq::report::runtime_op_counts;
+
+fn model_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("ZSQ_BENCH_MODEL") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let demo = root.join("models/det_thermal_ft.onnx");
+    if demo.exists() {
+        demo
+    } else {
+        root.join("tests/fixtures/onnx/yolov8_c2f_dfl.onnx")
+    }
+}
+
+fn session(bytes: &[u8], threads: usize) -> Session {
+    thermalzsq::runtime::environment().expect("ONNX Runtime");
+    let mut b = Session::builder(thermalzsq::runtime::environment().unwrap())
+        .unwrap()
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .unwrap()
+        .with_intra_op_spinning(false)
+        .unwrap();
+    if threads > 0 {
+        b = b.with_intra_threads(threads).unwrap();
+    }
+    b.commit_from_memory(bytes).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let path = model_path();
+    let threads: usize = std::env::var("ZSQ_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let model = Model::load(&path).expect("model");
+    let (input_name, input, _) = image_input(&model).expect("an image model");
+    let source = match std::env::var_os("ZSQ_BENCH_IMAGES") {
+        Some(dir) => CalibrationSource::ImageDir {
+            dir: dir.into(),
+            count: 100,
+        },
+        None => CalibrationSource::Tensor(Arc::new(test_pattern(
+            16,
+            input.channels,
+            input.height,
+            input.width,
+            1,
+        ))),
+    };
+    let image = test_pattern(1, input.channels, input.height, input.width, 99);
+    let dims = [1, input.channels, input.height, input.width];
+    let data = image.as_slice().unwrap();
+    let fp32 = model.to_bytes();
+    let mut variants = vec![("fp32".to_string(), fp32)];
+    for precision in [Precision::U8S8, Precision::S8S8] {
+        let settings = QuantizeSettings {
+            precision,
+            observer: Observer::Percentile(Observer::DEFAULT_PERCENTILE),
+            source: source.clone(),
+            provider: ProviderOptions {
+                threads,
+                ..ProviderOptions::default()
+            },
+            check_images: 0,
+            ..QuantizeSettings::default()
+        };
+        let q = quantize(&model, &settings, &mut |_| {}).expect("quantize");
+        let ops = runtime_op_counts(&q.bytes, threads).expect("optimised graph");
+        eprintln!("{precision}: ONNX Runtime CPU graph: {ops:?}");
+        variants.push((precision.to_string(), q.bytes));
+    }
+    let mut group = c.benchmark_group(format!(
+        "{} {}x{}x{}",
+        path.file_name().unwrap().to_string_lossy(),
+        input.channels,
+        input.height,
+        input.width
+    ));
+    for (name, bytes) in &variants {
+        let mut s = session(bytes, threads);
+        group.bench_function(name.as_str(), |b| {
+            b.iter(|| {
+                let input = TensorRef::from_array_view((dims, data)).unwrap();
+                let out = s.run(ort::inputs![input_name.as_str() => input]).unwrap();
+                std::hint::black_box(out.len());
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

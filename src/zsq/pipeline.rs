@@ -1,0 +1,713 @@
+//! The end-to-end quantization that `zsq quantize` and the `zsqcalibrate` element run:
+//! check the model, fold BN, plan the QDQ placement, get calibration images (distilled
+//! from the model for zero-shot, or real ones), calibrate, insert QDQ, check the int8
+//! model against the float one, report. [`quantize_cached`] puts the content-addressed
+//! cache in front of it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use ndarray::{Array4, ArrayView4, Axis};
+use ort::value::TensorRef;
+
+use super::autodiff::{LossTerms, Statistics};
+use super::cache::{Cache, CacheEntry, CacheKey, sha256_hex};
+use super::calibrate::{CalibrationOptions, Observer, calibrate};
+use super::distill::{DistillOptions, distill};
+use super::images::{ImageInput, images_digest, load_calibration_images};
+use super::quantize::{Precision, QParams, QuantizeError, fold_batch_norms, insert_qdq, plan_qdq};
+use super::report::{
+    CheckReport, DistillationReport, FoldReport, ModelReport, OutputAgreement, QuantizeReport,
+    RangeReport, SettingsReport, StageTiming, cosine, runtime_op_counts,
+};
+use crate::onnx::{DataType, Model};
+use crate::runtime::{ProviderOptions, load_session_from_memory};
+
+/// Where calibration images come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CalibrationSource {
+    /// Distilled from the model's BatchNormalization statistics: no data at all.
+    ZeroShot,
+    /// The first `count` PNG images of a directory, sorted by name.
+    ImageDir { dir: PathBuf, count: usize },
+    /// Images already in the model's input space (N, C, H, W).
+    Tensor(Arc<Array4<f32>>),
+}
+
+impl CalibrationSource {
+    /// The number of real images `--calib-images` takes by default.
+    pub const DEFAULT_IMAGES: usize = 100;
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CalibrationSource::ZeroShot => "zero-shot",
+            CalibrationSource::ImageDir { .. } => "images",
+            CalibrationSource::Tensor(_) => "tensor",
+        }
+    }
+}
+
+/// Which BN statistics the distillation loss matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DistillLoss {
+    Mean,
+    Std,
+    #[default]
+    MeanStd,
+}
+
+impl fmt::Display for DistillLoss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DistillLoss::Mean => "mean",
+            DistillLoss::Std => "std",
+            DistillLoss::MeanStd => "mean+std",
+        })
+    }
+}
+
+impl FromStr for DistillLoss {
+    type Err = QuantizeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mean" => Ok(DistillLoss::Mean),
+            "std" => Ok(DistillLoss::Std),
+            "mean+std" | "both" => Ok(DistillLoss::MeanStd),
+            _ => Err(QuantizeError::Settings(format!(
+                "unknown loss `{s}` (expected mean, std or mean+std)"
+            ))),
+        }
+    }
+}
+
+/// Settings of the zero-shot source (distillation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistillSettings {
+    pub loss: DistillLoss,
+    pub iterations: usize,
+    /// Distilled images.
+    pub batch: usize,
+    pub seed: u64,
+    /// One grey channel broadcast to three; `None`: on for models whose metadata says
+    /// thermal (or that have one input channel).
+    pub thermal_prior: Option<bool>,
+    /// Per-image (ZeroQ) or batch (DeepInversion/Genie) statistics.
+    pub statistics: Statistics,
+    /// Weight of the total-variation prior (0: off).
+    pub total_variation: f32,
+}
+
+impl Default for DistillSettings {
+    fn default() -> Self {
+        let engine = DistillOptions::default();
+        DistillSettings {
+            loss: DistillLoss::MeanStd,
+            iterations: engine.iterations,
+            batch: engine.batch,
+            seed: 0,
+            thermal_prior: None,
+            statistics: engine.statistics,
+            total_variation: engine.total_variation,
+        }
+    }
+}
+
+/// Everything that decides how a model is quantized.
+#[derive(Debug, Clone)]
+pub struct QuantizeSettings {
+    pub precision: Precision,
+    pub observer: Observer,
+    pub source: CalibrationSource,
+    pub distill: DistillSettings,
+    /// Where the calibration and check sessions run (threads: 0 = one per core).
+    pub provider: ProviderOptions,
+    /// Calibration images the int8 model is checked on against the float model (0: no
+    /// check).
+    pub check_images: usize,
+    /// Raised by another thread to stop (e.g. a pipeline going to NULL): distillation
+    /// and calibration stop within one run and return [`QuantizeError::Cancelled`].
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Write a PNG grid of the calibration images here (not part of the cache key).
+    pub preview: Option<PathBuf>,
+}
+
+impl QuantizeSettings {
+    fn check_cancelled(&self) -> Result<(), QuantizeError> {
+        match &self.cancel {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(QuantizeError::Cancelled),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Default for QuantizeSettings {
+    fn default() -> Self {
+        QuantizeSettings {
+            precision: Precision::U8S8,
+            observer: Observer::default(),
+            source: CalibrationSource::ZeroShot,
+            distill: DistillSettings::default(),
+            provider: ProviderOptions::default(),
+            check_images: 4,
+            cancel: None,
+            preview: None,
+        }
+    }
+}
+
+impl QuantizeSettings {
+    /// One `name=value` line per setting that changes the result, in a fixed order:
+    /// the settings part of the cache key. Threads and the provider are left out
+    /// (they change speed, not the model); real images are named by the sha256 of
+    /// their names and contents.
+    pub fn canonical(&self, model: &Model) -> Result<String, QuantizeError> {
+        let mut lines = vec![
+            format!("precision={}", self.precision),
+            format!("observer={}", canonical_observer(self.observer)),
+            format!("source={}", self.source.kind()),
+        ];
+        match &self.source {
+            CalibrationSource::ZeroShot => {
+                let d = &self.distill;
+                let prior = thermal_prior(model, d.thermal_prior);
+                lines.extend([
+                    format!("loss={}", d.loss),
+                    format!("iterations={}", d.iterations),
+                    format!("batch={}", d.batch),
+                    format!("seed={}", d.seed),
+                    format!("thermal_prior={prior}"),
+                    format!("statistics={}", d.statistics),
+                    format!("total_variation={}", d.total_variation),
+                ]);
+            }
+            CalibrationSource::ImageDir { dir, count } => {
+                let colour = is_colour(model);
+                let digest = images_digest(dir, *count, colour)?;
+                lines.extend([format!("images={count}"), format!("images_sha256={digest}")]);
+            }
+            CalibrationSource::Tensor(t) => {
+                let bytes: Vec<u8> = t.iter().flat_map(|v| v.to_le_bytes()).collect();
+                lines.extend([
+                    format!("tensor_shape={:?}", t.shape()),
+                    format!("tensor_sha256={}", sha256_hex(&bytes)),
+                ]);
+            }
+        }
+        Ok(lines.join("\n"))
+    }
+}
+
+fn canonical_observer(o: Observer) -> String {
+    match o {
+        Observer::Percentile(p) => format!("percentile:{p}"),
+        other => other.to_string(),
+    }
+}
+
+fn is_colour(model: &Model) -> bool {
+    model
+        .metadata("modality")
+        .is_some_and(|m| m.eq_ignore_ascii_case("rgb"))
+}
+
+/// Whether distillation optimises one grey channel: as asked, else for models whose
+/// metadata says thermal or that take one channel.
+fn thermal_prior(model: &Model, asked: Option<bool>) -> bool {
+    asked.unwrap_or_else(|| {
+        model
+            .metadata("modality")
+            .is_some_and(|m| m.eq_ignore_ascii_case("thermal"))
+            || image_input(model).is_ok_and(|(_, i, _)| i.channels == 1)
+    })
+}
+
+/// A stage of the pipeline, for progress reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading and pre-processing real images.
+    Images,
+    /// Distilling images from BN statistics.
+    Distill,
+    /// Running the float model to collect statistics.
+    Calibrate,
+    /// Comparing the int8 model with the float model.
+    Check,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Images => "images",
+            Stage::Distill => "distill",
+            Stage::Calibrate => "calibrate",
+            Stage::Check => "check",
+        })
+    }
+}
+
+/// Progress of a stage: `done` of `total` steps (and the distillation loss).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    pub stage: Stage,
+    pub done: usize,
+    pub total: usize,
+    pub loss: Option<f32>,
+}
+
+/// A quantized model.
+#[derive(Debug, Clone)]
+pub struct Quantized {
+    pub model: Model,
+    pub bytes: Vec<u8>,
+    pub report: QuantizeReport,
+}
+
+/// The model's image input: name, what pre-processing must produce, declared dims
+/// (-1 where symbolic). Errors name the problem (several inputs, not an image, not
+/// float32, symbolic height/width).
+pub fn image_input(model: &Model) -> Result<(String, ImageInput, Vec<i64>), QuantizeError> {
+    let graph = model.graph();
+    let view = graph.view();
+    let inputs: Vec<_> = view.data_inputs().collect();
+    let [input] = inputs.as_slice() else {
+        return Err(QuantizeError::Model(format!(
+            "the model has {} inputs ({}); a detector has one image input",
+            inputs.len(),
+            inputs
+                .iter()
+                .map(|i| i.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let name = input.name().to_string();
+    let ty = input.r#type.as_ref();
+    if ty.and_then(|t| t.elem_type()) != Some(DataType::Float) {
+        return Err(QuantizeError::Model(format!(
+            "input '{name}' is not float32 (an image input is a float32 N×C×H×W tensor)"
+        )));
+    }
+    let dims: Vec<i64> = ty
+        .and_then(|t| t.shape())
+        .map(|s| {
+            s.dim
+                .iter()
+                .map(|d| match d.value {
+                    Some(crate::onnx::DimValue::Value(v)) if v > 0 => v,
+                    _ => -1,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let not_image = || {
+        QuantizeError::Model(format!(
+            "input '{name}' has shape {dims:?}: not an image (N, C, H, W with 1 or 3 channels and a fixed height and width)"
+        ))
+    };
+    let [_, c, h, w] = dims.as_slice() else {
+        return Err(not_image());
+    };
+    if !matches!(c, 1 | 3) || *h <= 0 || *w <= 0 {
+        return Err(not_image());
+    }
+    Ok((
+        name,
+        ImageInput {
+            channels: *c as usize,
+            height: *h as usize,
+            width: *w as usize,
+            colour: is_colour(model),
+        },
+        dims,
+    ))
+}
+
+/// The zero-shot calibration source: images distilled from the model's BN statistics.
+fn distilled_images(
+    model: &Model,
+    settings: &QuantizeSettings,
+    report: &mut QuantizeReport,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Array4<f32>, QuantizeError> {
+    let d = &settings.distill;
+    let options = DistillOptions {
+        batch: d.batch,
+        iterations: d.iterations,
+        loss: match d.loss {
+            DistillLoss::Mean => LossTerms::Mean,
+            DistillLoss::Std => LossTerms::Std,
+            DistillLoss::MeanStd => LossTerms::MeanStd,
+        },
+        statistics: d.statistics,
+        total_variation: d.total_variation,
+        thermal: Some(thermal_prior(model, d.thermal_prior)),
+        seed: d.seed,
+        cancel: settings.cancel.clone(),
+        ..DistillOptions::default()
+    };
+    let distilled = distill(model, &options, &settings.provider, &mut |p| {
+        progress(&Progress {
+            stage: Stage::Distill,
+            done: p.iteration,
+            total: p.iterations,
+            loss: Some(p.loss),
+        })
+    })?;
+    report.distillation = Some(DistillationReport {
+        loss: d.loss.to_string(),
+        iterations: d.iterations,
+        batch: d.batch,
+        seed: d.seed,
+        thermal_prior: distilled.grey,
+        loss_per_iteration: distilled
+            .loss_per_iteration
+            .iter()
+            .map(|&l| l as f64)
+            .collect(),
+        bn_mismatch_before: distilled
+            .layers
+            .iter()
+            .map(|l| (l.mean_err_before + l.std_err_before) as f64)
+            .collect(),
+        bn_mismatch_after: distilled
+            .layers
+            .iter()
+            .map(|l| (l.mean_err_after + l.std_err_after) as f64)
+            .collect(),
+        seconds_per_step: distilled.seconds_per_step,
+    });
+    Ok(distilled.images)
+}
+
+/// Quantizes `model` as `settings` say. The model is not changed; external data is
+/// read relative to its directory.
+pub fn quantize(
+    model: &Model,
+    settings: &QuantizeSettings,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Quantized, QuantizeError> {
+    let mut timer = Timer::new();
+    let mut report = QuantizeReport {
+        thermalzsq_version: env!("CARGO_PKG_VERSION").to_string(),
+        ..QuantizeReport::default()
+    };
+    let mut source = model.clone();
+    source.inline_external_data()?;
+    let source_bytes = source.to_bytes();
+    let (input_name, input, dims) = image_input(&source)?;
+    report.model = ModelReport {
+        input: input_name.clone(),
+        shape: dims,
+        sha256: sha256_hex(&source_bytes),
+        nodes: source.graph().node.len(),
+        batch_norms: source
+            .graph()
+            .node
+            .iter()
+            .filter(|n| n.op_type() == "BatchNormalization")
+            .count(),
+        opset: source.opset_version("").unwrap_or(0),
+        modality: source.metadata("modality").map(str::to_string),
+    };
+    report.settings = SettingsReport {
+        precision: settings.precision.to_string(),
+        observer: settings.observer.to_string(),
+        source: settings.source.kind().to_string(),
+        canonical: settings.canonical(&source)?,
+    };
+
+    let mut folded = source.clone();
+    let fold = fold_batch_norms(&mut folded)?;
+    report.folding = FoldReport {
+        folded: fold.folded,
+        kept: fold.kept,
+    };
+    let plan = plan_qdq(folded.graph())?;
+    timer.lap(&mut report, "prepare");
+
+    let images: Arc<Array4<f32>> = match &settings.source {
+        CalibrationSource::Tensor(t) => t.clone(),
+        CalibrationSource::ImageDir { dir, count } => {
+            let set = load_calibration_images(dir, *count, input, &mut |done, total| {
+                progress(&Progress {
+                    stage: Stage::Images,
+                    done,
+                    total,
+                    loss: None,
+                })
+            })?;
+            report.calibration.dir = Some(set.dir.display().to_string());
+            report.calibration.files = set
+                .files
+                .iter()
+                .map(|f| {
+                    f.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            report.calibration.sha256 = Some(set.sha256);
+            timer.lap(&mut report, "images");
+            Arc::new(set.images)
+        }
+        CalibrationSource::ZeroShot => {
+            let images = distilled_images(&source, settings, &mut report, progress)?;
+            timer.lap(&mut report, "distill");
+            Arc::new(images)
+        }
+    };
+    report.calibration.source = settings.source.kind().to_string();
+    if let Some(path) = &settings.preview {
+        super::preview::write_grid(images.view(), path)?;
+    }
+
+    let options = CalibrationOptions {
+        observer: settings.observer,
+        symmetric: settings.precision.symmetric(),
+        provider: settings.provider.clone(),
+        cancel: settings.cancel.clone(),
+    };
+    settings.check_cancelled()?;
+    let calibration = calibrate(
+        &folded,
+        &plan.activations,
+        images.view(),
+        &options,
+        &mut |done, total| {
+            progress(&Progress {
+                stage: Stage::Calibrate,
+                done,
+                total,
+                loss: None,
+            })
+        },
+    )?;
+    report.calibration.images = calibration.images;
+    report.calibration.passes = calibration.passes;
+    timer.lap(&mut report, "calibrate");
+
+    let ranges: HashMap<String, super::calibrate::Range> = calibration
+        .tensors
+        .iter()
+        .map(|(t, r)| (t.clone(), r.range))
+        .collect();
+    let mut quantized = folded.clone();
+    report.placement = insert_qdq(&mut quantized, &plan, &ranges, settings.precision)?;
+    let mut leader_range: HashMap<&str, super::calibrate::Range> = HashMap::new();
+    for t in &plan.activations {
+        let r = ranges[t];
+        leader_range
+            .entry(plan.leader(t))
+            .and_modify(|g| {
+                g.min = g.min.min(r.min);
+                g.max = g.max.max(r.max);
+            })
+            .or_insert(r);
+    }
+    report.ranges = plan
+        .activations
+        .iter()
+        .map(|t| {
+            let leader = plan.leader(t);
+            let p = QParams::for_range(leader_range[leader], settings.precision);
+            let c = calibration.tensors[t];
+            RangeReport {
+                tensor: t.clone(),
+                observed: c.observed,
+                chosen: c.range,
+                scale: p.scale,
+                zero_point: p.zero_point,
+                shares_with: (leader != t).then(|| leader.to_string()),
+            }
+        })
+        .collect();
+    let stamp = serde_json::json!({
+        "precision": settings.precision.name(),
+        "observer": settings.observer.to_string(),
+        "calibration": settings.source.kind(),
+        "calibration_images": calibration.images,
+        "source_sha256": report.model.sha256,
+        "thermalzsq": env!("CARGO_PKG_VERSION"),
+    });
+    quantized.set_metadata("thermalzsq.quantized", &stamp.to_string());
+    let bytes = quantized.to_bytes();
+    timer.lap(&mut report, "quantize");
+
+    if settings.precision == Precision::S8S8 {
+        report.warnings.push(
+            "s8s8 is the TensorRT profile: ONNX Runtime's CPU EP does not fuse S8S8 QDQ on x86 \
+             and runs it slower than fp32; use u8s8 for CPUs"
+                .into(),
+        );
+    }
+    if settings.check_images > 0 {
+        let k = settings.check_images.min(images.shape()[0]);
+        let head: Vec<String> = plan
+            .float_layers()
+            .map(|l| folded.graph().node[l.node].output[0].clone())
+            .collect();
+        let check = check_agreement(
+            &source,
+            &quantized,
+            &head,
+            &input_name,
+            images.slice(ndarray::s![..k, .., .., ..]),
+            &settings.provider,
+            progress,
+        )?;
+        report.check = Some(check);
+        timer.lap(&mut report, "check");
+    }
+    Ok(Quantized {
+        model: quantized,
+        bytes,
+        report,
+    })
+}
+
+/// Runs the float and the int8 model on `images` and compares every output and the
+/// `head` tensors (the last layers' float outputs: box and class logits before any
+/// decoding, where quantization error shows undiluted by box coordinates); also lists
+/// the ops of ONNX Runtime's optimised int8 graph on the CPU.
+pub fn check_agreement(
+    float_model: &Model,
+    int8_model: &Model,
+    head: &[String],
+    input_name: &str,
+    images: ArrayView4<f32>,
+    provider: &ProviderOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<CheckReport, QuantizeError> {
+    let outputs: Vec<String> = float_model
+        .graph()
+        .output
+        .iter()
+        .map(|o| o.name().to_string())
+        .collect();
+    let expose = |m: &Model| -> Result<Vec<u8>, QuantizeError> {
+        let mut m = m.clone();
+        for t in head.iter().filter(|t| !outputs.contains(t)) {
+            m.graph_mut().add_output(t, DataType::Float)?;
+        }
+        Ok(m.to_bytes())
+    };
+    let mut float = load_session_from_memory(&expose(float_model)?, provider)?;
+    let mut int8 = load_session_from_memory(&expose(int8_model)?, provider)?;
+    let names: Vec<String> = outputs
+        .iter()
+        .chain(head.iter().filter(|t| !outputs.contains(t)))
+        .cloned()
+        .collect();
+    let batch = match float.info.inputs.first().and_then(|i| i.dims.first()) {
+        Some(&b) if b > 0 => b as usize,
+        _ => 1,
+    };
+    let mut collected: Vec<(Vec<f32>, Vec<f32>)> = vec![(Vec::new(), Vec::new()); names.len()];
+    let n = images.shape()[0] / batch * batch;
+    for (i, chunk) in images
+        .slice(ndarray::s![..n, .., .., ..])
+        .axis_chunks_iter(Axis(0), batch)
+        .enumerate()
+    {
+        let chunk = chunk.as_standard_layout();
+        let s = chunk.shape();
+        let dims = [s[0], s[1], s[2], s[3]];
+        let data = chunk.as_slice().expect("standard layout");
+        for (which, session) in [&mut float, &mut int8].into_iter().enumerate() {
+            let result = session.session.run(ort::inputs![
+                input_name => TensorRef::from_array_view((dims, data))?
+            ])?;
+            for (name, acc) in names.iter().zip(collected.iter_mut()) {
+                let (_, v) = result[name.as_str()].try_extract_tensor::<f32>()?;
+                if which == 0 {
+                    acc.0.extend_from_slice(v);
+                } else {
+                    acc.1.extend_from_slice(v);
+                }
+            }
+        }
+        progress(&Progress {
+            stage: Stage::Check,
+            done: (i + 1) * batch,
+            total: n,
+            loss: None,
+        });
+    }
+    let mut agreements: Vec<OutputAgreement> = names
+        .into_iter()
+        .zip(collected)
+        .map(|(name, (f, q))| OutputAgreement {
+            name,
+            cosine: cosine(&f, &q),
+            max_abs_diff: f
+                .iter()
+                .zip(&q)
+                .map(|(a, b)| f64::from((a - b).abs()))
+                .fold(0.0, f64::max),
+            float_abs_max: f.iter().map(|a| f64::from(a.abs())).fold(0.0, f64::max),
+        })
+        .collect();
+    let head_agreements = agreements.split_off(outputs.len());
+    Ok(CheckReport {
+        images: n,
+        provider: int8.provider.to_string(),
+        outputs: agreements,
+        head: head_agreements,
+        runtime_ops: runtime_op_counts(&int8_model.to_bytes(), provider.threads)?,
+    })
+}
+
+/// The cache key of quantizing `model` with `settings`.
+pub fn cache_key(model: &Model, settings: &QuantizeSettings) -> Result<CacheKey, QuantizeError> {
+    let mut source = model.clone();
+    source.inline_external_data()?;
+    Ok(CacheKey::new(
+        &source.to_bytes(),
+        &settings.canonical(&source)?,
+    ))
+}
+
+/// [`quantize`] behind the cache: the cached entry if there is a sound one, else the
+/// model is quantized and stored (once, even when several processes ask at the same
+/// time). Returns the entry and whether it came from the cache.
+pub fn quantize_cached(
+    cache: &Cache,
+    model: &Model,
+    settings: &QuantizeSettings,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(CacheEntry, bool), QuantizeError> {
+    let key = cache_key(model, settings)?;
+    cache.get_or_create(&key, || {
+        let q = quantize(model, settings, progress)?;
+        let json = serde_json::to_value(&q.report).expect("reports serialise");
+        Ok((q.bytes, json))
+    })
+}
+
+struct Timer {
+    last: Instant,
+}
+
+impl Timer {
+    fn new() -> Self {
+        Timer {
+            last: Instant::now(),
+        }
+    }
+
+    fn lap(&mut self, report: &mut QuantizeReport, stage: &str) {
+        let now = Instant::now();
+        report.timings.push(StageTiming {
+            stage: stage.to_string(),
+            seconds: (now - self.last).as_secs_f64(),
+        });
+        self.last = now;
+    }
+}

@@ -1,0 +1,895 @@
+//! The quantizer end to end on the fixtures (YOLOv8 C2f/DFL, YOLOv5 C3, ResNet,
+//! MobileNet): ONNX Runtime loads every output in both profiles, s8s8 has only zero
+//! zero points, the tail stays float, BN folding keeps the float outputs, int8 agrees
+//! with fp32, ONNX Runtime fuses the body into integer kernels; real-image calibration;
+//! the cache; and the `zsq quantize` command line.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ndarray::Array4;
+use ort::value::TensorRef;
+use thermalzsq::onnx::{DataType, GraphProto, Model, NodeBuilder, ValueInfoProto};
+use thermalzsq::runtime::{ProviderOptions, load_session_from_memory};
+use thermalzsq::zsq::cache::{Cache, CacheKey};
+use thermalzsq::zsq::calibrate::Observer;
+use thermalzsq::zsq::images::test_pattern;
+use thermalzsq::zsq::pipeline::{
+    CalibrationSource, QuantizeSettings, Quantized, cache_key, image_input, quantize,
+    quantize_cached,
+};
+use thermalzsq::zsq::quantize::{Precision, QuantizeError, fold_batch_norms, plan_qdq};
+use thermalzsq::zsq::report::runtime_op_counts;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/onnx")
+        .join(name)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("thermalzsq-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn pattern_for(model: &Model, n: usize, seed: u64) -> Array4<f32> {
+    let (_, input, _) = image_input(model).unwrap();
+    test_pattern(n, input.channels, input.height, input.width, seed)
+}
+
+fn settings(model: &Model, precision: Precision, observer: Observer) -> QuantizeSettings {
+    QuantizeSettings {
+        precision,
+        observer,
+        source: CalibrationSource::Tensor(Arc::new(pattern_for(model, 8, 1))),
+        provider: ProviderOptions {
+            threads: 2,
+            ..ProviderOptions::default()
+        },
+        check_images: 4,
+        ..QuantizeSettings::default()
+    }
+}
+
+/// Each fixture with the observer it is tested with (every observer gets used).
+const CASES: [(&str, &str); 4] = [
+    ("yolov8_c2f_dfl.onnx", "entropy"),
+    ("yolov5_c3.onnx", "mse"),
+    ("resnet_tiny.onnx", "percentile"),
+    ("mobilenet_tiny.onnx", "minmax"),
+];
+
+fn zero_points(graph: &GraphProto) -> Vec<(String, Vec<i64>)> {
+    let view = graph.view();
+    let mut out = Vec::new();
+    for node in &graph.node {
+        if !matches!(node.op_type(), "QuantizeLinear" | "DequantizeLinear") {
+            continue;
+        }
+        if let Some(zp) = node.input.get(2).and_then(|z| view.tensor(z)) {
+            let values: Vec<i64> = zp.to_array::<i64>().unwrap().iter().copied().collect();
+            out.push((zp.name().to_string(), values));
+        }
+    }
+    out
+}
+
+/// Nodes reachable downstream from the outputs of `from`.
+fn downstream(graph: &GraphProto, from: &[usize]) -> HashSet<usize> {
+    let view = graph.view();
+    let mut seen = HashSet::new();
+    let mut stack: Vec<usize> = from.to_vec();
+    while let Some(i) = stack.pop() {
+        for o in &graph.node[i].output {
+            for u in view.consumers(o) {
+                if seen.insert(u.node) {
+                    stack.push(u.node);
+                }
+            }
+        }
+    }
+    seen
+}
+
+fn check_quantized(name: &str, q: &Quantized, precision: Precision) {
+    let graph = q.model.graph();
+    // ONNX Runtime ran it (the check stage) and it agrees with fp32.
+    let check = q.report.check.as_ref().expect("check ran");
+    for o in &check.outputs {
+        assert!(
+            o.cosine >= 0.99,
+            "{name} {precision}: output {} cosine {}",
+            o.name,
+            o.cosine
+        );
+    }
+    // The head logits (the last layers' float outputs that are not model outputs):
+    // u8s8 as close; s8s8's symmetric int8 spends half its levels on the negative side
+    // SiLU barely uses, so it is looser on random-weight fixtures.
+    let floor = match precision {
+        Precision::U8S8 => 0.99,
+        Precision::S8S8 => 0.95,
+    };
+    if name.starts_with("yolo") {
+        assert_eq!(
+            check.head.len(),
+            q.report.placement.float_output_layers.len(),
+            "{name}"
+        );
+    }
+    for o in &check.head {
+        assert!(
+            o.cosine >= floor,
+            "{name} {precision}: head {} cosine {}",
+            o.name,
+            o.cosine
+        );
+    }
+    // The placement did something real.
+    let p = &q.report.placement;
+    assert!(p.int8_layers > 0 && p.qdq_tensors > 0, "{name}: {p:?}");
+    assert!(!p.float_output_layers.is_empty(), "{name}: {p:?}");
+    // Zero points: s8s8 all zero; weights zero in both profiles.
+    let zps = zero_points(graph);
+    assert!(!zps.is_empty());
+    for (zp, values) in &zps {
+        if precision == Precision::S8S8 || zp.contains("weight") || zp.contains("bias") {
+            assert!(
+                values.iter().all(|&v| v == 0),
+                "{name} {precision}: {zp} = {values:?}"
+            );
+        }
+    }
+    // The tail: nothing downstream of the last layers is quantized.
+    let view = graph.view();
+    let last: Vec<usize> = graph
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| p.float_output_layers.iter().any(|l| l == n.name()))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(last.len(), p.float_output_layers.len(), "{name}");
+    for i in downstream(graph, &last) {
+        let node = &graph.node[i];
+        assert!(
+            !matches!(node.op_type(), "QuantizeLinear" | "DequantizeLinear"),
+            "{name}: {} '{}' downstream of the last layers",
+            node.op_type(),
+            node.name()
+        );
+        if node.op_type() == "Conv" {
+            // DFL's fixed conv keeps float weights.
+            assert!(
+                view.initializer(&node.input[1]).is_some(),
+                "{name}: {}",
+                node.name()
+            );
+        }
+    }
+    for &i in &last {
+        let out = &graph.node[i].output[0];
+        assert!(
+            view.consumers(out)
+                .iter()
+                .all(|u| graph.node[u.node].op_type() != "QuantizeLinear"),
+            "{name}: the last layer's output is float"
+        );
+    }
+    // Metadata: kept, and stamped.
+    let stamp: serde_json::Value =
+        serde_json::from_str(q.model.metadata("thermalzsq.quantized").expect("stamp")).unwrap();
+    assert_eq!(stamp["precision"], precision.name());
+    assert!(
+        stamp["source_sha256"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64)
+    );
+    if name.starts_with("yolo") {
+        assert!(q.model.metadata("names").is_some() && q.model.metadata("modality").is_some());
+    }
+}
+
+#[test]
+fn every_fixture_quantizes_in_both_profiles() {
+    for (name, observer) in CASES {
+        let model = Model::load(fixture(name)).unwrap();
+        for precision in [Precision::U8S8, Precision::S8S8] {
+            let q = quantize(
+                &model,
+                &settings(&model, precision, observer.parse().unwrap()),
+                &mut |_| {},
+            )
+            .unwrap_or_else(|e| panic!("{name} {precision}: {e}"));
+            check_quantized(name, &q, precision);
+            // Written, read back and loaded by ONNX Runtime on its own.
+            let back = Model::from_bytes(&q.bytes).unwrap();
+            assert_eq!(back.to_bytes(), q.bytes);
+            load_session_from_memory(&q.bytes, &ProviderOptions::default()).unwrap();
+            if precision == Precision::U8S8 {
+                // ONNX Runtime fuses the whole body: one QLinearConv/QGemm per layer
+                // with an int8 output, a QLinearSigmoid and QLinearMul per SiLU.
+                let ops = &q.report.check.as_ref().unwrap().runtime_ops;
+                let count = |op: &str| ops.get(op).copied().unwrap_or(0);
+                let p = &q.report.placement;
+                let fused = count("com.microsoft.QLinearConv")
+                    + count("QLinearConv")
+                    + count("com.microsoft.QGemm");
+                let expected_fused = p.int8_layers - p.float_output_layers.len()
+                    + usize::from(count("com.microsoft.QGemm") > 0);
+                assert_eq!(fused, expected_fused, "{name}: {ops:?}");
+                let sigmoids = model
+                    .graph()
+                    .node
+                    .iter()
+                    .filter(|n| n.op_type() == "Sigmoid")
+                    .count();
+                let tail_sigmoids = p.tail_ops.get("Sigmoid").copied().unwrap_or(0);
+                assert_eq!(
+                    count("com.microsoft.QLinearSigmoid"),
+                    sigmoids - tail_sigmoids,
+                    "{name}: {ops:?}"
+                );
+                if name != "mobilenet_tiny.onnx" {
+                    // (MobileNet's HardSwish/HardSigmoid have no integer kernel and run
+                    // float between DQ and Q.)
+                    assert_eq!(
+                        count("QuantizeLinear"),
+                        1,
+                        "{name}: only the image is quantized at run time: {ops:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_yolov8_tail_starts_after_the_head_convolutions() {
+    let mut model = Model::load(fixture("yolov8_c2f_dfl.onnx")).unwrap();
+    fold_batch_norms(&mut model).unwrap();
+    let plan = plan_qdq(model.graph()).unwrap();
+    let graph = model.graph();
+    let last: Vec<&str> = plan.float_layers().map(|l| l.name.as_str()).collect();
+    assert_eq!(last.len(), 6, "box and class convs of 3 levels: {last:?}");
+    assert!(
+        last.iter()
+            .all(|n| n.starts_with("/head/cv2") || n.starts_with("/head/cv3")),
+        "{last:?}"
+    );
+    let tail_ops: Vec<&str> = plan.tail.iter().map(|&i| graph.node[i].op_type()).collect();
+    for op in ["Softmax", "Conv", "Sigmoid", "Concat", "Reshape"] {
+        assert!(tail_ops.contains(&op), "{op} in the tail: {tail_ops:?}");
+    }
+    // The one Conv in the tail is DFL's, right after the Softmax.
+    let view = graph.view();
+    let dfl: Vec<_> = plan
+        .tail
+        .iter()
+        .map(|&i| &graph.node[i])
+        .filter(|n| n.op_type() == "Conv")
+        .collect();
+    assert_eq!(dfl.len(), 1);
+    assert_eq!(
+        view.producer_node(&dfl[0].input[0]).unwrap().op_type(),
+        "Softmax"
+    );
+    // Data movers share their input's parameters.
+    for node in graph
+        .node
+        .iter()
+        .filter(|n| matches!(n.op_type(), "MaxPool" | "Resize" | "Split"))
+    {
+        if plan.tail.contains(&view.producer(&node.output[0]).unwrap()) {
+            continue;
+        }
+        for o in &node.output {
+            assert_eq!(
+                plan.leader(o),
+                plan.leader(&node.input[0]),
+                "{} {}",
+                node.op_type(),
+                node.name()
+            );
+        }
+    }
+    // No activation is a constant subexpression (e.g. a Resize's computed scales).
+    for t in &plan.activations {
+        assert!(view.tensor(t).is_none(), "{t}");
+    }
+}
+
+#[test]
+fn relu_is_folded_into_the_layer_before_it() {
+    let mut model = Model::load(fixture("resnet_tiny.onnx")).unwrap();
+    fold_batch_norms(&mut model).unwrap();
+    let plan = plan_qdq(model.graph()).unwrap();
+    let graph = model.graph();
+    let view = graph.view();
+    let planned: HashSet<&str> = plan.activations.iter().map(String::as_str).collect();
+    let mut relus_after_conv = 0;
+    for node in graph.node.iter().filter(|n| n.op_type() == "Relu") {
+        let producer = view.producer_node(&node.input[0]).unwrap();
+        if producer.op_type() == "Conv" {
+            relus_after_conv += 1;
+            assert!(
+                !planned.contains(node.input[0].as_str()),
+                "no QDQ between Conv and Relu"
+            );
+        }
+        assert!(
+            planned.contains(node.output[0].as_str()),
+            "the Relu's output carries the range"
+        );
+    }
+    assert!(relus_after_conv >= 4);
+}
+
+#[test]
+fn bn_folding_preserves_the_float_outputs() {
+    for (name, _) in CASES {
+        let model = Model::load(fixture(name)).unwrap();
+        let mut folded = model.clone();
+        let summary = fold_batch_norms(&mut folded).unwrap();
+        let bns = model
+            .graph()
+            .node
+            .iter()
+            .filter(|n| n.op_type() == "BatchNormalization")
+            .count();
+        assert_eq!(summary.folded, bns, "{name}: {:?}", summary.kept);
+        assert!(
+            folded
+                .graph()
+                .node
+                .iter()
+                .all(|n| n.op_type() != "BatchNormalization")
+        );
+        let images = pattern_for(&model, 2, 5);
+        let run = |bytes: &[u8]| -> Vec<f32> {
+            let mut s = load_session_from_memory(bytes, &ProviderOptions::default()).unwrap();
+            let input = s.info.inputs[0].name.clone();
+            let mut out = Vec::new();
+            for image in images.outer_iter() {
+                let image = image.insert_axis(ndarray::Axis(0));
+                let shape: Vec<usize> = image.shape().to_vec();
+                let data = image.as_standard_layout().into_owned();
+                let r = s
+                    .session
+                    .run(ort::inputs![input.as_str() => TensorRef::from_array_view((shape, data.as_slice().unwrap())).unwrap()])
+                    .unwrap();
+                out.extend_from_slice(r[0].try_extract_tensor::<f32>().unwrap().1);
+            }
+            out
+        };
+        let (a, b) = (run(&model.to_bytes()), run(&folded.to_bytes()));
+        let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
+        let diff = a
+            .iter()
+            .zip(&b)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            diff <= 1e-4 * scale,
+            "{name}: max abs diff {diff} (outputs up to {scale})"
+        );
+    }
+}
+
+#[test]
+fn unsupported_models_are_clear_errors() {
+    // Not an image input.
+    let mut model = Model::load(fixture("resnet_tiny.onnx")).unwrap();
+    let input = &mut model.graph_mut().input[0];
+    *input = ValueInfoProto::tensor(input.name(), DataType::Float, Some(&[1, 3072]));
+    let err = quantize(&model, &QuantizeSettings::default(), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not an image") && err.contains("images"),
+        "{err}"
+    );
+    // Too old an opset for per-channel weights.
+    let mut model = Model::load(fixture("resnet_tiny.onnx")).unwrap();
+    for o in &mut model.proto.opset_import {
+        o.version = Some(11);
+    }
+    let err = quantize(
+        &model,
+        &settings(&model, Precision::U8S8, Observer::MinMax),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("opset 11") && err.contains("13"), "{err}");
+    // Nothing to quantize: a graph of a Relu alone.
+    let relu = GraphProto {
+        node: vec![NodeBuilder::new("Relu").input("images").output("y").build()],
+        input: vec![ValueInfoProto::tensor(
+            "images",
+            DataType::Float,
+            Some(&[1, 3, 8, 8]),
+        )],
+        output: vec![ValueInfoProto::tensor(
+            "y",
+            DataType::Float,
+            Some(&[1, 3, 8, 8]),
+        )],
+        ..GraphProto::default()
+    };
+    let err = plan_qdq(&relu).unwrap_err().to_string();
+    assert!(err.contains("no Conv, Gemm or MatMul"), "{err}");
+    // Zero-shot needs BN.
+    let model = Model::load(fixture("no_bn.onnx")).unwrap();
+    let err = quantize(&model, &QuantizeSettings::default(), &mut |_| {}).unwrap_err();
+    assert!(matches!(err, QuantizeError::Model(_)), "{err:?}");
+    assert!(err.to_string().contains("BatchNormalization"), "{err}");
+}
+
+/// A small `zsq synth` data set (thermal16/, thermal8/, rgb/).
+fn synth_dataset(name: &str, scenes: u64) -> PathBuf {
+    let dir = temp_dir(name);
+    thermalzsq::synth::write_dataset(&thermalzsq::synth::DatasetSpec {
+        out: dir.clone(),
+        scenes,
+        seed: 3,
+        width: 96,
+        height: 80,
+        recording: 0,
+        recording_format: Default::default(),
+    })
+    .unwrap();
+    dir
+}
+
+#[test]
+fn real_images_calibrate_through_the_detector_preprocessing() {
+    let data = synth_dataset("calib", 6);
+    let model = Model::load(fixture("yolov8_c2f_dfl.onnx")).unwrap();
+    let s = QuantizeSettings {
+        source: CalibrationSource::ImageDir {
+            dir: data.clone(),
+            count: 4,
+        },
+        observer: Observer::Percentile(99.99),
+        ..settings(&model, Precision::U8S8, Observer::MinMax)
+    };
+    let q = quantize(&model, &s, &mut |_| {}).unwrap();
+    check_quantized("yolov8_c2f_dfl.onnx", &q, Precision::U8S8);
+    let cal = &q.report.calibration;
+    assert_eq!(cal.images, 4);
+    assert!(
+        cal.dir.as_deref().unwrap().ends_with("thermal16"),
+        "{cal:?}"
+    );
+    assert_eq!(
+        cal.files,
+        ["000000.png", "000001.png", "000002.png", "000003.png"]
+    );
+    // The image input is in 0..=1 with the letterbox's grey border.
+    let images = q
+        .report
+        .ranges
+        .iter()
+        .find(|r| r.tensor == "images")
+        .unwrap();
+    assert!(images.observed.min >= 0.0 && images.observed.max <= 1.0);
+    // 8-bit grey and RGB directories work too; the digest names the files.
+    let k8 = cache_key(
+        &model,
+        &QuantizeSettings {
+            source: CalibrationSource::ImageDir {
+                dir: data.join("thermal8"),
+                count: 4,
+            },
+            ..s.clone()
+        },
+    )
+    .unwrap();
+    let k16 = cache_key(&model, &s).unwrap();
+    assert_ne!(k8, k16);
+    for sub in ["thermal8", "rgb"] {
+        let s = QuantizeSettings {
+            source: CalibrationSource::ImageDir {
+                dir: data.join(sub),
+                count: 2,
+            },
+            check_images: 0,
+            ..s.clone()
+        };
+        let q = quantize(&model, &s, &mut |_| {}).unwrap();
+        assert_eq!(q.report.calibration.images, 2);
+    }
+    // Broken inputs name the problem.
+    let empty = temp_dir("calib-empty");
+    let err = quantize(
+        &model,
+        &QuantizeSettings {
+            source: CalibrationSource::ImageDir {
+                dir: empty.clone(),
+                count: 4,
+            },
+            ..s.clone()
+        },
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("no PNG images"), "{err}");
+    std::fs::write(empty.join("broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let err = quantize(
+        &model,
+        &QuantizeSettings {
+            source: CalibrationSource::ImageDir {
+                dir: empty.clone(),
+                count: 4,
+            },
+            ..s.clone()
+        },
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("broken.png"), "{err}");
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&empty);
+}
+
+#[test]
+fn the_cache_hits_misses_and_heals() {
+    let dir = temp_dir("cache");
+    let cache = Cache::open(dir.join("c")).unwrap();
+    let model = Model::load(fixture("resnet_tiny.onnx")).unwrap();
+    let s = QuantizeSettings {
+        check_images: 1,
+        ..settings(&model, Precision::U8S8, Observer::MinMax)
+    };
+    let (entry, hit) = quantize_cached(&cache, &model, &s, &mut |_| {}).unwrap();
+    assert!(!hit);
+    let key = cache_key(&model, &s).unwrap();
+    assert_eq!(entry.model, cache.paths(&key).0);
+    assert!(
+        entry.report_json["ranges"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    );
+    let (again, hit) = quantize_cached(&cache, &model, &s, &mut |_| {}).unwrap();
+    assert!(hit);
+    assert_eq!(again.model, entry.model);
+    // Another setting is another key.
+    let other = QuantizeSettings {
+        precision: Precision::S8S8,
+        ..s.clone()
+    };
+    assert_ne!(cache_key(&model, &other).unwrap(), key);
+    assert_ne!(
+        cache_key(
+            &model,
+            &QuantizeSettings {
+                observer: Observer::Percentile(99.9),
+                ..s.clone()
+            }
+        )
+        .unwrap(),
+        cache_key(
+            &model,
+            &QuantizeSettings {
+                observer: Observer::Percentile(99.99),
+                ..s.clone()
+            }
+        )
+        .unwrap()
+    );
+    assert!(key.canonical.contains("precision=u8s8") && key.canonical.contains("thermalzsq="));
+    // A damaged model file is a miss, and the entry is removed.
+    let bytes = std::fs::read(&entry.model).unwrap();
+    std::fs::write(&entry.model, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(cache.check(&key).is_err());
+    assert!(cache.lookup(&key).is_none());
+    assert!(!entry.model.exists() && !entry.report.exists());
+    // A damaged report too.
+    let (entry, hit) = quantize_cached(&cache, &model, &s, &mut |_| {}).unwrap();
+    assert!(!hit);
+    std::fs::write(&entry.report, b"{ not json").unwrap();
+    assert!(cache.lookup(&key).is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn concurrent_writers_make_one_entry() {
+    let dir = temp_dir("cache-race");
+    let cache = Cache::open(&dir).unwrap();
+    let model_bytes = std::fs::read(fixture("resnet_tiny.onnx")).unwrap();
+    let key = CacheKey::new(&model_bytes, "precision=u8s8\nobserver=minmax");
+    let made = AtomicUsize::new(0);
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    Cache::open(&dir).unwrap().get_or_create(&key, || {
+                        made.fetch_add(1, Ordering::SeqCst);
+                        // Long enough for the other thread to block on the lock.
+                        std::thread::sleep(std::time::Duration::from_millis(300));
+                        Ok((model_bytes.clone(), serde_json::json!({ "what": "test" })))
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap())
+            .collect()
+    });
+    assert_eq!(made.load(Ordering::SeqCst), 1, "created once");
+    assert_eq!(results.iter().filter(|(_, hit)| *hit).count(), 1);
+    let entry = cache.lookup(&key).expect("a valid entry");
+    assert_eq!(std::fs::read(&entry.model).unwrap(), model_bytes);
+    assert_eq!(entry.report_json["what"], "test");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unusable_cache_directory_is_an_error_to_degrade_from() {
+    let dir = temp_dir("cache-bad");
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = Cache::open(file.join("cache")).unwrap_err();
+    assert!(matches!(err, QuantizeError::Cache(_)), "{err:?}");
+    assert!(err.to_string().contains("not usable"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn zsq(args: &[&str], cache: &Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_zsq"))
+        .args(args)
+        .env("XDG_CACHE_HOME", cache)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The error line of a failed run (ONNX Runtime may log warnings before it).
+fn error_line(stderr: &str) -> &str {
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("zsq: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    errors[0]
+}
+
+#[test]
+fn the_command_line_quantizes_and_reports() {
+    let dir = temp_dir("cli");
+    let data = synth_dataset("cli-data", 3);
+    let model = fixture("yolov8_c2f_dfl.onnx");
+    let out = dir.join("int8.onnx");
+    let report = dir.join("r.json");
+    let args = [
+        "quantize",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--calib-images",
+        data.to_str().unwrap(),
+        "--calib-count",
+        "3",
+        "--observer",
+        "entropy",
+        "--threads",
+        "2",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let (ok, stdout, stderr) = zsq(&args, &dir.join("xdg"));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("u8s8, observer entropy, 3 real images"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("QLinearConv"), "{stdout}");
+    assert!(
+        stderr.contains("calibrate: 6/6"),
+        "progress on stderr: {stderr}"
+    );
+    let q = Model::load(&out).unwrap();
+    load_session_from_memory(&q.to_bytes(), &ProviderOptions::default()).unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(r["ranges"].as_array().unwrap().len() > 50);
+    assert!(
+        r["timings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["stage"] == "calibrate")
+    );
+    assert!(r["check"]["outputs"][0]["cosine"].as_f64().unwrap() > 0.99);
+    // The same again comes from the cache under XDG_CACHE_HOME.
+    let (ok, stdout, _) = zsq(&args, &dir.join("xdg"));
+    assert!(ok && stdout.contains("from the cache"), "{stdout}");
+    assert!(dir.join("xdg/thermalzsq").is_dir());
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn the_command_line_names_bad_input() {
+    let dir = temp_dir("cli-bad");
+    let xdg = dir.join("xdg");
+    let out = dir.join("o.onnx");
+    let o = out.to_str().unwrap();
+    let run = |model: &Path, extra: &[&str]| {
+        let mut args = vec!["quantize", model.to_str().unwrap(), "-o", o];
+        args.extend_from_slice(extra);
+        let (ok, _, stderr) = zsq(&args, &xdg);
+        assert!(!ok, "{args:?} should fail");
+        error_line(&stderr).to_string()
+    };
+    // A model without BN, zero-shot.
+    let e = run(&fixture("no_bn.onnx"), &[]);
+    assert!(e.contains("no BatchNormalization"), "{e}");
+    // A truncated file.
+    let bytes = std::fs::read(fixture("resnet_tiny.onnx")).unwrap();
+    let truncated = dir.join("truncated.onnx");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let e = run(&truncated, &[]);
+    assert!(
+        e.contains("truncated.onnx") && e.contains("truncated"),
+        "{e}"
+    );
+    // A non-image input.
+    let mut model = Model::load(fixture("resnet_tiny.onnx")).unwrap();
+    model.graph_mut().input[0] = ValueInfoProto::tensor("images", DataType::Float, Some(&[1, 16]));
+    let flat = dir.join("flat.onnx");
+    model.save(&flat).unwrap();
+    let e = run(&flat, &[]);
+    assert!(e.contains("not an image"), "{e}");
+    // A missing file, bad settings, no images.
+    let e = run(&dir.join("missing.onnx"), &[]);
+    assert!(e.contains("missing.onnx"), "{e}");
+    let e = run(&fixture("resnet_tiny.onnx"), &["--observer", "max"]);
+    assert!(e.contains("unknown observer"), "{e}");
+    let e = run(&fixture("resnet_tiny.onnx"), &["--precision", "int4"]);
+    assert!(e.contains("unknown precision"), "{e}");
+    let e = run(
+        &fixture("resnet_tiny.onnx"),
+        &["--calib-images", dir.to_str().unwrap()],
+    );
+    assert!(e.contains("no PNG images"), "{e}");
+    assert!(!out.exists(), "nothing written on failure");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_optimized_graph_of_a_float_model_has_no_integer_kernels() {
+    let bytes = std::fs::read(fixture("resnet_tiny.onnx")).unwrap();
+    let ops = runtime_op_counts(&bytes, 1).unwrap();
+    assert!(ops.keys().all(|k| !k.contains("QLinear")), "{ops:?}");
+    assert!(ops.keys().any(|k| k.ends_with("Conv")), "{ops:?}");
+}
+
+/// Conv → Relu → Flatten → MatMul (constant weight) → Add → MatMul → output: MatMul
+/// weights per column (last axis), the first MatMul fused, the last one's output float.
+#[test]
+fn matmul_layers_are_quantized_per_column() {
+    use ndarray::{Array, Array2, Array4};
+    use thermalzsq::onnx::{ModelProto, OperatorSetIdProto};
+    let mut seed = 1u32;
+    let mut rnd = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+    };
+    let conv_w = Array4::from_shape_simple_fn((4, 3, 3, 3), &mut rnd);
+    let w1 = Array2::from_shape_simple_fn((4 * 8 * 8, 16), &mut rnd) * 0.2;
+    let b1 = Array::from_shape_simple_fn(16, &mut rnd);
+    let w2 = Array2::from_shape_simple_fn((16, 5), &mut rnd);
+    let graph = GraphProto {
+        node: vec![
+            NodeBuilder::new("Conv")
+                .name("conv")
+                .inputs(["images", "cw"])
+                .output("c")
+                .attr_ints("pads", [1, 1, 1, 1])
+                .build(),
+            NodeBuilder::new("Relu")
+                .name("relu")
+                .input("c")
+                .output("r")
+                .build(),
+            NodeBuilder::new("Flatten")
+                .name("flat")
+                .input("r")
+                .output("f")
+                .build(),
+            NodeBuilder::new("MatMul")
+                .name("fc1")
+                .inputs(["f", "w1"])
+                .output("m1")
+                .build(),
+            NodeBuilder::new("Add")
+                .name("bias1")
+                .inputs(["m1", "b1"])
+                .output("h")
+                .build(),
+            NodeBuilder::new("MatMul")
+                .name("fc2")
+                .inputs(["h", "w2"])
+                .output("y")
+                .build(),
+        ],
+        initializer: vec![
+            thermalzsq::onnx::TensorProto::from_array("cw", &conv_w),
+            thermalzsq::onnx::TensorProto::from_array("w1", &w1),
+            thermalzsq::onnx::TensorProto::from_array("b1", &b1),
+            thermalzsq::onnx::TensorProto::from_array("w2", &w2),
+        ],
+        input: vec![ValueInfoProto::tensor(
+            "images",
+            DataType::Float,
+            Some(&[1, 3, 8, 8]),
+        )],
+        output: vec![ValueInfoProto::tensor("y", DataType::Float, Some(&[1, 5]))],
+        ..GraphProto::default()
+    };
+    let model = Model::from_proto(ModelProto {
+        ir_version: Some(8),
+        graph: Some(graph),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(17),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let q = quantize(
+        &model,
+        &settings(&model, Precision::U8S8, Observer::Percentile(99.99)),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(q.report.placement.float_output_layers, ["fc2"]);
+    assert_eq!(q.report.placement.int8_layers, 3);
+    assert!(
+        q.report.min_cosine().unwrap() > 0.99,
+        "{:?}",
+        q.report.check
+    );
+    let graph = q.model.graph();
+    let view = graph.view();
+    let fc1 = graph.node.iter().find(|n| n.name() == "fc1").unwrap();
+    let dq = view.producer_node(&fc1.input[1]).unwrap();
+    assert_eq!(
+        (dq.op_type(), dq.attr_int("axis")),
+        ("DequantizeLinear", Some(1))
+    );
+    assert_eq!(view.tensor(&dq.input[1]).unwrap().dims, [16]);
+    // ONNX Runtime: Conv+Relu → QLinearConv, fc1 → QLinearMatMul, its bias Add →
+    // QLinearAdd, fc2 (float output) → MatMulIntegerToFloat.
+    let ops = &q.report.check.as_ref().unwrap().runtime_ops;
+    for op in [
+        "com.microsoft.QLinearConv",
+        "QLinearMatMul",
+        "com.microsoft.QLinearAdd",
+        "com.microsoft.MatMulIntegerToFloat",
+    ] {
+        assert_eq!(ops.get(op), Some(&1), "{op}: {ops:?}");
+    }
+    assert!(
+        !ops.contains_key("Relu") && !ops.contains_key("MatMul"),
+        "{ops:?}"
+    );
+}
