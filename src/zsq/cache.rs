@@ -217,6 +217,17 @@ impl Cache {
 
     /// Waits for, then holds, the exclusive lock of `key`.
     pub fn lock(&self, key: &CacheKey) -> Result<CacheLock, QuantizeError> {
+        self.lock_unless(key, None)
+    }
+
+    /// [`Cache::lock`], giving up with `Cancelled` when `cancel` is raised while another
+    /// process holds the lock (polled every 50 ms): a pipeline going to NULL must not
+    /// wait for another pipeline's calibration.
+    pub fn lock_unless(
+        &self,
+        key: &CacheKey,
+        cancel: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Result<CacheLock, QuantizeError> {
         let path = self.dir.join(format!("{}.lock", key.hex));
         let file = OpenOptions::new()
             .create(true)
@@ -226,9 +237,24 @@ impl Cache {
             .map_err(|e| {
                 QuantizeError::Cache(format!("cannot open lock file {}: {e}", path.display()))
             })?;
-        file.lock()
-            .map_err(|e| QuantizeError::Cache(format!("cannot lock {}: {e}", path.display())))?;
-        Ok(CacheLock { file })
+        let failed = |e: &dyn std::fmt::Display| {
+            QuantizeError::Cache(format!("cannot lock {}: {e}", path.display()))
+        };
+        let Some(cancel) = cancel else {
+            file.lock().map_err(|e| failed(&e))?;
+            return Ok(CacheLock { file });
+        };
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(CacheLock { file }),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(failed(&e)),
+            }
+            if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(QuantizeError::Cancelled);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// The entry of `key`, made by `create` (model bytes and report) if there is none.
@@ -292,7 +318,8 @@ fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-fn unique() -> u64 {
+/// A number no other call in this process gets: unique temporary file names.
+pub(crate) fn unique() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     COUNTER.fetch_add(1, Ordering::Relaxed)
 }

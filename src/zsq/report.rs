@@ -180,10 +180,12 @@ pub fn runtime_op_counts(
     use ort::session::Session;
     use ort::session::builder::GraphOptimizationLevel;
     let env = crate::runtime::environment()?;
+    // Unique per call: two calibrations of one model in one process (two pipelines)
+    // must not read or delete each other's file.
     let path = std::env::temp_dir().join(format!(
         "thermalzsq-optimized-{}-{}.onnx",
         std::process::id(),
-        super::cache::sha256_hex(model_bytes)
+        super::cache::unique()
     ));
     let mut builder = Session::builder(env)?
         .with_optimization_level(GraphOptimizationLevel::Level3)

@@ -7,10 +7,12 @@ use gst::glib;
 pub mod modelevent;
 mod ortlog;
 mod thermaldetect;
+mod zsqcalibrate;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     ortlog::install();
     thermaldetect::register(plugin)?;
+    zsqcalibrate::register(plugin)?;
     Ok(())
 }
 

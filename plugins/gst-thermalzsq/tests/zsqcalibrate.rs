@@ -1,0 +1,471 @@
+//! `zsqcalibrate ! thermaldetect` in a Harness: cold start (progress, int8 swapped in
+//! between frames), warm start from the cache, NULL during calibration, a corrupt cache
+//! entry, an unwritable cache, a model without BN, `block`, two pipelines at once.
+//!
+//! The model is the hot/cold grid-cell test detector (tests/fixtures/models): real
+//! Conv/BN layers to distil and quantize, and boxes known exactly, so detections can be
+//! checked before and after the switch to int8.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gst_check::Harness;
+use thermalzsq::detect::PixelFormat;
+use thermalzsq::detect::frame::encode_grey;
+
+const W: usize = 640;
+const H: usize = 512;
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstthermalzsq::plugin_register_static().unwrap();
+    });
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/models")
+        .join(name)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tzsq-zc-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A GRAY8 frame: mid-grey, a hot square on the grid cell at (192, 64), a cold one at
+/// (448, 320).
+fn frame(pts_ms: u64) -> gst::Buffer {
+    let mut grey = vec![128u8; W * H];
+    for y in 0..H {
+        for x in 0..W {
+            if (192..256).contains(&x) && (64..128).contains(&y) {
+                grey[y * W + x] = 250;
+            } else if (448..512).contains(&x) && (320..384).contains(&y) {
+                grey[y * W + x] = 5;
+            }
+        }
+    }
+    let mut buf = gst::Buffer::from_slice(encode_grey(PixelFormat::Gray8, W, H, &grey).remove(0).0);
+    buf.get_mut()
+        .unwrap()
+        .set_pts(gst::ClockTime::from_mseconds(pts_ms));
+    buf
+}
+
+fn caps() -> gst::Caps {
+    format!("video/x-raw,format=GRAY8,width={W},height={H},framerate=30/1")
+        .parse()
+        .unwrap()
+}
+
+struct Run {
+    h: Harness,
+    bus: gst::Bus,
+    pushed: u64,
+    /// Element messages seen so far (name, structure).
+    seen: Vec<gst::Structure>,
+}
+
+/// `zsqcalibrate PROPS ! thermaldetect` (the detector takes its model from the
+/// announcements alone).
+fn run(zsqcalibrate_props: &str) -> Run {
+    init();
+    let bin = gst::parse::bin_from_description(
+        &format!(
+            "zsqcalibrate name=zc {zsqcalibrate_props} ! thermaldetect name=td post-messages=false"
+        ),
+        true,
+    )
+    .unwrap();
+    let bus = gst::Bus::new();
+    bin.set_bus(Some(&bus));
+    let mut h = Harness::with_element(&bin, Some("sink"), Some("src"));
+    h.set_src_caps(caps());
+    Run {
+        h,
+        bus,
+        pushed: 0,
+        seen: Vec::new(),
+    }
+}
+
+impl Run {
+    fn element(&self, name: &str) -> gst::Element {
+        self.h
+            .element()
+            .unwrap()
+            .downcast::<gst::Bin>()
+            .unwrap()
+            .by_name(name)
+            .unwrap()
+    }
+
+    fn collect(&mut self) {
+        while let Some(m) = self.bus.pop() {
+            let s = match m.view() {
+                gst::MessageView::Element(e) => e.structure().map(|s| s.to_owned()),
+                gst::MessageView::Warning(w) => Some(
+                    gst::Structure::builder("warning")
+                        .field("text", w.error().to_string())
+                        .build(),
+                ),
+                gst::MessageView::Error(e) => Some(
+                    gst::Structure::builder("error")
+                        .field("text", e.error().to_string())
+                        .build(),
+                ),
+                _ => None,
+            };
+            self.seen.extend(s);
+        }
+    }
+
+    fn messages(&mut self, name: &str) -> Vec<gst::Structure> {
+        self.collect();
+        self.seen
+            .iter()
+            .filter(|s| s.name() == name)
+            .cloned()
+            .collect()
+    }
+
+    fn texts(&mut self, name: &str) -> Vec<String> {
+        self.messages(name)
+            .iter()
+            .map(|s| s.get::<String>("text").unwrap())
+            .collect()
+    }
+
+    /// Pushes one frame and checks it comes out with the hot and cold boxes.
+    fn push_frame(&mut self) {
+        let out = self.h.push_and_pull(frame(self.pushed * 33)).unwrap();
+        self.pushed += 1;
+        let mut rois: Vec<(String, (u32, u32, u32, u32))> = out
+            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .map(|m| (m.roi_type().to_string(), m.rect()))
+            .collect();
+        rois.sort();
+        assert_eq!(
+            rois,
+            vec![
+                ("cold".into(), (448, 320, 64, 64)),
+                ("hot".into(), (192, 64, 64, 64))
+            ],
+            "frame {}",
+            self.pushed - 1
+        );
+    }
+
+    /// Pushes frames until `done` holds (frames keep flowing meanwhile), at most `limit`.
+    fn push_until(&mut self, limit: Duration, mut done: impl FnMut(&mut Run) -> bool) {
+        let start = Instant::now();
+        while !done(self) {
+            if start.elapsed() > limit {
+                self.collect();
+                let seen: Vec<String> = self
+                    .seen
+                    .iter()
+                    .filter(|s| s.name() != "zsqcalibrate-progress")
+                    .map(|s| s.to_string())
+                    .collect();
+                panic!(
+                    "gave up after {limit:?} and {} frames; messages: {seen:#?}",
+                    self.pushed
+                );
+            }
+            self.push_frame();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// (location, precision, frame) of each model thermaldetect switched to.
+    fn switches(&mut self) -> Vec<(String, String, u64)> {
+        self.messages("thermaldetect-model")
+            .iter()
+            .map(|s| {
+                (
+                    s.get("location").unwrap(),
+                    s.get("precision").unwrap(),
+                    s.get("frame").unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn state(e: &gst::Element) -> String {
+    let v = e.property_value("state");
+    gst::glib::EnumValue::from_value(&v)
+        .unwrap()
+        .1
+        .nick()
+        .to_string()
+}
+
+fn quick(model: &str, cache: &Path) -> String {
+    format!(
+        "model={} cache-dir={} iterations=3 batch-size=2",
+        fixture(model).display(),
+        cache.display()
+    )
+}
+
+#[test]
+fn cold_start_swaps_to_int8_between_frames_and_warm_start_hits_the_cache() {
+    let cache = tmp("coldwarm");
+    let mut cold = run(&quick("hotspot_v8.onnx", &cache));
+    assert_eq!(state(&cold.element("zc")), "calibrating");
+    cold.push_until(Duration::from_secs(120), |r| {
+        r.switches().iter().any(|s| s.1 == "u8s8")
+    });
+    for _ in 0..3 {
+        cold.push_frame();
+    }
+    let switches = cold.switches();
+    assert_eq!(
+        switches[0].1, "fp32",
+        "the fp32 model runs from frame 0: {switches:?}"
+    );
+    assert_eq!(switches[0].2, 0);
+    let int8 = &switches[1];
+    assert!(
+        int8.0.starts_with(cache.to_str().unwrap()) && int8.0.ends_with(".onnx"),
+        "{int8:?}"
+    );
+    assert!(
+        int8.2 > 0 && int8.2 < cold.pushed,
+        "swapped between frames: {int8:?}"
+    );
+
+    let progress = cold.messages("zsqcalibrate-progress");
+    assert!(!progress.is_empty());
+    let stages: Vec<String> = progress.iter().map(|s| s.get("stage").unwrap()).collect();
+    assert!(
+        stages.contains(&"distill".to_string()) && stages.contains(&"calibrate".to_string()),
+        "{stages:?}"
+    );
+    let last = progress.last().unwrap();
+    assert!(last.get::<f64>("percent").unwrap() <= 100.0);
+    let distill = progress
+        .iter()
+        .find(|s| s.get::<String>("stage").unwrap() == "distill")
+        .unwrap();
+    assert!(distill.get::<f64>("loss").unwrap().is_finite());
+    assert_eq!(distill.get::<u32>("iterations").unwrap(), 3);
+
+    let done = cold.messages("zsqcalibrate-done");
+    assert_eq!(done.len(), 1);
+    assert!(!done[0].get::<bool>("cache-hit").unwrap());
+    assert!(done[0].get::<f64>("seconds").unwrap() > 0.0);
+    let zc = cold.element("zc");
+    assert_eq!(state(&zc), "ready");
+    assert_eq!(
+        zc.property::<Option<String>>("output-location").unwrap(),
+        int8.0
+    );
+    assert_eq!(
+        cold.element("td")
+            .property::<Option<String>>("active-model")
+            .unwrap(),
+        int8.0
+    );
+    drop(cold);
+
+    let mut warm = run(&quick("hotspot_v8.onnx", &cache));
+    let done = warm.messages("zsqcalibrate-done");
+    assert_eq!(done.len(), 1, "the cache answers during start-up");
+    assert!(done[0].get::<bool>("cache-hit").unwrap());
+    warm.push_frame();
+    let switches = warm.switches();
+    assert_eq!(
+        switches,
+        vec![(int8.0.clone(), "u8s8".into(), 0)],
+        "int8 from the first frame"
+    );
+}
+
+#[test]
+fn going_to_null_mid_calibration_stops_the_worker_and_leaves_no_file() {
+    let cache = tmp("null");
+    let mut r = run(&format!(
+        "{} iterations=100000",
+        quick("hotspot_v8.onnx", &cache)
+    ));
+    r.push_until(Duration::from_secs(60), |r| {
+        !r.messages("zsqcalibrate-progress").is_empty()
+    });
+    let started = Instant::now();
+    r.h.element().unwrap().set_state(gst::State::Null).unwrap();
+    let took = started.elapsed();
+    eprintln!("NULL during calibration took {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the worker must stop promptly: {took:?}"
+    );
+    let files: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".lock"))
+        .collect();
+    assert!(files.is_empty(), "no partial cache entry: {files:?}");
+}
+
+#[test]
+fn a_corrupt_cache_entry_is_detected_and_recalibrated() {
+    let cache = tmp("corrupt");
+    let mut first = run(&quick("hotspot_v8.onnx", &cache));
+    first.push_until(Duration::from_secs(120), |r| {
+        !r.messages("zsqcalibrate-done").is_empty()
+    });
+    let entry = first
+        .element("zc")
+        .property::<Option<String>>("output-location")
+        .unwrap();
+    drop(first);
+    let bytes = std::fs::read(&entry).unwrap();
+    std::fs::write(&entry, &bytes[..bytes.len() / 3]).unwrap();
+
+    let mut again = run(&quick("hotspot_v8.onnx", &cache));
+    again.push_until(Duration::from_secs(120), |r| {
+        !r.messages("zsqcalibrate-done").is_empty()
+    });
+    let done = again.messages("zsqcalibrate-done");
+    assert!(
+        !done[0].get::<bool>("cache-hit").unwrap(),
+        "a damaged entry is a miss"
+    );
+    assert_eq!(
+        std::fs::read(&entry).unwrap().len(),
+        bytes.len(),
+        "and is made again whole"
+    );
+}
+
+#[test]
+fn an_unwritable_cache_keeps_the_int8_model_in_memory() {
+    let dir = tmp("unwritable");
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let mut r = run(&quick("hotspot_v8.onnx", &file.join("cache")));
+    let warnings = r.texts("warning");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("No cache") && w.contains("in memory")),
+        "{warnings:?}"
+    );
+    r.push_until(Duration::from_secs(120), |r| {
+        r.switches().iter().any(|s| s.1 == "u8s8")
+    });
+    r.push_frame();
+    let active = r
+        .element("td")
+        .property::<Option<String>>("active-model")
+        .unwrap();
+    assert!(
+        active.starts_with("memory://") && active.ends_with(".onnx"),
+        "{active}"
+    );
+}
+
+#[test]
+fn a_model_without_bn_warns_and_keeps_fp32_or_errors() {
+    let cache = tmp("nobn");
+    let mut r = run(&quick("hotspot_v8_nobn.onnx", &cache));
+    r.push_until(Duration::from_secs(60), |r| {
+        r.messages("warning").iter().any(|w| {
+            w.get::<String>("text")
+                .unwrap()
+                .contains("calibration failed")
+        })
+    });
+    for _ in 0..3 {
+        r.push_frame(); // the fp32 model keeps detecting
+    }
+    let warning = r
+        .texts("warning")
+        .into_iter()
+        .find(|w| w.contains("calibration failed"))
+        .unwrap();
+    assert!(warning.contains("BatchNormalization"), "{warning}");
+    assert_eq!(state(&r.element("zc")), "failed");
+    assert!(r.switches().iter().all(|s| s.1 == "fp32"));
+    drop(r);
+
+    let mut r = run(&format!(
+        "{} on-failure=error",
+        quick("hotspot_v8_nobn.onnx", &cache)
+    ));
+    let start = Instant::now();
+    while r.texts("error").is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no error posted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(r.texts("error")[0].contains("Zero-shot calibration failed"));
+}
+
+#[test]
+fn block_holds_frames_until_the_int8_model_is_ready() {
+    let cache = tmp("block");
+    let mut r = run(&format!("{} block=true", quick("hotspot_v8.onnx", &cache)));
+    r.push_frame(); // returns only once calibration is done
+    let switches = r.switches();
+    assert_eq!(
+        switches.first().map(|s| (s.1.as_str(), s.2)),
+        Some(("u8s8", 0)),
+        "int8 from the first frame: {switches:?} {:?}",
+        r.seen
+            .iter()
+            .filter(|s| s.name() != "zsqcalibrate-progress")
+            .collect::<Vec<_>>()
+    );
+    assert!(!r.messages("zsqcalibrate-done").is_empty());
+}
+
+#[test]
+fn two_pipelines_calibrating_one_model_make_one_valid_entry() {
+    let cache = tmp("two");
+    let props = quick("hotspot_v8.onnx", &cache);
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let props = props.clone();
+            std::thread::spawn(move || {
+                let mut r = run(&props);
+                r.push_until(Duration::from_secs(180), |r| {
+                    !r.messages("zsqcalibrate-done").is_empty()
+                });
+                let done = &r.messages("zsqcalibrate-done")[0];
+                (
+                    done.get::<String>("location").unwrap(),
+                    done.get::<bool>("cache-hit").unwrap(),
+                )
+            })
+        })
+        .collect();
+    let results: Vec<(String, bool)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(results[0].0, results[1].0, "the same entry");
+    assert_eq!(
+        results.iter().filter(|r| !r.1).count(),
+        1,
+        "calibrated once: {results:?}"
+    );
+    let models = std::fs::read_dir(&cache)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "onnx")
+        })
+        .count();
+    assert_eq!(models, 1);
+    thermalzsq::onnx::Model::load(&results[0].0).expect("a valid model");
+}
