@@ -42,9 +42,12 @@ else
 fi
 [ "$selftest" = 1 ] && display="fakesink"
 
+# Distillation runs on CUDA (its gradient graph has ops TensorRT does not build); the
+# detector on TensorRT, from an engine cached in --trt-cache.
 chain() {
-  local provider=$1 json=$2
-  echo "zsqcalibrate model=\"$MODEL\" precision=s8s8 ${ZSQCALIBRATE_PROPS:-} \
+  local provider=$1 json=$2 calib_provider=cuda
+  [ "$provider" = auto ] && calib_provider=auto
+  echo "zsqcalibrate model=\"$MODEL\" precision=s8s8 execution-provider=$calib_provider ${ZSQCALIBRATE_PROPS:-} \
     ! thermaldetect execution-provider=$provider trt-cache-dir=\"$trt_cache\" trt-fp16=$fp16 $LAYOUT output-agc=true $json"
 }
 
