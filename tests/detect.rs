@@ -171,3 +171,55 @@ fn auto_provider_falls_back_to_the_cpu_and_says_why() {
     let why = detector.fallbacks().join("; ");
     assert!(why.contains("tensorrt") && why.contains("cuda"), "{why}");
 }
+
+#[test]
+fn p2pro_frames_detect_on_the_radiometric_lower_half() {
+    use thermalzsq::detect::frame::{lower_half_counts, upper_half_image};
+    // 640x1024 YUY2: upper half an 8-bit image (flat grey), lower half 16-bit counts
+    // with the scene (hot and cold squares) in 1/64 K.
+    let (w, h) = (640usize, 512usize);
+    let mut data = vec![0u8; 2 * w * 2 * h];
+    for (i, v) in scene().iter().enumerate() {
+        data[2 * i] = 128; // Y of the upper half
+        data[2 * i + 1] = 128;
+        let counts: u16 = 18_000 + *v as u16 * 4;
+        data[2 * w * h + 2 * i..][..2].copy_from_slice(&counts.to_le_bytes());
+    }
+    let frame = Frame::new(PixelFormat::Yuy2, w, 2 * h, vec![(data.as_slice(), 2 * w)]).unwrap();
+    let counts = lower_half_counts(&frame).unwrap();
+    assert_eq!(
+        (counts.format, counts.width, counts.height),
+        (PixelFormat::Gray16Le, w, h)
+    );
+    let mut detector =
+        Detector::load(&model("hotspot_v8.onnx"), DetectorConfig::default()).unwrap();
+    assert_hot_and_cold(&detector.detect(&counts).unwrap(), "P2 Pro lower half");
+
+    let upper = upper_half_image(
+        Frame::new(
+            PixelFormat::Yuy2,
+            w,
+            2 * h,
+            vec![(data.as_mut_slice(), 2 * w)],
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (upper.width, upper.height, upper.planes[0].0.len()),
+        (w, h, 2 * w * h)
+    );
+    let gray = Frame::new(
+        PixelFormat::Gray16Le,
+        w,
+        2 * h,
+        vec![(data.as_slice(), 2 * w)],
+    )
+    .unwrap();
+    assert!(
+        lower_half_counts(&gray)
+            .unwrap_err()
+            .to_string()
+            .contains("needs YUY2")
+    );
+}

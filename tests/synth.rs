@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use thermalzsq::detect::agc::percentile_stretch;
 use thermalzsq::eval::CocoGt;
-use thermalzsq::synth::{Class, DatasetSpec, Recording, Scene, write_dataset};
+use thermalzsq::synth::{Class, DatasetSpec, Recording, RecordingFormat, Scene, write_dataset};
 
 const W: u32 = 640;
 const H: u32 = 512;
@@ -54,6 +54,7 @@ fn spec(out: PathBuf, seed: u64) -> DatasetSpec {
         width: 160,
         height: 128,
         recording: 4,
+        recording_format: RecordingFormat::Gray16Le,
     }
 }
 
@@ -189,6 +190,7 @@ fn written_views_match_the_frame_and_each_other() {
         width: W,
         height: H,
         recording: 0,
+        recording_format: RecordingFormat::Gray16Le,
     };
     let summary = write_dataset(&spec).unwrap();
     assert_eq!(summary.scenes, 2);
@@ -255,6 +257,7 @@ fn recording_only_dataset() {
         width: 320,
         height: 256,
         recording: frames,
+        recording_format: RecordingFormat::Gray16Le,
     };
     write_dataset(&spec).unwrap();
     assert!(!dir.join("thermal16").exists() && !dir.join("annotations.json").exists());
@@ -331,7 +334,65 @@ fn bad_requests_are_errors() {
         width: 64,
         height: 64,
         recording: 0,
+        recording_format: RecordingFormat::Gray16Le,
     });
     assert!(err.is_err());
     let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn recordings_in_camera_formats_hold_the_same_frames() {
+    let (w, h, frames) = (64u32, 48u32, 3u32);
+    let rec = Recording::new(5, w, h).unwrap();
+    let write = |format: RecordingFormat| {
+        let dir = scratch(&format!("rec-{format:?}"));
+        write_dataset(&DatasetSpec {
+            out: dir.clone(),
+            scenes: 0,
+            seed: 5,
+            width: w,
+            height: h,
+            recording: frames,
+            recording_format: format,
+        })
+        .unwrap();
+        dir
+    };
+    let n = (w * h) as usize;
+
+    let dir = write(RecordingFormat::Gray8);
+    let raw = std::fs::read(dir.join("recording.gray8")).unwrap();
+    assert_eq!(raw.len(), frames as usize * n);
+    let agc = percentile_stretch(&rec.frame(2).thermal, 1.0, 99.0);
+    assert_eq!(&raw[2 * n..], agc.as_slice(), "the AGC view of frame 2");
+
+    let dir = write(RecordingFormat::Yuy2P2Pro);
+    let raw = std::fs::read(dir.join("recording.yuy2")).unwrap();
+    assert_eq!(
+        raw.len(),
+        frames as usize * 2 * n * 2,
+        "YUY2, twice the height"
+    );
+    let frame0 = &raw[..4 * n];
+    let f0 = rec.frame(0);
+    assert_eq!(frame0[0], percentile_stretch(&f0.thermal, 1.0, 99.0)[0]);
+    assert_eq!(frame0[1], 128, "neutral chroma");
+    let counts = u16::from_le_bytes([frame0[2 * n], frame0[2 * n + 1]]);
+    assert_eq!(
+        counts as u32,
+        (f0.thermal[0] as u32 * 64 + 50) / 100,
+        "1/64 K below"
+    );
+
+    let dir = write(RecordingFormat::Png16);
+    let coco = CocoGt::from_file(&dir.join("recording.json")).unwrap();
+    assert_eq!(coco.images[1].file_name, "frame_000001.png");
+    let (info, bytes) = read_png(&dir.join("recording").join("frame_000001.png"));
+    assert_eq!((info.width, info.bit_depth), (w, png::BitDepth::Sixteen));
+    let px: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .collect();
+    assert_eq!(px, rec.frame(1).thermal);
+    assert!("jpeg".parse::<RecordingFormat>().is_err());
 }

@@ -51,9 +51,14 @@ enum Command {
         /// Frame size.
         #[arg(long, value_name = "WxH", default_value = "640x512", value_parser = parse_size)]
         size: (u32, u32),
-        /// Also write recording.gray16le with this many frames of moving objects.
+        /// Also write a recording with this many frames of moving objects (30 fps).
         #[arg(long, value_name = "FRAMES", default_value_t = 0)]
         recording: u32,
+        /// How the recording is stored: gray16le (raw radiometric, centikelvin), gray8
+        /// (the 8-bit AGC view), yuy2-p2pro (InfiRay P2 Pro: AGC image over raw counts in
+        /// 1/64 K), png16 (recording/frame_NNNNNN.png).
+        #[arg(long, value_name = "FORMAT", default_value = "gray16le")]
+        recording_format: synth::RecordingFormat,
     },
     /// COCO mAP of detections against ground truth, computed as pycocotools does.
     Eval {
@@ -141,6 +146,7 @@ fn main() -> ExitCode {
             seed,
             size,
             recording,
+            recording_format,
         } => run_synth(synth::DatasetSpec {
             out,
             scenes,
@@ -148,6 +154,7 @@ fn main() -> ExitCode {
             width: size.0,
             height: size.1,
             recording,
+            recording_format,
         }),
         Command::Eval {
             coco,

@@ -163,6 +163,42 @@ pub fn percentile_stretch(counts: &[u16], low: f64, high: f64) -> Vec<u8> {
     counts.iter().map(|&v| stretch(v, lo, hi)).collect()
 }
 
+/// Replaces a 16-bit frame's counts by its AGC view scaled back to 16 bits (`v8 · 257`),
+/// so displays and encoders downstream show the picture the detector saw instead of a
+/// nearly flat raw image. The radiometric counts are gone afterwards.
+pub fn apply_in_place(frame: &mut super::FrameMut, agc: &Agc, hist: &mut Histogram) {
+    let big = frame.format == super::PixelFormat::Gray16Be;
+    let read = |b: &[u8]| {
+        if big {
+            u16::from_be_bytes([b[0], b[1]])
+        } else {
+            u16::from_le_bytes([b[0], b[1]])
+        }
+    };
+    let (w, h) = (frame.width, frame.height);
+    if agc.needs_histogram() {
+        hist.clear();
+        for y in 0..h {
+            frame.row(0, y)[..2 * w]
+                .chunks_exact(2)
+                .for_each(|b| hist.add(read(b)));
+        }
+    }
+    let (lo, hi) = agc.bounds(hist);
+    let mut table = Vec::new();
+    stretch_table(lo, hi, &mut table);
+    for y in 0..h {
+        for px in frame.row_mut(0, y)[..2 * w].chunks_exact_mut(2) {
+            let v = table[read(px) as usize] as u16 * 257;
+            px.copy_from_slice(&if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +221,31 @@ mod tests {
         assert_eq!(stretch(60000, 100, 200), 255);
         assert_eq!(stretch(150, 100, 200), 128); // 127.5 rounds up
         assert_eq!(stretch(7, 5, 5), 0);
+    }
+
+    #[test]
+    fn a_frame_is_replaced_by_its_agc_view() {
+        use crate::detect::frame::{Frame, PixelFormat};
+        let counts: Vec<u16> = (0..100).map(|i| 29_000 + 10 * i).collect();
+        let mut bytes: Vec<u8> = counts.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut frame = Frame::new(
+            PixelFormat::Gray16Le,
+            10,
+            10,
+            vec![(bytes.as_mut_slice(), 20)],
+        )
+        .unwrap();
+        apply_in_place(&mut frame, &Agc::MinMax, &mut Histogram::new());
+        let out: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        let want: Vec<u16> = percentile_stretch(&counts, 0.0, 100.0)
+            .iter()
+            .map(|&v| v as u16 * 257)
+            .collect();
+        assert_eq!(out, want);
+        assert_eq!((out[0], out[99]), (0, 65535));
     }
 
     #[test]

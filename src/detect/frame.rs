@@ -223,3 +223,42 @@ pub fn encode_grey(
     }
     planes
 }
+
+/// Cameras of the InfiRay P2 Pro / Topdon TC001 family send YUY2 frames twice the
+/// sensor's height: the upper half is the 8-bit image, the lower half carries each
+/// pixel's raw 16-bit count (little-endian, 1/64 K) in the two bytes YUY2 gives a pixel.
+/// These split such a frame into the counts to detect on and the image to draw on.
+fn check_two_halves<P: AsRef<[u8]>>(frame: &Frame<P>) -> Result<usize, DetectError> {
+    if frame.format != PixelFormat::Yuy2 || !frame.height.is_multiple_of(2) {
+        return Err(DetectError::new(format!(
+            "input-layout=thermal-bottom-half needs YUY2 frames of even height (a 256x384 P2 Pro frame), got {} {}x{}",
+            frame.format, frame.width, frame.height
+        )));
+    }
+    Ok(frame.height / 2)
+}
+
+/// The lower half of a two-half frame as GRAY16_LE counts.
+pub fn lower_half_counts<'a>(frame: &FrameRef<'a>) -> Result<FrameRef<'a>, DetectError> {
+    let half = check_two_halves(frame)?;
+    let (data, stride) = frame.planes[0];
+    Frame::new(
+        PixelFormat::Gray16Le,
+        frame.width,
+        half,
+        vec![(&data[stride * half..], stride)],
+    )
+}
+
+/// The upper (image) half of a two-half frame, to draw on.
+pub fn upper_half_image(frame: FrameMut<'_>) -> Result<FrameMut<'_>, DetectError> {
+    let half = check_two_halves(&frame)?;
+    let width = frame.width;
+    let (data, stride) = frame.planes.into_iter().next().expect("YUY2 has one plane");
+    Frame::new(
+        PixelFormat::Yuy2,
+        width,
+        half,
+        vec![(&mut data[..stride * half], stride)],
+    )
+}

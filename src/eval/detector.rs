@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{CocoGt, Detection, EvalError};
+use super::{CocoGt, Detection, EvalError, StreamEval};
+use crate::detect;
 use crate::detect::image::read_png;
 use crate::detect::report::FrameRecord;
 use crate::detect::{Detector, DetectorConfig};
@@ -79,8 +80,7 @@ pub fn detect_dataset(
 /// images are in frame order (as `zsq synth --recording` writes): line `frame` N is
 /// image N; labels map to categories by name, other labels are ignored.
 pub fn parse_frame_records(text: &str, gt: &CocoGt) -> Result<Vec<Detection>, EvalError> {
-    let ids = category_ids(gt);
-    let mut out = Vec::new();
+    let mut stream = StreamEval::new(gt.clone());
     for (n, line) in text
         .lines()
         .enumerate()
@@ -92,24 +92,19 @@ pub fn parse_frame_records(text: &str, gt: &CocoGt) -> Result<Vec<Detection>, Ev
                 n + 1
             ))
         })?;
-        let image = gt.images.get(record.frame as usize).ok_or_else(|| {
-            EvalError(format!(
-                "frame {} is beyond the {} images of the ground truth",
-                record.frame,
-                gt.images.len()
-            ))
-        })?;
-        out.extend(record.detections.iter().filter_map(|d| {
-            let [x0, y0, x1, y1] = d.bbox.map(f64::from);
-            Some(Detection {
-                image_id: image.id,
-                category_id: *ids.get(d.label.as_str())?,
-                bbox: [x0, y0, x1 - x0, y1 - y0],
-                score: d.confidence as f64,
+        let detections: Vec<detect::Detection> = record
+            .detections
+            .into_iter()
+            .map(|d| detect::Detection {
+                class_id: d.class_id,
+                label: d.label,
+                confidence: d.confidence,
+                bbox: d.bbox,
             })
-        }));
+            .collect();
+        stream.add_frame(record.frame, &detections)?;
     }
-    Ok(out)
+    Ok(stream.detections().to_vec())
 }
 
 /// Reads detections in either form: a COCO results array, or thermaldetect JSON lines.

@@ -17,6 +17,7 @@ mod detector;
 mod iou;
 mod matching;
 mod report;
+mod stream;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -26,6 +27,7 @@ pub use coco::{
 pub use detector::{detect_dataset, eval_config, parse_frame_records, read_detections};
 pub use iou::box_iou;
 pub use report::{ClassAp, EvalResult};
+pub use stream::{StreamEval, StreamReport};
 
 use accumulate::precision_curve;
 use matching::{ImageMatches, match_image};

@@ -24,13 +24,26 @@ pub fn set_log_sink(sink: LogSink, min_level: LogLevel) -> bool {
     ENVIRONMENT.get().is_none() && LOG_SINK.set((sink, min_level)).is_ok()
 }
 
-/// Where the ONNX Runtime shared library is looked for: `ORT_DYLIB_PATH`, else the
-/// dynamic loader's search path.
+/// The library `make ortlib` installs, relative to the repository.
+const REPO_LIBRARY: &str = ".ortlib/onnxruntime/capi/libonnxruntime.so.1.31.1";
+
+/// Where the ONNX Runtime shared library is looked for: `ORT_DYLIB_PATH`; else, for
+/// programs run from a checkout (target/<profile>/zsq), the repository's `.ortlib/`;
+/// else the dynamic loader's search path.
 fn library_path() -> PathBuf {
-    match std::env::var_os("ORT_DYLIB_PATH") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from("libonnxruntime.so"),
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
     }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.ancestors()
+                .skip(1)
+                .take(4)
+                .map(|dir| dir.join(REPO_LIBRARY))
+                .find(|candidate| candidate.is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"))
 }
 
 /// The process-wide environment, created on first call. A failure (library missing,

@@ -9,7 +9,10 @@ mod session;
 
 pub use environment::{LogLevel, LogSink, environment, set_log_sink};
 pub use provider::{Provider, ProviderOptions};
-pub use session::{LoadedSession, ModelInfo, TensorInfo, load_session, load_session_from_memory};
+pub use session::{
+    LoadedSession, ModelInfo, TensorInfo, load_session, load_session_from_memory,
+    load_session_with_config,
+};
 
 /// Errors of the runtime layer, as text a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -50,6 +50,17 @@ pub fn load_session_from_memory(
     model: &[u8],
     options: &ProviderOptions,
 ) -> Result<LoadedSession, RuntimeError> {
+    load_session_with_config(model, options, &[])
+}
+
+/// [`load_session_from_memory`] with ONNX Runtime session config entries (key, value),
+/// e.g. `("session.intra_op.allow_spinning", "0")` for a session that shares the
+/// cores with others: idle spinning threads would slow them down.
+pub fn load_session_with_config(
+    model: &[u8],
+    options: &ProviderOptions,
+    config: &[(&str, &str)],
+) -> Result<LoadedSession, RuntimeError> {
     environment()?;
     let candidates: &[Provider] = match options.provider {
         Provider::Auto => &Provider::AUTO_ORDER,
@@ -68,7 +79,7 @@ pub fn load_session_from_memory(
             }
             return Err(RuntimeError(why));
         }
-        match build(model, options, provider) {
+        match build(model, options, provider, config) {
             Ok(session) => {
                 let info = describe(&session)?;
                 return Ok(LoadedSession {
@@ -92,10 +103,16 @@ fn build(
     model: &[u8],
     options: &ProviderOptions,
     provider: Provider,
+    config: &[(&str, &str)],
 ) -> Result<Session, RuntimeError> {
     let mut builder = Session::builder(environment()?)?
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(ort::Error::from)?;
+    for (key, value) in config {
+        builder = builder
+            .with_config_entry(*key, *value)
+            .map_err(ort::Error::from)?;
+    }
     if options.threads > 0 {
         builder = builder
             .with_intra_threads(options.threads)

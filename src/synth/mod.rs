@@ -41,8 +41,8 @@ mod world;
 
 pub use labels::{Class, Label, MIN_VISIBLE};
 pub use output::{
-    DatasetSpec, DatasetSummary, coco, write_dataset, write_gray8_png, write_gray16_png,
-    write_rgb8_png,
+    DatasetSpec, DatasetSummary, RecordingFormat, coco, write_dataset, write_gray8_png,
+    write_gray16_png, write_rgb8_png,
 };
 pub use scene::{FRAME_RATE, Recording, RecordingFrame, Scene, count_by_class};
 

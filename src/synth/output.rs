@@ -7,6 +7,7 @@
 //! DIR/rgb/000000.png        8-bit RGB twin
 //! DIR/annotations.json      COCO (image id = frame index, annotation ids from 1)
 //! DIR/recording.gray16le    N raw little-endian 16-bit frames, centikelvin, no header
+//!                           (or .gray8, .yuy2, recording/*.png: see RecordingFormat)
 //! DIR/recording.json        COCO of the recording (file_name frame_000000, ...)
 //! ```
 
@@ -15,9 +16,10 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::SynthError;
 use super::labels::{Class, Label};
 use super::scene::{Recording, Scene, count_by_class};
+use super::{AGC_HIGH_PERCENTILE, AGC_LOW_PERCENTILE, SynthError};
+use crate::detect::agc::percentile_stretch;
 use crate::eval::{Category, CocoGt, GtAnnotation, ImageInfo};
 
 /// What to generate.
@@ -30,6 +32,70 @@ pub struct DatasetSpec {
     pub height: u32,
     /// Frames of the recording (0: none).
     pub recording: u32,
+    /// How the recording's frames are stored.
+    pub recording_format: RecordingFormat,
+}
+
+/// The recording as different cameras deliver it, so every camera path of the pipelines
+/// can be exercised without the camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordingFormat {
+    /// `recording.gray16le`: raw radiometric frames, centikelvin (FLIR Boson, Lepton Y16).
+    #[default]
+    Gray16Le,
+    /// `recording.gray8`: the camera's 8-bit AGC view (1–99 % percentile stretch).
+    Gray8,
+    /// `recording.yuy2`: InfiRay P2 Pro / Topdon TC001 frames, twice the height: the AGC
+    /// view as luma on top, the raw counts in 1/64 K (little-endian 16-bit) below.
+    Yuy2P2Pro,
+    /// `recording/frame_000000.png`…: 16-bit radiometric PNGs (centikelvin), named in
+    /// `recording.json` with their extension.
+    Png16,
+}
+
+impl std::str::FromStr for RecordingFormat {
+    type Err = SynthError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gray16le" => Ok(Self::Gray16Le),
+            "gray8" => Ok(Self::Gray8),
+            "yuy2-p2pro" => Ok(Self::Yuy2P2Pro),
+            "png16" => Ok(Self::Png16),
+            _ => Err(SynthError(format!(
+                "unknown recording format `{s}` (expected gray16le, gray8, yuy2-p2pro or png16)"
+            ))),
+        }
+    }
+}
+
+impl RecordingFormat {
+    /// Where the frames go (a file, or a directory for PNGs).
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::Gray16Le => "recording.gray16le",
+            Self::Gray8 => "recording.gray8",
+            Self::Yuy2P2Pro => "recording.yuy2",
+            Self::Png16 => "recording",
+        }
+    }
+
+    /// One frame's bytes as this format stores them (for raw formats).
+    fn encode(self, thermal: &[u16]) -> Vec<u8> {
+        let agc = || percentile_stretch(thermal, AGC_LOW_PERCENTILE, AGC_HIGH_PERCENTILE);
+        match self {
+            Self::Gray16Le | Self::Png16 => thermal.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            Self::Gray8 => agc(),
+            Self::Yuy2P2Pro => {
+                let image = agc().into_iter().flat_map(|y| [y, 128]);
+                // centikelvin → 1/64 K
+                let counts = thermal.iter().flat_map(|&ck| {
+                    (((ck as u32 * 64 + 50) / 100).min(65535) as u16).to_le_bytes()
+                });
+                image.chain(counts).collect()
+            }
+        }
+    }
 }
 
 /// What was written.
@@ -249,11 +315,20 @@ pub fn write_dataset(spec: &DatasetSpec) -> Result<DatasetSummary, SynthError> {
     })
 }
 
-/// Writes `recording.gray16le` and `recording.json`; returns the number of labels.
+/// Writes the recording's frames (in `spec.recording_format`) and `recording.json`;
+/// returns the number of labels.
 fn write_recording(spec: &DatasetSpec) -> Result<usize, SynthError> {
     let rec = Recording::new(spec.seed, spec.width, spec.height)?;
-    let raw_path = spec.out.join("recording.gray16le");
-    let mut raw = BufWriter::new(File::create(&raw_path).map_err(|e| io_err(&raw_path, e))?);
+    let format = spec.recording_format;
+    let raw_path = spec.out.join(format.file_name());
+    let mut raw = if format == RecordingFormat::Png16 {
+        fs::create_dir_all(&raw_path).map_err(|e| io_err(&raw_path, e))?;
+        None
+    } else {
+        Some(BufWriter::new(
+            File::create(&raw_path).map_err(|e| io_err(&raw_path, e))?,
+        ))
+    };
     let n = workers(spec.recording as u64) as u32;
     let mut frames: Vec<(i64, String, Vec<Label>)> = Vec::new();
     let mut first = 0;
@@ -282,13 +357,25 @@ fn write_recording(spec: &DatasetSpec) -> Result<usize, SynthError> {
             return Err(SynthError("a recording thread panicked".into()));
         }
         for (i, f) in batch {
-            let bytes: Vec<u8> = f.thermal.iter().flat_map(|v| v.to_le_bytes()).collect();
-            raw.write_all(&bytes).map_err(|e| io_err(&raw_path, e))?;
-            frames.push((i as i64, format!("frame_{i:06}"), f.labels));
+            let name = match raw.as_mut() {
+                Some(raw) => {
+                    raw.write_all(&format.encode(&f.thermal))
+                        .map_err(|e| io_err(&raw_path, e))?;
+                    format!("frame_{i:06}")
+                }
+                None => {
+                    let name = format!("frame_{i:06}.png");
+                    write_gray16_png(&raw_path.join(&name), spec.width, spec.height, &f.thermal)?;
+                    name
+                }
+            };
+            frames.push((i as i64, name, f.labels));
         }
         first = last;
     }
-    raw.flush().map_err(|e| io_err(&raw_path, e))?;
+    if let Some(raw) = raw.as_mut() {
+        raw.flush().map_err(|e| io_err(&raw_path, e))?;
+    }
     let count = frames.iter().map(|f| f.2.len()).sum();
     write_json(
         &spec.out.join("recording.json"),

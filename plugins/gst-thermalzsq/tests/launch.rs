@@ -141,3 +141,57 @@ fn onnx_runtime_logs_into_its_debug_category() {
         .count();
     assert!(ort_lines > 0, "no ONNX Runtime log lines in: {stderr}");
 }
+
+/// The embedding example (examples/alerts.rs), which a plain `cargo test` builds next
+/// to the tests (`cargo test --test launch` alone does not).
+fn alerts_example() -> PathBuf {
+    let path = plugin_dir().join("examples/alerts");
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo test` without --test filters",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn the_embedding_example_alerts_when_an_object_stays_in_the_zone() {
+    let dir = workdir();
+    let rec = dir.join("alerts.gray16le");
+    write_recording(&rec); // the hot square sits in x 64..256 over 30 frames (1 s)
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/models/hotspot_v8.onnx");
+    let run = |seconds: &str| {
+        Command::new("timeout")
+            .arg("120")
+            .arg(alerts_example())
+            .args([
+                "--model",
+                model.to_str().unwrap(),
+                "--label",
+                "hot",
+                "--zone",
+                "0,100,400,220",
+                "--seconds",
+                seconds,
+            ])
+            .arg(&rec)
+            .env("GST_PLUGIN_PATH", plugin_dir())
+            .env("GST_REGISTRY", dir.join("registry-alerts.bin"))
+            .output()
+            .unwrap()
+    };
+    let out = run("0.5");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ALERT hot in zone for 0.5 s"), "{stdout}");
+    let out = run("5");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).is_empty(),
+        "1 s of recording never reaches 5 s"
+    );
+}

@@ -622,3 +622,105 @@ fn a_broken_announced_model_keeps_the_running_one_with_a_warning() {
             .ends_with("hotspot_v8.onnx")
     );
 }
+
+#[test]
+fn annotations_score_the_stream_at_eos() {
+    // frames 0..4 carry the hot square at HOT; frame 4 of the annotations is never played
+    let gt = tmp("gt.json");
+    let images: Vec<_> = (0..5)
+        .map(|i| serde_json::json!({"id": 100 + i, "file_name": format!("frame_{i:06}")}))
+        .collect();
+    let annotations: Vec<_> = (0..5)
+        .map(|i| {
+            serde_json::json!({"id": i + 1, "image_id": 100 + i, "category_id": 7,
+                               "bbox": HOT.map(f64::from), "area": 4096.0, "iscrowd": 0})
+        })
+        .collect();
+    let coco = serde_json::json!({"images": images, "annotations": annotations, "categories": [{"id": 7, "name": "hot"}]});
+    std::fs::write(&gt, coco.to_string()).unwrap();
+
+    let mut run = harness(&[
+        ("annotations", gt.to_str().unwrap()),
+        ("post-messages", "false"),
+    ]);
+    run.h.set_src_caps(caps(PixelFormat::Gray16Le, W, H));
+    for i in 0..4 {
+        run.h
+            .push_and_pull(buffer(PixelFormat::Gray16Le, W, H, i * 33))
+            .unwrap();
+    }
+    assert!(run.h.push_event(gst::event::Eos::new()));
+    let score = std::iter::from_fn(|| run.bus.pop())
+        .find_map(|m| match m.view() {
+            gst::MessageView::Element(e) => e
+                .structure()
+                .filter(|s| s.name() == "thermaldetect-eval")
+                .map(|s| s.to_owned()),
+            _ => None,
+        })
+        .expect("a thermaldetect-eval message at EOS");
+    assert!(
+        (score.get::<f64>("map").unwrap() - 1.0).abs() < 1e-9,
+        "{score}"
+    );
+    assert!((score.get::<f64>("map50").unwrap() - 1.0).abs() < 1e-9);
+    assert_eq!(score.get::<u64>("frames").unwrap(), 4);
+    assert!(score.get::<f64>("latency-p50").unwrap() > 0.0);
+    assert!(score.get::<f64>("latency-p95").unwrap() >= score.get::<f64>("latency-p50").unwrap());
+    assert!(score.get::<f64>("fps").unwrap() > 0.0);
+    assert_eq!(score.get::<f64>("conf-threshold").unwrap(), 0.25f32 as f64);
+    let classes = score.get::<gst::List>("per-class").unwrap();
+    let hot = classes
+        .iter()
+        .next()
+        .unwrap()
+        .get::<gst::Structure>()
+        .unwrap();
+    assert_eq!(hot.get::<String>("name").unwrap(), "hot");
+
+    let e = start_error(&[
+        ("model", fixture("hotspot_v8.onnx").to_str().unwrap()),
+        ("annotations", "/nonexistent/gt.json"),
+    ]);
+    assert!(e.contains("Cannot read annotations"), "{e}");
+}
+
+#[test]
+fn p2pro_layout_detects_on_the_counts_and_draws_on_the_image_half() {
+    let (w, h) = (W, H);
+    let mut run = harness(&[("input-layout", "thermal-bottom-half")]);
+    run.h.set_src_caps(caps(PixelFormat::Yuy2, w, 2 * h));
+    let mut data = vec![0u8; 2 * w * 2 * h];
+    for (i, v) in scene(w, h).iter().enumerate() {
+        data[2 * i] = 128;
+        data[2 * i + 1] = 128;
+        let counts: u16 = 18_000 + *v as u16 * 4; // 1/64 K
+        data[2 * w * h + 2 * i..][..2].copy_from_slice(&counts.to_le_bytes());
+    }
+    let input = gst::Buffer::from_slice(data.clone());
+    let out = run.h.push_and_pull(input).unwrap();
+    assert_hot_and_cold_rois(&out, "P2 Pro");
+    let map = out.map_readable().unwrap();
+    assert_ne!(map[2 * (63 * w + 220)], 128, "box drawn on the image half");
+    assert_eq!(
+        &map[2 * w * h..],
+        &data[2 * w * h..],
+        "the radiometric half is left intact"
+    );
+}
+
+#[test]
+fn output_agc_replaces_counts_by_the_view_the_detector_saw() {
+    let mut run = harness(&[("output-agc", "true"), ("draw", "false")]);
+    run.h.set_src_caps(caps(PixelFormat::Gray16Le, W, H));
+    let out = run
+        .h
+        .push_and_pull(buffer(PixelFormat::Gray16Le, W, H, 0))
+        .unwrap();
+    assert_hot_and_cold_rois(&out, "output-agc");
+    let map = out.map_readable().unwrap();
+    let px =
+        |x: usize, y: usize| u16::from_le_bytes([map[2 * (y * W + x)], map[2 * (y * W + x) + 1]]);
+    // counts 5·257 (cold), 128·257 (background), 250·257 (hot): stretched 0, 128, 255
+    assert_eq!((px(0, 0), px(220, 90), px(470, 350)), (128 * 257, 65535, 0));
+}

@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
+use std::time::Instant;
 
 use gst::glib;
 use gst::prelude::*;
@@ -16,14 +17,16 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
-use thermalzsq::detect::agc::Agc;
+use thermalzsq::detect::agc::{self, Agc, Histogram};
 use thermalzsq::detect::draw::{Style, draw_detections};
+use thermalzsq::detect::frame::{lower_half_counts, upper_half_image};
 use thermalzsq::detect::labels::read_labels_file;
 use thermalzsq::detect::report::FrameRecord;
 use thermalzsq::detect::{Detection, Detector, DetectorConfig, Frame, PixelFormat};
+use thermalzsq::eval::{CocoGt, StreamEval};
 use thermalzsq::runtime::ProviderOptions;
 
-use super::{AgcMode, ExecutionProvider, Polarity};
+use super::{AgcMode, ExecutionProvider, InputLayout, Polarity};
 use crate::modelevent::ModelAnnouncement;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -78,6 +81,9 @@ struct Settings {
     box_thickness: u32,
     post_messages: bool,
     json_location: Option<PathBuf>,
+    annotations: Option<PathBuf>,
+    input_layout: InputLayout,
+    output_agc: bool,
 }
 
 impl Default for Settings {
@@ -105,6 +111,9 @@ impl Default for Settings {
             box_thickness: 2,
             post_messages: true,
             json_location: None,
+            annotations: None,
+            input_layout: InputLayout::Full,
+            output_agc: false,
         }
     }
 }
@@ -180,6 +189,12 @@ struct State {
     frames: u64,
     last: Vec<Detection>,
     json: Option<BufWriter<File>>,
+    /// With `annotations`: the frames' detections scored against them.
+    scoring: Option<StreamEval>,
+    /// When the first frame arrived (frames/s of the scored run).
+    first_frame: Option<Instant>,
+    /// Scratch for `output-agc`.
+    hist: Histogram,
 }
 
 /// What the read-only properties report.
@@ -262,6 +277,57 @@ impl ThermalDetect {
             .field("frame", state.frames)
             .build();
         state.loaded = Some(loaded);
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+
+    /// With `annotations`: scores the frames seen and posts `thermaldetect-eval`.
+    fn post_score(&self) {
+        let conf = self.settings.lock().unwrap().conf_threshold;
+        let mut guard = self.state.lock().unwrap();
+        let Some(state) = guard.as_mut() else { return };
+        let Some(scoring) = state.scoring.take() else {
+            return;
+        };
+        let seconds = state.first_frame.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        let report = match scoring.finish() {
+            Ok(r) => r,
+            Err(e) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Cannot score the stream: {}", e)
+                );
+                return;
+            }
+        };
+        let classes = gst::List::new(report.result.per_class.iter().map(|c| {
+            gst::Structure::builder("class")
+                .field("name", &c.name)
+                .field("ap", c.ap.unwrap_or(-1.0))
+                .field("ap50", c.ap50.unwrap_or(-1.0))
+                .build()
+        }));
+        let s = gst::Structure::builder("thermaldetect-eval")
+            .field("map", report.result.map.unwrap_or(-1.0))
+            .field("map50", report.result.map50.unwrap_or(-1.0))
+            .field("frames", report.frames as u64)
+            .field("per-class", classes)
+            .field("latency-p50", report.latency_p50_ms)
+            .field("latency-p95", report.latency_p95_ms)
+            .field(
+                "fps",
+                if seconds > 0.0 {
+                    report.frames as f64 / seconds
+                } else {
+                    0.0
+                },
+            )
+            .field("conf-threshold", conf as f64)
+            .build();
+        gst::info!(CAT, imp = self, "score: {s}");
+        drop(guard);
         let _ = self
             .obj()
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
@@ -489,6 +555,22 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("Write one JSON line per frame with its detections to this file")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("output-agc")
+                    .nick("Output AGC")
+                    .blurb("Replace 16-bit frames by the AGC view the detector saw (scaled to 16 bits), so displays and encoders downstream show a picture; the radiometric counts are lost downstream")
+                    .default_value(false)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("annotations")
+                    .nick("Annotations")
+                    .blurb("COCO json of the stream's ground truth, images in frame order (as `zsq synth --recording` writes): at EOS the detections emitted are scored and a `thermaldetect-eval` message posted (mAP50-95, mAP50, per class, latency p50/p95, frames/s)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("input-layout", InputLayout::Full)
+                    .nick("Input layout")
+                    .blurb("thermal-bottom-half: YUY2 frames whose lower half carries raw 16-bit counts (InfiRay P2 Pro, Topdon TC001); detection runs on the counts, boxes go on the upper image half")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("active-model")
                     .nick("Active model")
                     .blurb("The model in use")
@@ -531,6 +613,9 @@ impl ObjectImpl for ThermalDetect {
             "box-thickness" => s.box_thickness = value.get().expect("type checked upstream"),
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
             "json-location" => s.json_location = path_from(value),
+            "annotations" => s.annotations = path_from(value),
+            "output-agc" => s.output_agc = value.get().expect("type checked upstream"),
+            "input-layout" => s.input_layout = value.get().expect("type checked upstream"),
             other => unreachable!("no writable property {other}"),
         }
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
@@ -561,6 +646,9 @@ impl ObjectImpl for ThermalDetect {
             "box-thickness" => s.box_thickness.to_value(),
             "post-messages" => s.post_messages.to_value(),
             "json-location" => path_value(&s.json_location).to_value(),
+            "annotations" => path_value(&s.annotations).to_value(),
+            "output-agc" => s.output_agc.to_value(),
+            "input-layout" => s.input_layout.to_value(),
             "active-model" => self.active.lock().unwrap().model.to_value(),
             "active-provider" => self.active.lock().unwrap().provider.to_value(),
             other => unreachable!("no property {other}"),
@@ -635,6 +723,15 @@ impl BaseTransformImpl for ThermalDetect {
             })?)),
             None => None,
         };
+        let scoring = match &settings.annotations {
+            Some(path) => Some(StreamEval::new(CocoGt::from_file(path).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenRead,
+                    ("Cannot read annotations: {}", e)
+                )
+            })?)),
+            None => None,
+        };
         let mut state = State {
             loaded: None,
             info: None,
@@ -642,6 +739,9 @@ impl BaseTransformImpl for ThermalDetect {
             frames: 0,
             last: Vec::new(),
             json,
+            scoring,
+            first_frame: None,
+            hist: Histogram::new(),
         };
         if let Some(loaded) = loaded {
             self.activate(&mut state, loaded);
@@ -671,10 +771,15 @@ impl BaseTransformImpl for ThermalDetect {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::CustomDownstreamSticky(_) = event.view()
-            && let Some(announcement) = ModelAnnouncement::from_event(&event)
-        {
-            self.announce(announcement);
+        match event.view() {
+            gst::EventView::CustomDownstreamSticky(_) => {
+                if let Some(announcement) = ModelAnnouncement::from_event(&event) {
+                    self.announce(announcement);
+                }
+            }
+            // Before EOS travels on, so the application has the score when it sees EOS.
+            gst::EventView::Eos(_) => self.post_score(),
+            _ => {}
         }
         self.parent_sink_event(event)
     }
@@ -705,6 +810,9 @@ impl BaseTransformImpl for ThermalDetect {
             frames,
             last,
             json,
+            scoring,
+            first_frame,
+            hist,
             ..
         } = state
         else {
@@ -718,6 +826,7 @@ impl BaseTransformImpl for ThermalDetect {
         let detector = &mut loaded.detector;
         let index = *frames;
         *frames += 1;
+        first_frame.get_or_insert_with(Instant::now);
 
         if index % settings.interval as u64 == 0 {
             detector.set_thresholds(
@@ -735,13 +844,20 @@ impl BaseTransformImpl for ThermalDetect {
                     );
                     gst::FlowError::Error
                 })?;
+            let started = Instant::now();
             let frame = Frame::new(
                 format,
                 info.width() as usize,
                 info.height() as usize,
                 planes(&video.planes_data(), video.plane_stride()),
             )
-            .and_then(|frame| detector.detect(&frame));
+            .and_then(|frame| match settings.input_layout {
+                InputLayout::Full => detector.detect(&frame),
+                InputLayout::ThermalBottomHalf => detector.detect(&lower_half_counts(&frame)?),
+            });
+            if let Some(eval) = scoring.as_mut() {
+                eval.add_latency(started.elapsed().as_secs_f64() * 1e3);
+            }
             *last = frame.map_err(|e| {
                 gst::element_imp_error!(
                     self,
@@ -759,7 +875,8 @@ impl BaseTransformImpl for ThermalDetect {
             detections.len()
         );
 
-        if settings.draw && !detections.is_empty() {
+        let output_agc = settings.output_agc && format.is_16bit();
+        if output_agc || (settings.draw && !detections.is_empty()) {
             let mut video = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info)
                 .map_err(|_| {
                     gst::element_imp_error!(
@@ -777,15 +894,24 @@ impl BaseTransformImpl for ThermalDetect {
                 info.height() as usize,
                 planes_mut(data, &strides),
             )
+            .and_then(|frame| match settings.input_layout {
+                InputLayout::Full => Ok(frame),
+                InputLayout::ThermalBottomHalf => upper_half_image(frame),
+            })
             .map_err(|e| {
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
                 gst::FlowError::Error
             })?;
-            let style = Style {
-                thickness: settings.box_thickness as usize,
-                labels: settings.draw_labels,
-            };
-            draw_detections(&mut frame, detections, &style);
+            if output_agc {
+                agc::apply_in_place(&mut frame, &settings.agc(), hist);
+            }
+            if settings.draw {
+                let style = Style {
+                    thickness: settings.box_thickness as usize,
+                    labels: settings.draw_labels,
+                };
+                draw_detections(&mut frame, detections, &style);
+            }
         }
 
         for d in detections {
@@ -825,6 +951,13 @@ impl BaseTransformImpl for ThermalDetect {
             let _ = self
                 .obj()
                 .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        }
+
+        if let Some(eval) = scoring.as_mut()
+            && let Err(e) = eval.add_frame(index, detections)
+        {
+            gst::element_imp_warning!(self, gst::StreamError::Failed, ("Not scored: {}", e));
+            *scoring = None;
         }
 
         if let Some(json) = json.as_mut() {

@@ -71,6 +71,20 @@ pub enum Polarity {
     BlackHot = 1,
 }
 
+/// `input-layout`: where in the frame the thermal image is.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstThermalDetectInputLayout")]
+pub enum InputLayout {
+    #[enum_value(name = "The whole frame is the image", nick = "full")]
+    Full = 0,
+    #[enum_value(
+        name = "YUY2, lower half raw 16-bit counts (InfiRay P2 Pro, Topdon TC001)",
+        nick = "thermal-bottom-half"
+    )]
+    ThermalBottomHalf = 1,
+}
+
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(
         Some(plugin),
