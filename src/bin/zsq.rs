@@ -11,9 +11,10 @@ use thermalzsq::detect::{Detector, DetectorConfig};
 use thermalzsq::onnx::Model;
 use thermalzsq::runtime::ProviderOptions;
 use thermalzsq::zsq::cache::{Cache, write_atomically};
+use thermalzsq::zsq::distill::DistillOptions;
+use thermalzsq::zsq::images::write_preview;
 use thermalzsq::zsq::pipeline::{
-    CalibrationSource, DistillSettings, Progress, QuantizeSettings, Stage, quantize,
-    quantize_cached,
+    CalibrationSource, Progress, QuantizeSettings, Stage, cache_key, quantize, quantize_cached,
 };
 use thermalzsq::zsq::quantize::Precision;
 use thermalzsq::zsq::report::QuantizeReport;
@@ -102,10 +103,10 @@ struct QuantizeArgs {
     #[arg(long, value_name = "mean|std|mean+std", default_value = "mean+std")]
     loss: String,
     /// Distillation steps.
-    #[arg(long, value_name = "N", default_value_t = DistillSettings::default().iterations)]
+    #[arg(long, value_name = "N", default_value_t = DistillOptions::default().iterations)]
     iterations: usize,
     /// Distilled images.
-    #[arg(long, value_name = "N", default_value_t = DistillSettings::default().batch)]
+    #[arg(long, value_name = "N", default_value_t = DistillOptions::default().batch)]
     batch: usize,
     /// u8s8 for CPUs (ONNX Runtime), s8s8 for TensorRT.
     #[arg(long, value_name = "u8s8|s8s8", default_value = "u8s8")]
@@ -126,8 +127,9 @@ struct QuantizeArgs {
     /// Write the report (timings, ranges per tensor, agreement with fp32) as JSON.
     #[arg(long, value_name = "R.json")]
     report: Option<PathBuf>,
-    /// Write a PNG grid of the distilled images (zero-shot only).
-    #[arg(long, value_name = "P.png", conflicts_with = "calib_images")]
+    /// Write a PNG grid of the calibration images: what the model "remembers" (the
+    /// distilled images), or what the real images look like to it.
+    #[arg(long, value_name = "P.png")]
     preview: Option<PathBuf>,
     /// Cache directory (default: $XDG_CACHE_HOME/thermalzsq or ~/.cache/thermalzsq).
     #[arg(long, value_name = "DIR")]
@@ -272,12 +274,13 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
             },
             None => CalibrationSource::ZeroShot,
         },
-        distill: DistillSettings {
+        distill: DistillOptions {
             loss: args.loss.parse().map_err(|e| text(&e))?,
             iterations: args.iterations,
             batch: args.batch,
             seed: args.seed,
-            thermal_prior,
+            thermal: thermal_prior,
+            ..DistillOptions::default()
         },
         provider: ProviderOptions {
             threads: args.threads,
@@ -285,8 +288,6 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
         },
         ..QuantizeSettings::default()
     };
-    // `--preview` (a grid of the distilled images) is written by the zero-shot source.
-    let _ = &args.preview;
     let model = Model::load(&args.model).map_err(|e| text(&e))?;
     if settings.precision == Precision::S8S8 {
         eprintln!(
@@ -311,17 +312,29 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
     };
     let mut bar = ProgressBar::new();
     let mut progress = |p: &Progress| bar.update(p);
-    let (bytes, report_json, hit) = match &cache {
-        Some(cache) => {
+    // A preview needs the images, which a cache hit does not have: with --preview the
+    // model is always quantized (and the cache updated).
+    let (bytes, report_json, hit) = match (&cache, &args.preview) {
+        (Some(cache), None) => {
             let (entry, hit) =
                 quantize_cached(cache, &model, &settings, &mut progress).map_err(|e| text(&e))?;
             let bytes = std::fs::read(&entry.model)
                 .map_err(|e| format!("cannot read {}: {e}", entry.model.display()))?;
             (bytes, entry.report_json, hit.then_some(entry.model))
         }
-        None => {
+        (cache, preview) => {
             let q = quantize(&model, &settings, &mut progress).map_err(|e| text(&e))?;
-            let json = serde_json::to_value(&q.report).map_err(|e| text(&e))?;
+            if let Some(path) = preview {
+                write_preview(path, q.images.view()).map_err(|e| text(&e))?;
+            }
+            let mut json = serde_json::to_value(&q.report).map_err(|e| text(&e))?;
+            if let Some(cache) = cache {
+                let key = cache_key(&model, &settings).map_err(|e| text(&e))?;
+                match cache.store(&key, &q.bytes, json.clone()) {
+                    Ok(entry) => json = entry.report_json,
+                    Err(e) => eprintln!("zsq: warning: {e}; the cache was not updated"),
+                }
+            }
             (q.bytes, json, None)
         }
     };

@@ -210,3 +210,55 @@ pub fn test_pattern(
     }
     out
 }
+
+/// Writes `images` (N×C×H×W, values in 0..=1) as one PNG grid, ⌈√N⌉ columns, 4-pixel
+/// gaps: grey when the channels are equal (or there is one), RGB otherwise. To look at
+/// what a model "remembers" (distilled images) or at what calibration saw.
+pub fn write_preview(path: &Path, images: ndarray::ArrayView4<f32>) -> Result<(), QuantizeError> {
+    let (n, c, h, w) = images.dim();
+    if n == 0 || h == 0 || w == 0 {
+        return Err(QuantizeError::Images("no images to preview".into()));
+    }
+    let grey = c == 1
+        || (0..c).all(|ch| {
+            images.index_axis(ndarray::Axis(1), ch) == images.index_axis(ndarray::Axis(1), 0)
+        });
+    let cols = (n as f64).sqrt().ceil() as usize;
+    let rows = n.div_ceil(cols);
+    const GAP: usize = 4;
+    let (gw, gh) = (cols * w + (cols + 1) * GAP, rows * h + (rows + 1) * GAP);
+    let px = if grey { 1 } else { 3 };
+    let mut out = vec![0u8; gw * gh * px];
+    let level = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    for i in 0..n {
+        let (ox, oy) = (GAP + (i % cols) * (w + GAP), GAP + (i / cols) * (h + GAP));
+        for y in 0..h {
+            for x in 0..w {
+                let at = ((oy + y) * gw + ox + x) * px;
+                for k in 0..px {
+                    out[at + k] = level(images[[i, k.min(c - 1), y, x]]);
+                }
+            }
+        }
+    }
+    let file = std::fs::File::create(path).map_err(|e| QuantizeError::Io {
+        path: path.to_path_buf(),
+        action: "write",
+        source: e,
+    })?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), gw as u32, gh as u32);
+    encoder.set_color(if grey {
+        png::ColorType::Grayscale
+    } else {
+        png::ColorType::Rgb
+    });
+    encoder.set_depth(png::BitDepth::Eight);
+    let fail = |e: png::EncodingError| QuantizeError::Io {
+        path: path.to_path_buf(),
+        action: "write",
+        source: std::io::Error::other(e),
+    };
+    let mut writer = encoder.write_header().map_err(fail)?;
+    writer.write_image_data(&out).map_err(fail)?;
+    writer.finish().map_err(fail)
+}

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,11 +15,12 @@ use ort::value::TensorRef;
 
 use super::cache::{Cache, CacheEntry, CacheKey, sha256_hex};
 use super::calibrate::{CalibrationOptions, Observer, calibrate};
+use super::distill::{DistillOptions, distill};
 use super::images::{ImageInput, images_digest, load_calibration_images};
 use super::quantize::{Precision, QParams, QuantizeError, fold_batch_norms, insert_qdq, plan_qdq};
 use super::report::{
-    CheckReport, FoldReport, ModelReport, OutputAgreement, QuantizeReport, RangeReport,
-    SettingsReport, StageTiming, cosine, runtime_op_counts,
+    BnLayerReport, CheckReport, DistillationReport, FoldReport, ModelReport, OutputAgreement,
+    QuantizeReport, RangeReport, SettingsReport, StageTiming, cosine, runtime_op_counts,
 };
 use crate::onnx::{DataType, Model};
 use crate::runtime::{ProviderOptions, load_session_from_memory};
@@ -49,72 +49,15 @@ impl CalibrationSource {
     }
 }
 
-/// Which BN statistics the distillation loss matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DistillLoss {
-    Mean,
-    Std,
-    #[default]
-    MeanStd,
-}
-
-impl fmt::Display for DistillLoss {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DistillLoss::Mean => "mean",
-            DistillLoss::Std => "std",
-            DistillLoss::MeanStd => "mean+std",
-        })
-    }
-}
-
-impl FromStr for DistillLoss {
-    type Err = QuantizeError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "mean" => Ok(DistillLoss::Mean),
-            "std" => Ok(DistillLoss::Std),
-            "mean+std" | "both" => Ok(DistillLoss::MeanStd),
-            _ => Err(QuantizeError::Settings(format!(
-                "unknown loss `{s}` (expected mean, std or mean+std)"
-            ))),
-        }
-    }
-}
-
-/// Settings of the zero-shot source (distillation).
-#[derive(Debug, Clone, PartialEq)]
-pub struct DistillSettings {
-    pub loss: DistillLoss,
-    pub iterations: usize,
-    /// Distilled images.
-    pub batch: usize,
-    pub seed: u64,
-    /// One grey channel broadcast to three; `None`: on for models whose metadata says
-    /// thermal (or that have one input channel).
-    pub thermal_prior: Option<bool>,
-}
-
-impl Default for DistillSettings {
-    fn default() -> Self {
-        DistillSettings {
-            loss: DistillLoss::MeanStd,
-            iterations: 200,
-            batch: 16,
-            seed: 0,
-            thermal_prior: None,
-        }
-    }
-}
-
 /// Everything that decides how a model is quantized.
 #[derive(Debug, Clone)]
 pub struct QuantizeSettings {
     pub precision: Precision,
     pub observer: Observer,
     pub source: CalibrationSource,
-    pub distill: DistillSettings,
+    /// How the zero-shot source distills (ignored for real images). Its `cancel` flag
+    /// stops a running distillation (the `zsqcalibrate` element going to NULL).
+    pub distill: DistillOptions,
     /// Where the calibration and check sessions run (threads: 0 = one per core).
     pub provider: ProviderOptions,
     /// Calibration images the int8 model is checked on against the float model (0: no
@@ -128,7 +71,7 @@ impl Default for QuantizeSettings {
             precision: Precision::U8S8,
             observer: Observer::default(),
             source: CalibrationSource::ZeroShot,
-            distill: DistillSettings::default(),
+            distill: DistillOptions::default(),
             provider: ProviderOptions::default(),
             check_images: 4,
         }
@@ -149,13 +92,19 @@ impl QuantizeSettings {
         match &self.source {
             CalibrationSource::ZeroShot => {
                 let d = &self.distill;
-                let prior = thermal_prior(model, d.thermal_prior);
                 lines.extend([
                     format!("loss={}", d.loss),
+                    format!("statistics={}", d.statistics),
                     format!("iterations={}", d.iterations),
                     format!("batch={}", d.batch),
+                    format!("learning_rate={}", d.learning_rate),
+                    format!("warmup={}", d.warmup),
+                    format!("total_variation={}", d.total_variation),
+                    format!("thermal_prior={}", thermal_prior(model, d.thermal)),
                     format!("seed={}", d.seed),
-                    format!("thermal_prior={prior}"),
+                    format!("size={:?}", d.size),
+                    format!("init={},{},{}", d.init_mean, d.init_std, d.init_smoothness),
+                    format!("pixel_range={:?}", d.pixel_range),
                 ]);
             }
             CalibrationSource::ImageDir { dir, count } => {
@@ -189,13 +138,12 @@ fn is_colour(model: &Model) -> bool {
 }
 
 /// Whether distillation optimises one grey channel: as asked, else for models whose
-/// metadata says thermal or that take one channel.
+/// metadata says thermal (the rule of [`distill`]).
 fn thermal_prior(model: &Model, asked: Option<bool>) -> bool {
     asked.unwrap_or_else(|| {
         model
             .metadata("modality")
-            .is_some_and(|m| m.eq_ignore_ascii_case("thermal"))
-            || image_input(model).is_ok_and(|(_, i, _)| i.channels == 1)
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("thermal"))
     })
 }
 
@@ -237,6 +185,8 @@ pub struct Quantized {
     pub model: Model,
     pub bytes: Vec<u8>,
     pub report: QuantizeReport,
+    /// The calibration images (distilled for zero-shot), N×C×H×W in input space.
+    pub images: Arc<Array4<f32>>,
 }
 
 /// The model's image input: name, what pre-processing must produce, declared dims
@@ -299,40 +249,52 @@ pub fn image_input(model: &Model) -> Result<(String, ImageInput, Vec<i64>), Quan
     ))
 }
 
-/// The zero-shot calibration source: images distilled from the model's BN statistics.
+/// The zero-shot calibration source: images distilled from the model's BN statistics
+/// (`zsq::distill`), with what distillation reports.
 fn distilled_images(
     model: &Model,
     settings: &QuantizeSettings,
-    _report: &mut QuantizeReport,
-    _progress: &mut dyn FnMut(&Progress),
+    report: &mut QuantizeReport,
+    progress: &mut dyn FnMut(&Progress),
 ) -> Result<Array4<f32>, QuantizeError> {
-    let bns = model
-        .graph()
-        .node
-        .iter()
-        .filter(|n| n.op_type() == "BatchNormalization")
-        .count();
-    if bns == 0 {
-        return Err(QuantizeError::Model(
-            "the model has no BatchNormalization layers: their statistics were folded away at \
-             export, and zero-shot quantization reads them. Export with BN kept \
-             (torch.onnx.export(..., training=torch.onnx.TrainingMode.PRESERVE, \
-             do_constant_folding=False)) or calibrate on real images with --calib-images DIR"
-                .into(),
-        ));
-    }
-    // The one call site of the distillation engine (`crate::zsq::distill::distill`:
-    // gradient graph on ONNX Runtime, Adam on the BN-statistics loss), wired when it
-    // lands. It takes the model, `settings.distill` (loss, iterations, batch, seed),
-    // `thermal_prior(model, settings.distill.thermal_prior)` and `settings.provider`,
-    // reports progress as `Stage::Distill`, fills `report.distillation` and returns the
-    // images (N, C, H, W) in the model's input space.
-    let _ = (settings, thermal_prior);
-    Err(QuantizeError::NotAvailable(
-        "zero-shot distillation is not in this build of thermalzsq yet; calibrate on real \
-         images with --calib-images DIR"
-            .into(),
-    ))
+    let mut options = settings.distill.clone();
+    options.thermal = Some(thermal_prior(model, options.thermal));
+    let distilled = distill(model, &options, &settings.provider, &mut |p| {
+        progress(&Progress {
+            stage: Stage::Distill,
+            done: p.iteration,
+            total: p.iterations,
+        })
+    })?;
+    report.distillation = Some(DistillationReport {
+        loss: options.loss.to_string(),
+        statistics: options.statistics.to_string(),
+        iterations: options.iterations,
+        batch: options.batch,
+        seed: options.seed,
+        thermal_prior: distilled.grey,
+        loss_per_iteration: distilled
+            .loss_per_iteration
+            .iter()
+            .map(|&l| f64::from(l))
+            .collect(),
+        layers: distilled
+            .layers
+            .iter()
+            .map(|l| BnLayerReport {
+                name: l.name.clone(),
+                mean_err_before: l.mean_err_before,
+                std_err_before: l.std_err_before,
+                mean_err_after: l.mean_err_after,
+                std_err_after: l.std_err_after,
+            })
+            .collect(),
+        seconds: distilled.seconds,
+        build_seconds: distilled.build_seconds,
+        seconds_per_step: distilled.seconds_per_step,
+        images_per_run: distilled.images_per_run,
+    });
+    Ok(distilled.images)
 }
 
 /// Quantizes `model` as `settings` say. The model is not changed; external data is
@@ -512,6 +474,7 @@ pub fn quantize(
         model: quantized,
         bytes,
         report,
+        images,
     })
 }
 

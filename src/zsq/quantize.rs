@@ -54,8 +54,8 @@ pub enum QuantizeError {
         action: &'static str,
         source: std::io::Error,
     },
-    /// A step this build does not have.
-    NotAvailable(String),
+    /// The caller raised the cancel flag.
+    Cancelled,
 }
 
 impl fmt::Display for QuantizeError {
@@ -66,8 +66,8 @@ impl fmt::Display for QuantizeError {
             QuantizeError::Model(m)
             | QuantizeError::Images(m)
             | QuantizeError::Settings(m)
-            | QuantizeError::Cache(m)
-            | QuantizeError::NotAvailable(m) => f.write_str(m),
+            | QuantizeError::Cache(m) => f.write_str(m),
+            QuantizeError::Cancelled => f.write_str("quantization cancelled"),
             QuantizeError::Io {
                 path,
                 action,
@@ -82,6 +82,23 @@ impl std::error::Error for QuantizeError {}
 impl From<OnnxError> for QuantizeError {
     fn from(e: OnnxError) -> Self {
         QuantizeError::Onnx(e)
+    }
+}
+
+impl From<super::ZsqError> for QuantizeError {
+    fn from(e: super::ZsqError) -> Self {
+        use super::ZsqError;
+        match e {
+            ZsqError::Onnx(e) => QuantizeError::Onnx(e),
+            ZsqError::Runtime(e) => QuantizeError::Runtime(e.0),
+            ZsqError::Options(m) => QuantizeError::Settings(m),
+            ZsqError::Cancelled => QuantizeError::Cancelled,
+            ZsqError::NoBatchNorm => QuantizeError::Model(format!(
+                "{}; or calibrate on real images with --calib-images DIR",
+                ZsqError::NoBatchNorm
+            )),
+            other => QuantizeError::Model(other.to_string()),
+        }
     }
 }
 
