@@ -60,6 +60,7 @@ fn options(observer: Observer, symmetric: bool) -> CalibrationOptions {
             threads: 2,
             ..ProviderOptions::default()
         },
+        cancel: None,
     }
 }
 

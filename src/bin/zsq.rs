@@ -11,10 +11,9 @@ use thermalzsq::detect::{Detector, DetectorConfig};
 use thermalzsq::onnx::Model;
 use thermalzsq::runtime::ProviderOptions;
 use thermalzsq::zsq::cache::{Cache, write_atomically};
-use thermalzsq::zsq::distill::DistillOptions;
-use thermalzsq::zsq::images::write_preview;
 use thermalzsq::zsq::pipeline::{
-    CalibrationSource, Progress, QuantizeSettings, Stage, cache_key, quantize, quantize_cached,
+    CalibrationSource, DistillSettings, Progress, QuantizeSettings, Stage, quantize,
+    quantize_cached,
 };
 use thermalzsq::zsq::quantize::Precision;
 use thermalzsq::zsq::report::QuantizeReport;
@@ -82,7 +81,7 @@ enum Command {
     },
     /// Quantize a float32 ONNX detector to int8 (QDQ): zero-shot from its BatchNorm
     /// statistics by default, or calibrated on real images with --calib-images.
-    Quantize(QuantizeArgs),
+    Quantize(Box<QuantizeArgs>),
 }
 
 #[derive(clap::Args)]
@@ -103,21 +102,27 @@ struct QuantizeArgs {
     #[arg(long, value_name = "mean|std|mean+std", default_value = "mean+std")]
     loss: String,
     /// Distillation steps.
-    #[arg(long, value_name = "N", default_value_t = DistillOptions::default().iterations)]
+    #[arg(long, value_name = "N", default_value_t = DistillSettings::default().iterations)]
     iterations: usize,
     /// Distilled images.
-    #[arg(long, value_name = "N", default_value_t = DistillOptions::default().batch)]
+    #[arg(long, value_name = "N", default_value_t = DistillSettings::default().batch)]
     batch: usize,
     /// u8s8 for CPUs (ONNX Runtime), s8s8 for TensorRT.
     #[arg(long, value_name = "u8s8|s8s8", default_value = "u8s8")]
     precision: String,
     /// How activation ranges are chosen: minmax, percentile (99.999, or percentile:P),
     /// entropy (KL, 2048 bins) or mse.
-    #[arg(long, value_name = "NAME", default_value = "minmax")]
+    #[arg(long, value_name = "NAME", default_value = "percentile")]
     observer: String,
     /// Seed of the distillation.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
+    /// BN statistics per image (ZeroQ) or over the batch (DeepInversion, Genie).
+    #[arg(long, value_name = "image|batch", default_value = "image")]
+    statistics: String,
+    /// Weight of a total-variation prior on the distilled images (0: off).
+    #[arg(long, value_name = "W", default_value_t = 0.0)]
+    tv: f32,
     /// Optimise one grey channel broadcast to three (default: for thermal models).
     #[arg(long, value_name = "auto|on|off", default_value = "auto")]
     thermal_prior: String,
@@ -127,8 +132,8 @@ struct QuantizeArgs {
     /// Write the report (timings, ranges per tensor, agreement with fp32) as JSON.
     #[arg(long, value_name = "R.json")]
     report: Option<PathBuf>,
-    /// Write a PNG grid of the calibration images: what the model "remembers" (the
-    /// distilled images), or what the real images look like to it.
+    /// Write a PNG grid of the calibration images (distilled or real; nothing is
+    /// written on a cache hit: add --no-cache).
     #[arg(long, value_name = "P.png")]
     preview: Option<PathBuf>,
     /// Cache directory (default: $XDG_CACHE_HOME/thermalzsq or ~/.cache/thermalzsq).
@@ -274,18 +279,20 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
             },
             None => CalibrationSource::ZeroShot,
         },
-        distill: DistillOptions {
+        distill: DistillSettings {
             loss: args.loss.parse().map_err(|e| text(&e))?,
             iterations: args.iterations,
             batch: args.batch,
             seed: args.seed,
-            thermal: thermal_prior,
-            ..DistillOptions::default()
+            thermal_prior,
+            statistics: args.statistics.parse().map_err(|e| text(&e))?,
+            total_variation: args.tv,
         },
         provider: ProviderOptions {
             threads: args.threads,
             ..ProviderOptions::default()
         },
+        preview: args.preview.clone(),
         ..QuantizeSettings::default()
     };
     let model = Model::load(&args.model).map_err(|e| text(&e))?;
@@ -312,29 +319,17 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
     };
     let mut bar = ProgressBar::new();
     let mut progress = |p: &Progress| bar.update(p);
-    // A preview needs the images, which a cache hit does not have: with --preview the
-    // model is always quantized (and the cache updated).
-    let (bytes, report_json, hit) = match (&cache, &args.preview) {
-        (Some(cache), None) => {
+    let (bytes, report_json, hit) = match &cache {
+        Some(cache) => {
             let (entry, hit) =
                 quantize_cached(cache, &model, &settings, &mut progress).map_err(|e| text(&e))?;
             let bytes = std::fs::read(&entry.model)
                 .map_err(|e| format!("cannot read {}: {e}", entry.model.display()))?;
             (bytes, entry.report_json, hit.then_some(entry.model))
         }
-        (cache, preview) => {
+        None => {
             let q = quantize(&model, &settings, &mut progress).map_err(|e| text(&e))?;
-            if let Some(path) = preview {
-                write_preview(path, q.images.view()).map_err(|e| text(&e))?;
-            }
-            let mut json = serde_json::to_value(&q.report).map_err(|e| text(&e))?;
-            if let Some(cache) = cache {
-                let key = cache_key(&model, &settings).map_err(|e| text(&e))?;
-                match cache.store(&key, &q.bytes, json.clone()) {
-                    Ok(entry) => json = entry.report_json,
-                    Err(e) => eprintln!("zsq: warning: {e}; the cache was not updated"),
-                }
-            }
+            let json = serde_json::to_value(&q.report).map_err(|e| text(&e))?;
             (q.bytes, json, None)
         }
     };
@@ -345,6 +340,9 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
         write_atomically(path, &pretty).map_err(|e| text(&e))?;
     }
     let report: QuantizeReport = serde_json::from_value(report_json).map_err(|e| text(&e))?;
+    if hit.is_some() && args.preview.is_some() {
+        eprintln!("zsq: note: cache hit, nothing was distilled: no preview (add --no-cache)");
+    }
     print_summary(&args.output, &report, hit.as_deref());
     Ok(())
 }

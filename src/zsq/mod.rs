@@ -1,16 +1,13 @@
-//! Zero-shot quantization: calibration images distilled from a model's own
-//! BatchNormalization statistics, with no training data anywhere, then calibration
-//! statistics, BN folding and QDQ insertion, the content-addressed cache of quantized
-//! models, and the end-to-end pipeline that `zsq quantize` and the `zsqcalibrate`
-//! element run.
+//! Zero-shot quantization: int8 models from a detector's own BatchNormalization
+//! statistics, with no training data anywhere.
 //!
 //! [`bn`] finds the BN layers and their statistics, [`autodiff`] builds the ONNX graph
 //! that returns the BN-statistics loss and its gradient w.r.t. the input, and
-//! [`distill`] optimises images against it with Adam, all in ONNX Runtime.
-//! [`calibrate`] observes activation ranges on calibration images — distilled, or real
-//! ones from [`images`] (`--calib-images`), so that both are compared on equal terms —
-//! [`quantize`] folds BN and inserts QDQ, [`cache`] keeps the results, and [`pipeline`]
-//! runs it all.
+//! [`distill`] optimises images against it with Adam, all in ONNX Runtime. Those images
+//! (or real ones, `--calib-images`, so both are compared on equal terms) feed
+//! [`calibrate`]'s activation statistics; [`quantize`] folds BN and inserts QDQ;
+//! [`cache`] keeps the results content-addressed; [`pipeline`] is the end-to-end run
+//! that `zsq quantize` and the `zsqcalibrate` element use.
 
 mod adam;
 pub mod autodiff;
@@ -22,6 +19,7 @@ mod error;
 pub mod images;
 mod noise;
 pub mod pipeline;
+pub mod preview;
 pub mod quantize;
 pub mod report;
 

@@ -7,20 +7,23 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use ndarray::{Array4, ArrayView4, Axis};
 use ort::value::TensorRef;
 
+use super::autodiff::{LossTerms, Statistics};
 use super::cache::{Cache, CacheEntry, CacheKey, sha256_hex};
 use super::calibrate::{CalibrationOptions, Observer, calibrate};
 use super::distill::{DistillOptions, distill};
 use super::images::{ImageInput, images_digest, load_calibration_images};
 use super::quantize::{Precision, QParams, QuantizeError, fold_batch_norms, insert_qdq, plan_qdq};
 use super::report::{
-    BnLayerReport, CheckReport, DistillationReport, FoldReport, ModelReport, OutputAgreement,
-    QuantizeReport, RangeReport, SettingsReport, StageTiming, cosine, runtime_op_counts,
+    CheckReport, DistillationReport, FoldReport, ModelReport, OutputAgreement, QuantizeReport,
+    RangeReport, SettingsReport, StageTiming, cosine, runtime_op_counts,
 };
 use crate::onnx::{DataType, Model};
 use crate::runtime::{ProviderOptions, load_session_from_memory};
@@ -49,20 +52,98 @@ impl CalibrationSource {
     }
 }
 
+/// Which BN statistics the distillation loss matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DistillLoss {
+    Mean,
+    Std,
+    #[default]
+    MeanStd,
+}
+
+impl fmt::Display for DistillLoss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DistillLoss::Mean => "mean",
+            DistillLoss::Std => "std",
+            DistillLoss::MeanStd => "mean+std",
+        })
+    }
+}
+
+impl FromStr for DistillLoss {
+    type Err = QuantizeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mean" => Ok(DistillLoss::Mean),
+            "std" => Ok(DistillLoss::Std),
+            "mean+std" | "both" => Ok(DistillLoss::MeanStd),
+            _ => Err(QuantizeError::Settings(format!(
+                "unknown loss `{s}` (expected mean, std or mean+std)"
+            ))),
+        }
+    }
+}
+
+/// Settings of the zero-shot source (distillation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistillSettings {
+    pub loss: DistillLoss,
+    pub iterations: usize,
+    /// Distilled images.
+    pub batch: usize,
+    pub seed: u64,
+    /// One grey channel broadcast to three; `None`: on for models whose metadata says
+    /// thermal (or that have one input channel).
+    pub thermal_prior: Option<bool>,
+    /// Per-image (ZeroQ) or batch (DeepInversion/Genie) statistics.
+    pub statistics: Statistics,
+    /// Weight of the total-variation prior (0: off).
+    pub total_variation: f32,
+}
+
+impl Default for DistillSettings {
+    fn default() -> Self {
+        let engine = DistillOptions::default();
+        DistillSettings {
+            loss: DistillLoss::MeanStd,
+            iterations: engine.iterations,
+            batch: engine.batch,
+            seed: 0,
+            thermal_prior: None,
+            statistics: engine.statistics,
+            total_variation: engine.total_variation,
+        }
+    }
+}
+
 /// Everything that decides how a model is quantized.
 #[derive(Debug, Clone)]
 pub struct QuantizeSettings {
     pub precision: Precision,
     pub observer: Observer,
     pub source: CalibrationSource,
-    /// How the zero-shot source distills (ignored for real images). Its `cancel` flag
-    /// stops a running distillation (the `zsqcalibrate` element going to NULL).
-    pub distill: DistillOptions,
+    pub distill: DistillSettings,
     /// Where the calibration and check sessions run (threads: 0 = one per core).
     pub provider: ProviderOptions,
     /// Calibration images the int8 model is checked on against the float model (0: no
     /// check).
     pub check_images: usize,
+    /// Raised by another thread to stop (e.g. a pipeline going to NULL): distillation
+    /// and calibration stop within one run and return [`QuantizeError::Cancelled`].
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Write a PNG grid of the calibration images here (not part of the cache key).
+    pub preview: Option<PathBuf>,
+}
+
+impl QuantizeSettings {
+    fn check_cancelled(&self) -> Result<(), QuantizeError> {
+        match &self.cancel {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(QuantizeError::Cancelled),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Default for QuantizeSettings {
@@ -71,9 +152,11 @@ impl Default for QuantizeSettings {
             precision: Precision::U8S8,
             observer: Observer::default(),
             source: CalibrationSource::ZeroShot,
-            distill: DistillOptions::default(),
+            distill: DistillSettings::default(),
             provider: ProviderOptions::default(),
             check_images: 4,
+            cancel: None,
+            preview: None,
         }
     }
 }
@@ -92,19 +175,15 @@ impl QuantizeSettings {
         match &self.source {
             CalibrationSource::ZeroShot => {
                 let d = &self.distill;
+                let prior = thermal_prior(model, d.thermal_prior);
                 lines.extend([
                     format!("loss={}", d.loss),
-                    format!("statistics={}", d.statistics),
                     format!("iterations={}", d.iterations),
                     format!("batch={}", d.batch),
-                    format!("learning_rate={}", d.learning_rate),
-                    format!("warmup={}", d.warmup),
-                    format!("total_variation={}", d.total_variation),
-                    format!("thermal_prior={}", thermal_prior(model, d.thermal)),
                     format!("seed={}", d.seed),
-                    format!("size={:?}", d.size),
-                    format!("init={},{},{}", d.init_mean, d.init_std, d.init_smoothness),
-                    format!("pixel_range={:?}", d.pixel_range),
+                    format!("thermal_prior={prior}"),
+                    format!("statistics={}", d.statistics),
+                    format!("total_variation={}", d.total_variation),
                 ]);
             }
             CalibrationSource::ImageDir { dir, count } => {
@@ -138,12 +217,13 @@ fn is_colour(model: &Model) -> bool {
 }
 
 /// Whether distillation optimises one grey channel: as asked, else for models whose
-/// metadata says thermal (the rule of [`distill`]).
+/// metadata says thermal or that take one channel.
 fn thermal_prior(model: &Model, asked: Option<bool>) -> bool {
     asked.unwrap_or_else(|| {
         model
             .metadata("modality")
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("thermal"))
+            .is_some_and(|m| m.eq_ignore_ascii_case("thermal"))
+            || image_input(model).is_ok_and(|(_, i, _)| i.channels == 1)
     })
 }
 
@@ -171,12 +251,13 @@ impl fmt::Display for Stage {
     }
 }
 
-/// Progress of a stage: `done` of `total` steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Progress of a stage: `done` of `total` steps (and the distillation loss).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
     pub stage: Stage,
     pub done: usize,
     pub total: usize,
+    pub loss: Option<f32>,
 }
 
 /// A quantized model.
@@ -185,8 +266,6 @@ pub struct Quantized {
     pub model: Model,
     pub bytes: Vec<u8>,
     pub report: QuantizeReport,
-    /// The calibration images (distilled for zero-shot), N×C×H×W in input space.
-    pub images: Arc<Array4<f32>>,
 }
 
 /// The model's image input: name, what pre-processing must produce, declared dims
@@ -249,50 +328,59 @@ pub fn image_input(model: &Model) -> Result<(String, ImageInput, Vec<i64>), Quan
     ))
 }
 
-/// The zero-shot calibration source: images distilled from the model's BN statistics
-/// (`zsq::distill`), with what distillation reports.
+/// The zero-shot calibration source: images distilled from the model's BN statistics.
 fn distilled_images(
     model: &Model,
     settings: &QuantizeSettings,
     report: &mut QuantizeReport,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Array4<f32>, QuantizeError> {
-    let mut options = settings.distill.clone();
-    options.thermal = Some(thermal_prior(model, options.thermal));
+    let d = &settings.distill;
+    let options = DistillOptions {
+        batch: d.batch,
+        iterations: d.iterations,
+        loss: match d.loss {
+            DistillLoss::Mean => LossTerms::Mean,
+            DistillLoss::Std => LossTerms::Std,
+            DistillLoss::MeanStd => LossTerms::MeanStd,
+        },
+        statistics: d.statistics,
+        total_variation: d.total_variation,
+        thermal: Some(thermal_prior(model, d.thermal_prior)),
+        seed: d.seed,
+        cancel: settings.cancel.clone(),
+        ..DistillOptions::default()
+    };
     let distilled = distill(model, &options, &settings.provider, &mut |p| {
         progress(&Progress {
             stage: Stage::Distill,
             done: p.iteration,
             total: p.iterations,
+            loss: Some(p.loss),
         })
     })?;
     report.distillation = Some(DistillationReport {
-        loss: options.loss.to_string(),
-        statistics: options.statistics.to_string(),
-        iterations: options.iterations,
-        batch: options.batch,
-        seed: options.seed,
+        loss: d.loss.to_string(),
+        iterations: d.iterations,
+        batch: d.batch,
+        seed: d.seed,
         thermal_prior: distilled.grey,
         loss_per_iteration: distilled
             .loss_per_iteration
             .iter()
-            .map(|&l| f64::from(l))
+            .map(|&l| l as f64)
             .collect(),
-        layers: distilled
+        bn_mismatch_before: distilled
             .layers
             .iter()
-            .map(|l| BnLayerReport {
-                name: l.name.clone(),
-                mean_err_before: l.mean_err_before,
-                std_err_before: l.std_err_before,
-                mean_err_after: l.mean_err_after,
-                std_err_after: l.std_err_after,
-            })
+            .map(|l| (l.mean_err_before + l.std_err_before) as f64)
             .collect(),
-        seconds: distilled.seconds,
-        build_seconds: distilled.build_seconds,
+        bn_mismatch_after: distilled
+            .layers
+            .iter()
+            .map(|l| (l.mean_err_after + l.std_err_after) as f64)
+            .collect(),
         seconds_per_step: distilled.seconds_per_step,
-        images_per_run: distilled.images_per_run,
     });
     Ok(distilled.images)
 }
@@ -351,6 +439,7 @@ pub fn quantize(
                     stage: Stage::Images,
                     done,
                     total,
+                    loss: None,
                 })
             })?;
             report.calibration.dir = Some(set.dir.display().to_string());
@@ -375,12 +464,17 @@ pub fn quantize(
         }
     };
     report.calibration.source = settings.source.kind().to_string();
+    if let Some(path) = &settings.preview {
+        super::preview::write_grid(images.view(), path)?;
+    }
 
     let options = CalibrationOptions {
         observer: settings.observer,
         symmetric: settings.precision.symmetric(),
         provider: settings.provider.clone(),
+        cancel: settings.cancel.clone(),
     };
+    settings.check_cancelled()?;
     let calibration = calibrate(
         &folded,
         &plan.activations,
@@ -391,6 +485,7 @@ pub fn quantize(
                 stage: Stage::Calibrate,
                 done,
                 total,
+                loss: None,
             })
         },
     )?;
@@ -474,7 +569,6 @@ pub fn quantize(
         model: quantized,
         bytes,
         report,
-        images,
     })
 }
 
@@ -543,6 +637,7 @@ pub fn check_agreement(
             stage: Stage::Check,
             done: (i + 1) * batch,
             total: n,
+            loss: None,
         });
     }
     let mut agreements: Vec<OutputAgreement> = names

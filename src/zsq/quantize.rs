@@ -54,6 +54,8 @@ pub enum QuantizeError {
         action: &'static str,
         source: std::io::Error,
     },
+    /// Distillation failed (the text says why).
+    Distill(String),
     /// The caller raised the cancel flag.
     Cancelled,
 }
@@ -66,6 +68,7 @@ impl fmt::Display for QuantizeError {
             QuantizeError::Model(m)
             | QuantizeError::Images(m)
             | QuantizeError::Settings(m)
+            | QuantizeError::Distill(m)
             | QuantizeError::Cache(m) => f.write_str(m),
             QuantizeError::Cancelled => f.write_str("quantization cancelled"),
             QuantizeError::Io {
@@ -79,26 +82,23 @@ impl fmt::Display for QuantizeError {
 
 impl std::error::Error for QuantizeError {}
 
-impl From<OnnxError> for QuantizeError {
-    fn from(e: OnnxError) -> Self {
-        QuantizeError::Onnx(e)
+impl From<crate::zsq::ZsqError> for QuantizeError {
+    fn from(e: crate::zsq::ZsqError) -> Self {
+        use crate::zsq::ZsqError;
+        match e {
+            ZsqError::Cancelled => QuantizeError::Cancelled,
+            // The model's fault: no BN, an op without a gradient rule, an odd graph.
+            ZsqError::NoBatchNorm | ZsqError::NoGradientRule { .. } | ZsqError::Model(_) => {
+                QuantizeError::Model(e.to_string())
+            }
+            other => QuantizeError::Distill(other.to_string()),
+        }
     }
 }
 
-impl From<super::ZsqError> for QuantizeError {
-    fn from(e: super::ZsqError) -> Self {
-        use super::ZsqError;
-        match e {
-            ZsqError::Onnx(e) => QuantizeError::Onnx(e),
-            ZsqError::Runtime(e) => QuantizeError::Runtime(e.0),
-            ZsqError::Options(m) => QuantizeError::Settings(m),
-            ZsqError::Cancelled => QuantizeError::Cancelled,
-            ZsqError::NoBatchNorm => QuantizeError::Model(format!(
-                "{}; or calibrate on real images with --calib-images DIR",
-                ZsqError::NoBatchNorm
-            )),
-            other => QuantizeError::Model(other.to_string()),
-        }
+impl From<OnnxError> for QuantizeError {
+    fn from(e: OnnxError) -> Self {
+        QuantizeError::Onnx(e)
     }
 }
 

@@ -114,34 +114,19 @@ pub struct OutputAgreement {
     pub float_abs_max: f64,
 }
 
-/// What the zero-shot source reports about distillation.
+/// What the zero-shot side reports about distillation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DistillationReport {
     pub loss: String,
-    /// `image` (per-image statistics, ZeroQ) or `batch`.
-    pub statistics: String,
     pub iterations: usize,
     pub batch: usize,
     pub seed: u64,
     pub thermal_prior: bool,
     pub loss_per_iteration: Vec<f64>,
-    /// Per BN layer, how far its input statistics are from the layer's, before and
-    /// after distillation.
-    pub layers: Vec<BnLayerReport>,
-    pub seconds: f64,
-    pub build_seconds: f64,
+    /// Per BN layer, the statistics mismatch before and after distillation.
+    pub bn_mismatch_before: Vec<f64>,
+    pub bn_mismatch_after: Vec<f64>,
     pub seconds_per_step: f64,
-    pub images_per_run: usize,
-}
-
-/// RMS over channels of mean − μ and std − σ of one BN layer's input.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct BnLayerReport {
-    pub name: String,
-    pub mean_err_before: f32,
-    pub std_err_before: f32,
-    pub mean_err_after: f32,
-    pub std_err_after: f32,
 }
 
 impl QuantizeReport {
