@@ -112,7 +112,7 @@ struct QuantizeArgs {
     precision: String,
     /// How activation ranges are chosen: minmax, percentile (99.999, or percentile:P),
     /// entropy (KL, 2048 bins) or mse.
-    #[arg(long, value_name = "NAME", default_value = "percentile")]
+    #[arg(long, value_name = "NAME", default_value = "minmax")]
     observer: String,
     /// Seed of the distillation.
     #[arg(long, value_name = "N", default_value_t = 0)]
