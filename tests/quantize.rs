@@ -975,3 +975,79 @@ fn the_command_line_quantizes_zero_shot() {
     Model::load(&out).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What TensorRT's explicit quantization (Q/DQ) needs from an s8s8 model: int8 Q/DQ
+/// with zero points 0, finite positive scales, weights quantized per output channel on
+/// axis 0 with one scale per channel, and no int32 DequantizeLinear (TensorRT takes the
+/// bias in float and quantizes it itself).
+#[test]
+fn s8s8_models_meet_tensorrt_explicit_quantization_rules() {
+    for (name, observer) in CASES {
+        let model = Model::load(fixture(name)).unwrap();
+        let q = quantize(
+            &model,
+            &settings(&model, Precision::S8S8, observer.parse().unwrap()),
+            &mut |_| {},
+        )
+        .unwrap();
+        let graph = q.model.graph();
+        let view = graph.view();
+        let mut weights = 0;
+        for node in graph
+            .node
+            .iter()
+            .filter(|n| matches!(n.op_type(), "QuantizeLinear" | "DequantizeLinear"))
+        {
+            let scale = view
+                .tensor(&node.input[1])
+                .unwrap()
+                .to_array::<f32>()
+                .unwrap();
+            assert!(
+                scale.iter().all(|s| s.is_finite() && *s > 0.0),
+                "{name}: scale of {}",
+                node.name()
+            );
+            let zp = view
+                .tensor(node.input.get(2).expect("explicit zero point"))
+                .unwrap();
+            assert_eq!(
+                zp.data_type,
+                Some(DataType::Int8 as i32),
+                "{name}: {} is int8",
+                node.name()
+            );
+            assert!(
+                zp.to_array::<i64>().unwrap().iter().all(|&v| v == 0),
+                "{name}: {}",
+                node.name()
+            );
+            if node.op_type() == "DequantizeLinear"
+                && let Some(w) = view.initializer(&node.input[0])
+            {
+                assert_ne!(
+                    w.data_type,
+                    Some(DataType::Int32 as i32),
+                    "{name}: int32 DequantizeLinear {}",
+                    node.name()
+                );
+                let reader = &graph.node[view.consumers(&node.output[0])[0].node];
+                if reader.op_type() == "Conv" && reader.input[1] == node.output[0] {
+                    weights += 1;
+                    assert_eq!(
+                        node.attr_int("axis").unwrap_or(1),
+                        0,
+                        "{name}: weight axis of {}",
+                        node.name()
+                    );
+                    assert_eq!(
+                        scale.len() as i64,
+                        w.dims[0],
+                        "{name}: one scale per output channel"
+                    );
+                }
+            }
+        }
+        assert!(weights > 0, "{name}: no quantized Conv weights");
+    }
+}
