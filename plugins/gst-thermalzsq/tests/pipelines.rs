@@ -1,0 +1,79 @@
+//! Every script in pipelines/ runs in CI through its `--selftest` (a generated recording
+//! replaces the camera), on the binaries `cargo test` built, with the bundled model and
+//! zero-shot calibration into a private cache.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// target/<profile>, where `cargo test` put the plugin and (for the workspace) `zsq`.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf()
+}
+
+/// One cache for all scripts: the first calibrates, the others hit.
+fn cache_home() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("tzsq-pipelines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+}
+
+fn selftest(script: &str, args: &[&str]) -> String {
+    let zsq = target_dir().join("zsq");
+    assert!(zsq.exists(), "{} missing: run `cargo test --workspace`", zsq.display());
+    let out = Command::new("timeout")
+        .arg("900")
+        .arg(repo().join("pipelines").join(script))
+        .arg("--selftest")
+        .args(args)
+        .env("ZSQ", &zsq)
+        .env("GST_PLUGIN_PATH", target_dir())
+        .env("GST_REGISTRY", cache_home().join("registry.bin"))
+        .env("XDG_CACHE_HOME", cache_home())
+        // The int8 model from the first frame: the selftests exercise it, not fp32.
+        .env("ZSQCALIBRATE_PROPS", "block=true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} --selftest {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn every_pipeline_script_passes_its_selftest() {
+    for preset in ["lepton", "boson", "boson-agc", "p2pro"] {
+        let out = selftest("live.sh", &[preset]);
+        assert!(out.contains(&format!("selftest live {preset}: ok")), "{out}");
+    }
+    let out = selftest("replay.sh", &[]);
+    assert!(out.contains("selftest replay: ok"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("mAP50-95=")), "{out}");
+    let out = selftest("record.sh", &[]);
+    assert!(out.contains("selftest record: ok"), "{out}");
+    let out = selftest("jetson.sh", &[]);
+    assert!(out.contains("selftest jetson: ok"), "{out}");
+    assert!(out.contains("tensorrt fails cleanly") || out.contains("TensorRT is available"), "{out}");
+}
+
+#[test]
+fn every_script_parses() {
+    for entry in std::fs::read_dir(repo().join("pipelines")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "sh") {
+            let status = Command::new("bash").arg("-n").arg(&path).status().unwrap();
+            assert!(status.success(), "{} does not parse", path.display());
+        }
+    }
+}
