@@ -6,6 +6,7 @@ use gst::glib;
 
 pub mod modelevent;
 mod ortlog;
+mod props;
 mod thermaldetect;
 mod zsqcalibrate;
 

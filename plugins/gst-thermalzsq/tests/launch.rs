@@ -1,17 +1,12 @@
 //! `gst-launch-1.0` over a raw GRAY16_LE recording, the way users replay thermal video:
 //! the built plugin is loaded from the target directory like any installed plugin.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The directory holding the cdylib cargo built for these tests (target/<profile>).
-fn plugin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .to_path_buf()
-}
+use common::target_dir;
 
 fn workdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tzsq-launch-{}", std::process::id()));
@@ -25,7 +20,7 @@ fn gst_launch_with(args: &str, env: &[(&str, &str)]) -> std::process::Output {
     Command::new("timeout")
         .args(["120", "gst-launch-1.0", "-q", "-e"])
         .args(args.split_whitespace())
-        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env("GST_PLUGIN_PATH", target_dir())
         .env("GST_REGISTRY", dir.join("registry.bin"))
         .envs(env.iter().copied())
         .output()
@@ -145,7 +140,7 @@ fn onnx_runtime_logs_into_its_debug_category() {
 /// The embedding example (examples/alerts.rs), which a plain `cargo test` builds next
 /// to the tests (`cargo test --test launch` alone does not).
 fn alerts_example() -> PathBuf {
-    let path = plugin_dir().join("examples/alerts");
+    let path = target_dir().join("examples/alerts");
     assert!(
         path.exists(),
         "{} missing: run `cargo test` without --test filters",
@@ -176,7 +171,7 @@ fn the_embedding_example_alerts_when_an_object_stays_in_the_zone() {
                 seconds,
             ])
             .arg(&rec)
-            .env("GST_PLUGIN_PATH", plugin_dir())
+            .env("GST_PLUGIN_PATH", target_dir())
             .env("GST_REGISTRY", dir.join("registry-alerts.bin"))
             .output()
             .unwrap()

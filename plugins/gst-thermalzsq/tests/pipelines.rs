@@ -2,18 +2,19 @@
 //! replaces the camera), on the binaries `cargo test` built, with the bundled model and
 //! zero-shot calibration into a private cache.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
+use common::target_dir;
 
-/// target/<profile>, where `cargo test` put the plugin and (for the workspace) `zsq`.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf()
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// One cache for all scripts: the first calibrates, the others hit.
@@ -28,7 +29,11 @@ fn cache_home() -> &'static Path {
 
 fn selftest(script: &str, args: &[&str]) -> String {
     let zsq = target_dir().join("zsq");
-    assert!(zsq.exists(), "{} missing: run `cargo test --workspace`", zsq.display());
+    assert!(
+        zsq.exists(),
+        "{} missing: run `cargo test --workspace`",
+        zsq.display()
+    );
     let out = Command::new("timeout")
         .arg("900")
         .arg(repo().join("pipelines").join(script))
@@ -55,7 +60,10 @@ fn selftest(script: &str, args: &[&str]) -> String {
 fn every_pipeline_script_passes_its_selftest() {
     for preset in ["lepton", "boson", "boson-agc", "p2pro"] {
         let out = selftest("live.sh", &[preset]);
-        assert!(out.contains(&format!("selftest live {preset}: ok")), "{out}");
+        assert!(
+            out.contains(&format!("selftest live {preset}: ok")),
+            "{out}"
+        );
     }
     let out = selftest("replay.sh", &[]);
     assert!(out.contains("selftest replay: ok"), "{out}");
@@ -64,7 +72,10 @@ fn every_pipeline_script_passes_its_selftest() {
     assert!(out.contains("selftest record: ok"), "{out}");
     let out = selftest("jetson.sh", &[]);
     assert!(out.contains("selftest jetson: ok"), "{out}");
-    assert!(out.contains("tensorrt fails cleanly") || out.contains("TensorRT is available"), "{out}");
+    assert!(
+        out.contains("tensorrt fails cleanly") || out.contains("TensorRT is available"),
+        "{out}"
+    );
 }
 
 #[test]

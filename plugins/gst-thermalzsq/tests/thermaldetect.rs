@@ -3,8 +3,9 @@
 //! (tests/fixtures/models/hotspot_v8.onnx): a bright square on a grid cell is a `hot`
 //! object, a dark one `cold`, each boxed exactly on its cell.
 
-use std::path::{Path, PathBuf};
-use std::sync::Once;
+mod common;
+
+use std::path::PathBuf;
 
 use gst::glib;
 use gst::prelude::*;
@@ -13,24 +14,12 @@ use gst_video::prelude::*;
 use thermalzsq::detect::PixelFormat;
 use thermalzsq::detect::frame::encode_grey;
 
+use common::{fixture, init};
+
 const W: usize = 640;
 const H: usize = 512;
 const HOT: [u32; 4] = [192, 64, 64, 64];
 const COLD: [u32; 4] = [448, 320, 64, 64];
-
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstthermalzsq::plugin_register_static().unwrap();
-    });
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/models")
-        .join(name)
-}
 
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tzsq-td-{}", std::process::id()));

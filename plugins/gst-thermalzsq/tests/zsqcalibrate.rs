@@ -6,8 +6,9 @@
 //! Conv/BN layers to distil and quantize, and boxes known exactly, so detections can be
 //! checked before and after the switch to int8.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -15,22 +16,10 @@ use gst_check::Harness;
 use thermalzsq::detect::PixelFormat;
 use thermalzsq::detect::frame::encode_grey;
 
+use common::{fixture, init};
+
 const W: usize = 640;
 const H: usize = 512;
-
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstthermalzsq::plugin_register_static().unwrap();
-    });
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/models")
-        .join(name)
-}
 
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tzsq-zc-{}-{name}", std::process::id()));

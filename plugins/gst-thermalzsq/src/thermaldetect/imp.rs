@@ -28,6 +28,7 @@ use thermalzsq::runtime::ProviderOptions;
 
 use super::{AgcMode, ExecutionProvider, InputLayout, Polarity};
 use crate::modelevent::ModelAnnouncement;
+use crate::props::{filter_pad_templates, path_from, path_value};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -399,18 +400,6 @@ impl ObjectSubclass for ThermalDetect {
     type ParentType = gst_video::VideoFilter;
 }
 
-fn path_value(p: &Option<PathBuf>) -> Option<String> {
-    p.as_ref().map(|p| p.display().to_string())
-}
-
-fn path_from(value: &glib::Value) -> Option<PathBuf> {
-    value
-        .get::<Option<String>>()
-        .expect("type checked upstream")
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
-}
-
 impl ObjectImpl for ThermalDetect {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
@@ -677,22 +666,7 @@ impl ElementImpl for ThermalDetect {
             let caps = gst_video::VideoCapsBuilder::new()
                 .format_list(FORMATS.iter().map(|(f, _)| *f))
                 .build();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-            ]
+            filter_pad_templates(&caps)
         });
         PAD_TEMPLATES.as_ref()
     }

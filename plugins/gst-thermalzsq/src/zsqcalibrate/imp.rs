@@ -30,6 +30,7 @@ use thermalzsq::zsq::quantize::QuantizeError;
 
 use super::{Loss, OnFailure, Precision, State};
 use crate::modelevent::ModelAnnouncement;
+use crate::props::{filter_pad_templates, path_from, path_value};
 use crate::thermaldetect::ExecutionProvider;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -356,18 +357,6 @@ struct Job {
     started: Instant,
 }
 
-fn path_value(p: &Option<PathBuf>) -> Option<String> {
-    p.as_ref().map(|p| p.display().to_string())
-}
-
-fn path_from(value: &glib::Value) -> Option<PathBuf> {
-    value
-        .get::<Option<String>>()
-        .expect("type checked upstream")
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
-}
-
 impl ObjectImpl for ZsqCalibrate {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
@@ -523,22 +512,7 @@ impl ElementImpl for ZsqCalibrate {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = gst::Caps::new_any();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-            ]
+            filter_pad_templates(&caps)
         });
         PAD_TEMPLATES.as_ref()
     }

@@ -1,0 +1,33 @@
+//! Small pieces both elements need: path properties and always-present pads.
+
+use std::path::PathBuf;
+
+use gst::glib;
+
+/// A path property's value (`None` when unset).
+pub fn path_value(p: &Option<PathBuf>) -> Option<String> {
+    p.as_ref().map(|p| p.display().to_string())
+}
+
+/// A path from a string property (`None` for unset or empty).
+pub fn path_from(value: &glib::Value) -> Option<PathBuf> {
+    value
+        .get::<Option<String>>()
+        .expect("type checked upstream")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+}
+
+/// An always-present `src` and `sink` pad template pair for `caps`.
+pub fn filter_pad_templates(caps: &gst::Caps) -> Vec<gst::PadTemplate> {
+    [
+        ("src", gst::PadDirection::Src),
+        ("sink", gst::PadDirection::Sink),
+    ]
+    .into_iter()
+    .map(|(name, direction)| {
+        gst::PadTemplate::new(name, direction, gst::PadPresence::Always, caps)
+            .expect("a valid pad template")
+    })
+    .collect()
+}
