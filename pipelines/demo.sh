@@ -1,39 +1,64 @@
 #!/usr/bin/env bash
-# The demo: the bundled thermal detector on a generated FLIR-Boson-like recording.
+# The demo: zero-shot int8 thermal detection on a generated FLIR-Boson-like recording.
 #
 #   zsq synth --recording  ->  640x512 GRAY16_LE radiometric frames (centikelvin), 30 fps
-#   filesrc ! rawvideoparse ! thermaldetect ! (annotated AVI, PNG snapshots, JSON lines)
+#   filesrc ! rawvideoparse ! zsqcalibrate ! thermaldetect ! (annotated AVI, PNG snapshots)
+#     zsqcalibrate distills calibration images from the model's own BatchNorm statistics
+#     and quantizes it to int8 while the frames flow through the fp32 model; thermaldetect
+#     switches to int8 between two frames. The next run finds it in the cache.
 #   zsq eval               ->  mAP of what the element emitted against the recording's labels
 #
-# Needs: `make build` (target/release/zsq and libgstthermalzsq.so), ORT_DYLIB_PATH and
-# GST_PLUGIN_PATH (the Makefile exports both; `make demo` runs this script).
-# Environment: OUT (default out/demo), MODEL (default models/det_thermal_ft.onnx), FRAMES (300).
+# Needs: `make build` (zsq, the plugin, ONNX Runtime). `make demo` runs this script.
+# Environment: OUT (default out/demo), MODEL (default models/det_thermal_ft.onnx),
+# FRAMES (900 = 30 s), REALTIME (1: play at 30 fps as a camera would; 0: as fast as possible).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 
-OUT=${OUT:-out/demo}
-MODEL=${MODEL:-models/det_thermal_ft.onnx}
-FRAMES=${FRAMES:-300}
-ZSQ=${ZSQ:-target/release/zsq}
+OUT=${OUT:-$REPO/out/demo}
+FRAMES=${FRAMES:-900}
+REALTIME=${REALTIME:-1}
+need_element thermaldetect zsqcalibrate jpegenc avimux pngenc
 
 mkdir -p "$OUT"
 if [ ! -f "$OUT/recording.gray16le" ] || [ ! -f "$OUT/recording.json" ]; then
-  echo "== generating a ${FRAMES}-frame 640x512 GRAY16_LE recording"
+  echo "== generating a ${FRAMES}-frame 640x512 GRAY16_LE recording (zsq synth)"
   "$ZSQ" synth --out "$OUT" --scenes 0 --recording "$FRAMES" --seed 7
 fi
 
-echo "== thermaldetect model=$MODEL"
+clock=""
+[ "$REALTIME" = 1 ] && clock="! identity sync=true"
+echo "== zsqcalibrate model=$MODEL ! thermaldetect (frames at $([ "$REALTIME" = 1 ] && echo "30 fps" || echo "full speed"))"
 rm -f "$OUT"/snapshot_*.png
+log=$OUT/gst-launch.log
 start=$(date +%s.%N)
-gst-launch-1.0 -q -e \
+gst-launch-1.0 -m -e \
   filesrc location="$OUT/recording.gray16le" \
-  ! rawvideoparse format=gray16-le width=640 height=512 framerate=30/1 \
-  ! thermaldetect model="$MODEL" json-location="$OUT/detections.jsonl" output-agc=true \
+  ! rawvideoparse format=gray16-le width=640 height=512 framerate=30/1 $clock \
+  ! zsqcalibrate model="$MODEL" \
+  ! thermaldetect json-location="$OUT/detections.jsonl" output-agc=true post-messages=false \
   ! videoconvert ! tee name=t \
   t. ! queue ! jpegenc quality=90 ! avimux ! filesink location="$OUT/annotated.avi" \
-  t. ! queue ! videorate drop-only=true ! video/x-raw,framerate=1/1 \
-     ! pngenc ! multifilesink location="$OUT/snapshot_%02d.png"
+  t. ! queue ! videorate drop-only=true ! video/x-raw,framerate=1/5 \
+     ! pngenc ! multifilesink location="$OUT/snapshot_%02d.png" > "$log" 2>&1 \
+  || { cat "$log" >&2; die "the pipeline failed"; }
 end=$(date +%s.%N)
+
+# What the bus said: calibration progress and the switch to int8.
+done_line=$(grep -m1 "zsqcalibrate-done" "$log" || true)
+switch=$(grep "thermaldetect-model" "$log" | grep -m1 "precision=(string)u8s8" || true)
+if [ -n "$done_line" ]; then
+  secs=$(echo "$done_line" | grep -oE 'seconds=\(double\)[0-9.]+' | cut -d')' -f2)
+  hit=$(echo "$done_line" | grep -oE 'cache-hit=\(boolean\)[a-z]+' | cut -d')' -f2)
+  frame=$(echo "$switch" | grep -oE 'frame=\(guint64\)[0-9]+' | cut -d')' -f2)
+  if [ "$hit" = true ]; then
+    printf '   int8 model from the cache in %.2f s: int8 from frame %s\n' "$secs" "${frame:-?}"
+  else
+    printf '   zero-shot calibration took %.1f s while frames ran on fp32; int8 from frame %s (cached for next time)\n' "$secs" "${frame:-?}"
+  fi
+else
+  echo "   the recording ended before calibration finished (it goes on next time; FRAMES=$FRAMES)"
+fi
+grep -E "^(WARNING|ERROR)" "$log" | grep -v "execution-provider=auto runs on" || true
 
 frames=$(wc -l < "$OUT/detections.jsonl")
 boxes=$(grep -o '"label"' "$OUT/detections.jsonl" | wc -l)
