@@ -61,10 +61,11 @@ pub fn draw_detections(frame: &mut FrameMut, detections: &[Detection], style: &S
         let [x0, y0, x1, y1] = d.bbox.map(|v| v.round() as i64);
         let t = style.thickness as i64;
         if t > 0 {
-            fill(frame, x0 - t, y0 - t, x1 + t, y0, ink);
-            fill(frame, x0 - t, y1, x1 + t, y1 + t, ink);
-            fill(frame, x0 - t, y0, x0, y1, ink);
-            fill(frame, x1, y0, x1 + t, y1, ink);
+            if grey {
+                // A black rim keeps white boxes visible on hot (white) backgrounds.
+                outline(frame, [x0 - 1, y0 - 1, x1 + 1, y1 + 1], t + 2, BLACK);
+            }
+            outline(frame, [x0, y0, x1, y1], t, ink);
         }
         if style.labels {
             let text = format!("{} {:.2}", d.label, d.confidence);
@@ -79,6 +80,14 @@ pub fn draw_detections(frame: &mut FrameMut, detections: &[Detection], style: &S
             write_text(frame, left + 1, top, &text, scale as i64, text_ink);
         }
     }
+}
+
+/// A `t`-pixel frame drawn just outside the box `[x0, y0, x1, y1]`.
+fn outline(frame: &mut FrameMut, [x0, y0, x1, y1]: [i64; 4], t: i64, ink: [u8; 3]) {
+    fill(frame, x0 - t, y0 - t, x1 + t, y0, ink);
+    fill(frame, x0 - t, y1, x1 + t, y1 + t, ink);
+    fill(frame, x0 - t, y0, x0, y1, ink);
+    fill(frame, x1, y0, x1 + t, y1, ink);
 }
 
 fn luma([r, g, b]: [u8; 3]) -> u8 {
