@@ -77,6 +77,34 @@ fn a_detector_scored_over_png_images() {
     let map = shifted["map"].as_f64().unwrap();
     assert!(map < 0.95 && map > 0.5, "{shifted}");
 
+    // --draw: the images with ground truth (magenta) and detections.
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/hotspot_v8.onnx");
+    let figures = dir.join("figures");
+    let out = Command::new(env!("CARGO_BIN_EXE_zsq"))
+        .args(["eval", "--coco"])
+        .arg(dir.join("exact/annotations.json"))
+        .arg("--model")
+        .arg(&model)
+        .arg("--images")
+        .arg(dir.join("exact"))
+        .arg("--draw")
+        .arg(&figures)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let figure = thermalzsq::detect::image::read_png(&figures.join("000001.png")).unwrap();
+    assert_eq!((figure.width, figure.height), (640, 512));
+    let magenta = figure
+        .data
+        .chunks_exact(3)
+        .filter(|p| p == &[255, 0, 255])
+        .count();
+    assert!(magenta > 100, "ground-truth box drawn: {magenta} px");
+
     let out = Command::new(env!("CARGO_BIN_EXE_zsq"))
         .args(["eval", "--coco"])
         .arg(dir.join("exact/annotations.json"))

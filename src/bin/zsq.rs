@@ -75,6 +75,10 @@ enum Command {
         /// Directory of the dataset's images (8-bit or 16-bit PNG), for --model.
         #[arg(long, value_name = "DIR")]
         images: Option<PathBuf>,
+        /// With --model: write each image with its ground truth (magenta) and the
+        /// detections scoring at least 0.25 (labelled) as PNGs into DIR.
+        #[arg(long, value_name = "DIR", requires = "model")]
+        draw: Option<PathBuf>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -168,11 +172,13 @@ fn main() -> ExitCode {
             detections,
             model,
             images,
+            draw,
             json,
         } => run_eval(
             &coco,
             detections.as_deref(),
             model.as_deref().zip(images.as_deref()),
+            draw.as_deref(),
             json,
         ),
         Command::Quantize(args) => run_quantize(&args),
@@ -208,6 +214,7 @@ fn run_eval(
     coco: &Path,
     detections: Option<&Path>,
     model: Option<(&Path, &Path)>,
+    draw: Option<&Path>,
     json: bool,
 ) -> Result<(), String> {
     let gt = eval::CocoGt::from_file(coco).map_err(|e| e.to_string())?;
@@ -226,12 +233,42 @@ fn run_eval(
         (None, None) => unreachable!("clap requires --detections or --model"),
     }
     .map_err(|e| e.to_string())?;
+    if let (Some(dir), Some((_, images))) = (draw, model) {
+        draw_figures(dir, images, &gt, &dets)?;
+    }
     let result = eval::evaluate(&gt, &dets).map_err(|e| e.to_string())?;
     if json {
         println!("{}", result.to_json());
     } else {
         print!("{result}");
     }
+    Ok(())
+}
+
+/// `zsq eval --draw`: every image with its ground truth and detections, as PNG.
+fn draw_figures(
+    dir: &Path,
+    images: &Path,
+    gt: &eval::CocoGt,
+    dets: &[eval::Detection],
+) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for image in &gt.images {
+        let frame = thermalzsq::detect::image::read_png(&images.join(&image.file_name))
+            .map_err(|e| e.to_string())?;
+        let (w, h, rgb) = eval::figure::render(&frame, image.id, gt, dets, 0.25);
+        let out = dir.join(Path::new(&image.file_name).with_extension("png"));
+        thermalzsq::detect::image::write_png(
+            &out,
+            w as u32,
+            h as u32,
+            png::ColorType::Rgb,
+            png::BitDepth::Eight,
+            &rgb,
+        )
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    }
+    eprintln!("drew {} images into {}", gt.images.len(), dir.display());
     Ok(())
 }
 

@@ -82,6 +82,14 @@ pub fn draw_detections(frame: &mut FrameMut, detections: &[Detection], style: &S
     }
 }
 
+/// Draws plain boxes (`[x0, y0, x1, y1]`, frame pixels) in one colour: ground truth
+/// beside detections in figures.
+pub fn draw_boxes(frame: &mut FrameMut, boxes: &[[f32; 4]], rgb: [u8; 3], thickness: usize) {
+    for b in boxes {
+        outline(frame, b.map(|v| v.round() as i64), thickness as i64, rgb);
+    }
+}
+
 /// A `t`-pixel frame drawn just outside the box `[x0, y0, x1, y1]`.
 fn outline(frame: &mut FrameMut, [x0, y0, x1, y1]: [i64; 4], t: i64, ink: [u8; 3]) {
     fill(frame, x0 - t, y0 - t, x1 + t, y0, ink);

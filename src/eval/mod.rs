@@ -14,6 +14,7 @@
 mod accumulate;
 mod coco;
 mod detector;
+pub mod figure;
 mod iou;
 mod matching;
 mod report;

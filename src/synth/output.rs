@@ -121,14 +121,8 @@ fn write_png(
     depth: png::BitDepth,
     data: &[u8],
 ) -> Result<(), SynthError> {
-    let file = File::create(path).map_err(|e| io_err(path, e))?;
-    let mut enc = png::Encoder::new(BufWriter::new(file), width, height);
-    enc.set_color(color);
-    enc.set_depth(depth);
-    enc.set_compression(png::Compression::Fast);
-    let mut w = enc.write_header().map_err(|e| io_err(path, e))?;
-    w.write_image_data(data).map_err(|e| io_err(path, e))?;
-    w.finish().map_err(|e| io_err(path, e))
+    crate::detect::image::write_png(path, width, height, color, depth, data)
+        .map_err(|e| io_err(path, e))
 }
 
 /// 16-bit grey PNG (PNG stores samples big-endian).

@@ -33,19 +33,19 @@ pub fn write_grid(images: ArrayView4<f32>, path: &Path) -> Result<(), QuantizeEr
             }
         }
     }
-    let io = |e: std::io::Error| QuantizeError::Io {
+    crate::detect::image::write_png(
+        path,
+        gw as u32,
+        gh as u32,
+        png::ColorType::Rgb,
+        png::BitDepth::Eight,
+        &rgb,
+    )
+    .map_err(|e| QuantizeError::Io {
         path: path.to_path_buf(),
         action: "write",
         source: e,
-    };
-    let file = std::fs::File::create(path).map_err(io)?;
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), gw as u32, gh as u32);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder
-        .write_header()
-        .and_then(|mut w| w.write_image_data(&rgb))
-        .map_err(|e| io(std::io::Error::other(e)))
+    })
 }
 
 #[cfg(test)]
