@@ -62,7 +62,6 @@ pub fn render(
             [x, y, x + bw, y + bh]
         })
         .collect();
-    draw_boxes(&mut frame, &boxes, GT, 1);
     let names = gt.sorted_categories();
     let dets: Vec<crate::detect::Detection> = detections
         .iter()
