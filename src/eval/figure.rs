@@ -90,5 +90,7 @@ pub fn render(
             labels: true,
         },
     );
+    // Last, so a detection on the spot does not hide it.
+    draw_boxes(&mut frame, &boxes, GT, 1);
     (w, h, rgb)
 }
