@@ -16,7 +16,7 @@ export GST_PLUGIN_PATH := $(CURDIR)/target/release
 export PIP_BREAK_SYSTEM_PACKAGES := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test deps ortlib build check bench clean
+.PHONY: demo test deps ortlib build check bench report clean
 
 ## Debian packages, installed only if one is missing.
 deps:
@@ -46,6 +46,13 @@ test: deps ortlib
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
+
+## The zero-shot vs real-data results table: docs/results.md and docs/results/*.png
+## (about 40 minutes on 2 cores from scratch; measurements are cached under
+## out/report/, so a rerun only recomputes what changed). REPORT_ARGS=--full for every
+## measurement on every model, --fresh to recompute.
+report: deps ortlib
+	cargo run --release --bin zsq -- report $(REPORT_ARGS)
 
 bench: deps ortlib
 	cargo bench --workspace

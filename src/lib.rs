@@ -7,6 +7,7 @@
 pub mod detect;
 pub mod eval;
 pub mod onnx;
+pub mod results;
 pub mod runtime;
 pub mod synth;
 pub mod zsq;

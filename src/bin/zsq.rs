@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use thermalzsq::detect::{Detector, DetectorConfig};
 use thermalzsq::onnx::Model;
+use thermalzsq::results::{Plan, ReportOptions, SynthSet, run_report as run_report_with};
 use thermalzsq::runtime::ProviderOptions;
 use thermalzsq::zsq::cache::{Cache, write_atomically};
 use thermalzsq::zsq::pipeline::{
@@ -32,6 +33,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The zero-shot vs real-data results table (`make report`): docs/results.md and
+    /// its figures, every measurement cached under --out.
+    Report(ReportArgs),
     /// Show what thermaldetect sees in a detector: input, output layout, classes, provider.
     Inspect {
         /// The ONNX detector.
@@ -148,8 +152,86 @@ struct QuantizeArgs {
     no_cache: bool,
 }
 
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// The fp32 detectors (default: the three demo models under models/).
+    #[arg(value_name = "MODEL.onnx")]
+    models: Vec<PathBuf>,
+    /// Data sets and the measurement cache.
+    #[arg(long, value_name = "DIR", default_value = "out/report")]
+    out: PathBuf,
+    /// The Markdown report.
+    #[arg(long, value_name = "FILE.md", default_value = "docs/results.md")]
+    doc: PathBuf,
+    /// Its figures.
+    #[arg(long, value_name = "DIR", default_value = "docs/results")]
+    figures: PathBuf,
+    /// Recompute every measurement (the cache is rewritten).
+    #[arg(long)]
+    fresh: bool,
+    /// Every measurement on every model (the extra ablations and W4A8 on all three;
+    /// longer than the 45-minute budget of the default on 2 cores).
+    #[arg(long)]
+    full: bool,
+    /// Held-out scenes (zsq synth --seed 2).
+    #[arg(long, value_name = "N", default_value_t = Plan::default().eval.scenes)]
+    eval_scenes: u64,
+    /// Distillation seeds (every zero-shot number is their mean ± std).
+    #[arg(long, value_name = "N", default_value_t = Plan::default().seeds.len())]
+    seeds: usize,
+    /// Distillation steps of the zero-shot configurations.
+    #[arg(long, value_name = "N", default_value_t = Plan::default().iterations)]
+    iterations: usize,
+    /// ONNX Runtime intra-op threads (0: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
+}
+
+fn run_report(args: &ReportArgs) -> Result<(), String> {
+    let models = if args.models.is_empty() {
+        ["det_rgb", "det_thermal_ft", "det_thermal_scratch"]
+            .iter()
+            .map(|m| PathBuf::from(format!("models/{m}.onnx")))
+            .collect()
+    } else {
+        args.models.clone()
+    };
+    for m in &models {
+        if !m.exists() {
+            return Err(format!("{}: no such model", m.display()));
+        }
+    }
+    let defaults = Plan::default();
+    let plan = Plan {
+        eval: SynthSet {
+            scenes: args.eval_scenes,
+            ..defaults.eval
+        },
+        seeds: (0..args.seeds as u64).collect(),
+        iterations: args.iterations,
+        full: args.full,
+        ..defaults
+    };
+    let options = ReportOptions {
+        models,
+        out: args.out.clone(),
+        doc: args.doc.clone(),
+        figures: args.figures.clone(),
+        fresh: args.fresh,
+        plan,
+        provider: ProviderOptions {
+            threads: args.threads,
+            ..ProviderOptions::default()
+        },
+    };
+    run_report_with(&options, &mut |line| eprintln!("{line}"))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
+        Command::Report(args) => run_report(&args),
         Command::Inspect { model } => inspect(&model),
         Command::Synth {
             out,

@@ -131,10 +131,33 @@ impl Detector {
 
     /// Detects objects in one frame.
     pub fn detect(&mut self, frame: &FrameRef) -> Result<Vec<Detection>, DetectError> {
-        let lb = self.pre.run(frame, &mut self.input);
+        let mut input = std::mem::take(&mut self.input);
+        let lb = self.pre.run(frame, &mut input);
+        let result = self.detect_input(&input, &lb);
+        self.input = input;
+        result
+    }
+
+    /// Detects objects in an input tensor that is already pre-processed for this model
+    /// (what [`Preprocess::run`] makes of a frame; `letterbox` maps boxes back to the
+    /// frame). For callers that run many models on the same frames: pre-processing is
+    /// then done once, not once per model.
+    pub fn detect_input(
+        &mut self,
+        input: &[f32],
+        letterbox: &Letterbox,
+    ) -> Result<Vec<Detection>, DetectError> {
+        if input.len() != self.pre.tensor_len() {
+            return Err(DetectError::new(format!(
+                "input tensor of {} values; the model takes {:?} ({} values)",
+                input.len(),
+                self.input_shape,
+                self.pre.tensor_len()
+            )));
+        }
         self.candidates.clear();
         {
-            let input = TensorRef::from_array_view((self.input_shape, self.input.as_slice()))?;
+            let input = TensorRef::from_array_view((self.input_shape, input))?;
             let outputs = self
                 .session
                 .run(ort::inputs![self.input_name.as_str() => input])?;
@@ -153,7 +176,7 @@ impl Detector {
         );
         Ok(kept
             .iter()
-            .filter_map(|c| self.to_detection(c, &lb))
+            .filter_map(|c| self.to_detection(c, letterbox))
             .collect())
     }
 
@@ -208,6 +231,20 @@ impl Detector {
     /// Class names (empty when neither the user nor the model named them).
     pub fn labels(&self) -> &[String] {
         &self.labels
+    }
+
+    /// A pre-processing with this detector's settings (input size, channels, colour,
+    /// AGC, polarity), for [`Detector::detect_input`].
+    pub fn preprocess(&self) -> Preprocess {
+        let mut pre = Preprocess::new(
+            self.pre.input_width,
+            self.pre.input_height,
+            self.pre.channels,
+            self.pre.colour,
+        );
+        pre.agc = self.pre.agc;
+        pre.polarity = self.pre.polarity;
+        pre
     }
 
     /// Input tensor shape `[1, channels, height, width]`.

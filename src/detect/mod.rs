@@ -7,7 +7,7 @@ pub mod agc;
 pub mod decode;
 mod detector;
 pub mod draw;
-mod font;
+pub(crate) mod font;
 pub mod frame;
 pub mod image;
 pub mod labels;

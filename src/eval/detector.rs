@@ -7,6 +7,7 @@ use std::path::Path;
 use super::{CocoGt, Detection, EvalError, StreamEval};
 use crate::detect;
 use crate::detect::image::read_png;
+use crate::detect::preprocess::{Letterbox, Preprocess};
 use crate::detect::report::FrameRecord;
 use crate::detect::{Detector, DetectorConfig};
 
@@ -29,14 +30,8 @@ fn category_ids(gt: &CocoGt) -> HashMap<&str, i64> {
         .collect()
 }
 
-/// Runs `detector` on every image of `gt`, read from `images` (PNG, 8 or 16 bit) by
-/// file name; classes map to categories by name. `progress` gets (done, total).
-pub fn detect_dataset(
-    detector: &mut Detector,
-    gt: &CocoGt,
-    images: &Path,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<Vec<Detection>, EvalError> {
+/// Category id per class of `detector` (by name), or an error when none matches.
+fn class_categories(detector: &Detector, gt: &CocoGt) -> Result<Vec<Option<i64>>, EvalError> {
     let ids = category_ids(gt);
     let classes: Vec<Option<i64>> = detector
         .labels()
@@ -54,6 +49,36 @@ pub fn detect_dataset(
                 .join(", ")
         )));
     }
+    Ok(classes)
+}
+
+/// A frame's detections as COCO results on image `image_id`.
+fn to_coco(
+    image_id: i64,
+    dets: &[detect::Detection],
+    classes: &[Option<i64>],
+) -> impl Iterator<Item = Detection> {
+    dets.iter().filter_map(move |d| {
+        let category_id = classes.get(d.class_id).copied().flatten()?;
+        let [x0, y0, x1, y1] = d.bbox.map(f64::from);
+        Some(Detection {
+            image_id,
+            category_id,
+            bbox: [x0, y0, x1 - x0, y1 - y0],
+            score: d.confidence as f64,
+        })
+    })
+}
+
+/// Runs `detector` on every image of `gt`, read from `images` (PNG, 8 or 16 bit) by
+/// file name; classes map to categories by name. `progress` gets (done, total).
+pub fn detect_dataset(
+    detector: &mut Detector,
+    gt: &CocoGt,
+    images: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<Detection>, EvalError> {
+    let classes = class_categories(detector, gt)?;
     let mut out = Vec::new();
     for (i, image) in gt.images.iter().enumerate() {
         let frame =
@@ -61,17 +86,59 @@ pub fn detect_dataset(
         let dets = detector
             .detect(&frame.as_frame())
             .map_err(|e| EvalError(e.to_string()))?;
-        out.extend(dets.iter().filter_map(|d| {
-            let category_id = classes.get(d.class_id).copied().flatten()?;
-            let [x0, y0, x1, y1] = d.bbox.map(f64::from);
-            Some(Detection {
-                image_id: image.id,
-                category_id,
-                bbox: [x0, y0, x1 - x0, y1 - y0],
-                score: d.confidence as f64,
-            })
-        }));
+        out.extend(to_coco(image.id, &dets, &classes));
         progress(i + 1, gt.images.len());
+    }
+    Ok(out)
+}
+
+/// The images of a dataset pre-processed once for models that share a pre-processing
+/// (input size, channels, colour, AGC): scoring many quantized variants of one model
+/// then costs inference only (`zsq report` scores dozens).
+pub struct PreparedImages {
+    /// Per image of the ground truth, in its order: the input tensor and its letterbox.
+    pub inputs: Vec<(Vec<f32>, Letterbox)>,
+}
+
+impl PreparedImages {
+    /// Reads every image of `gt` from `images` and runs `pre` on it.
+    pub fn new(gt: &CocoGt, images: &Path, pre: &mut Preprocess) -> Result<Self, EvalError> {
+        let inputs = gt
+            .images
+            .iter()
+            .map(|image| {
+                let frame = read_png(&images.join(&image.file_name))
+                    .map_err(|e| EvalError(e.to_string()))?;
+                let mut input = vec![0.0; pre.tensor_len()];
+                let lb = pre.run(&frame.as_frame(), &mut input);
+                Ok((input, lb))
+            })
+            .collect::<Result<_, EvalError>>()?;
+        Ok(PreparedImages { inputs })
+    }
+}
+
+/// [`detect_dataset`] on images already pre-processed (for `detector`'s
+/// pre-processing: see [`Detector::preprocess`]).
+pub fn detect_prepared(
+    detector: &mut Detector,
+    gt: &CocoGt,
+    prepared: &PreparedImages,
+) -> Result<Vec<Detection>, EvalError> {
+    if prepared.inputs.len() != gt.images.len() {
+        return Err(EvalError(format!(
+            "{} prepared images for a ground truth of {}",
+            prepared.inputs.len(),
+            gt.images.len()
+        )));
+    }
+    let classes = class_categories(detector, gt)?;
+    let mut out = Vec::new();
+    for (image, (input, lb)) in gt.images.iter().zip(&prepared.inputs) {
+        let dets = detector
+            .detect_input(input, lb)
+            .map_err(|e| EvalError(e.to_string()))?;
+        out.extend(to_coco(image.id, &dets, &classes));
     }
     Ok(out)
 }

@@ -25,7 +25,10 @@ use std::collections::{BTreeSet, HashMap};
 pub use coco::{
     Category, CocoGt, Detection, GtAnnotation, ImageInfo, load_detections, parse_detections,
 };
-pub use detector::{detect_dataset, eval_config, parse_frame_records, read_detections};
+pub use detector::{
+    PreparedImages, detect_dataset, detect_prepared, eval_config, parse_frame_records,
+    read_detections,
+};
 pub use iou::box_iou;
 pub use report::{ClassAp, EvalResult};
 pub use stream::{StreamEval, StreamReport};

@@ -22,5 +22,6 @@ pub mod pipeline;
 pub mod preview;
 pub mod quantize;
 pub mod report;
+pub mod w4a8;
 
 pub use error::ZsqError;

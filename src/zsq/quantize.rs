@@ -818,6 +818,34 @@ pub fn insert_qdq(
     ranges: &HashMap<String, Range>,
     precision: Precision,
 ) -> Result<QdqSummary, QuantizeError> {
+    insert_qdq_with_weights(model, plan, ranges, precision, &mut |_, _| None)
+}
+
+/// A layer's integer weights chosen by the caller instead of the int8 default:
+/// values (shaped like the weight) on a per-channel scale along the layer's weight
+/// axis, all within `range`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerWeights {
+    pub values: ArrayD<i8>,
+    pub scales: Vec<f32>,
+    /// The integer grid the values lie on, e.g. `(-8, 7)` for 4-bit weights stored in
+    /// int8 (ONNX Runtime's CPU kernels take int8, so narrower weights are int8
+    /// values restricted to the narrower grid).
+    pub range: (i8, i8),
+}
+
+/// [`insert_qdq`] where `weights(layer, w)` may choose a layer's integer weights (the
+/// float weight `w` given; `None` keeps the int8 per-channel default). This is how
+/// W4A8 models are written: 4-bit values in int8 tensors behind the same
+/// DequantizeLinear, so ONNX Runtime runs them on its int8 kernels and their accuracy
+/// is measured exactly.
+pub fn insert_qdq_with_weights(
+    model: &mut Model,
+    plan: &QdqPlan,
+    ranges: &HashMap<String, Range>,
+    precision: Precision,
+    weights: &mut dyn FnMut(&LayerInfo, &ArrayD<f32>) -> Option<LayerWeights>,
+) -> Result<QdqSummary, QuantizeError> {
     let opset = model.opset_version("").unwrap_or(0);
     if opset < 13 {
         return Err(QuantizeError::Model(format!(
@@ -902,14 +930,30 @@ pub fn insert_qdq(
         let int_bias = bias.as_ref().filter(|b| {
             precision.quantizes_bias() && b.ndim() == 1 && b.len() == channels && !gemm_scaled
         });
-        let (wq, mut w_scale) = quantize_weight(&w, layer.weight_axis);
-        let mut wq = wq;
+        let (mut wq, mut w_scale, grid) = match weights(layer, &w) {
+            Some(chosen) => {
+                if chosen.values.shape() != w.shape() || chosen.scales.len() != channels {
+                    return Err(QuantizeError::Model(format!(
+                        "layer '{}': chosen weights have shape {:?} and {} scales; the weight is {:?}",
+                        node.name(),
+                        chosen.values.shape(),
+                        chosen.scales.len(),
+                        w.shape()
+                    )));
+                }
+                (chosen.values, chosen.scales, chosen.range)
+            }
+            None => {
+                let (q, s) = quantize_weight(&w, layer.weight_axis);
+                (q, s, (-127, 127))
+            }
+        };
         let mut bq = None;
         if let Some(b) = int_bias {
             let (q, clamped) = quantize_bias(b, s_in, &mut w_scale);
             if !clamped.is_empty() {
                 summary.bias_clamped_channels += clamped.len();
-                wq = requantize_channels(&w, layer.weight_axis, &w_scale, &clamped, wq);
+                wq = requantize_channels(&w, layer.weight_axis, &w_scale, &clamped, grid, wq);
             }
             bq = Some(q);
         }
@@ -1145,18 +1189,23 @@ fn quantize_bias(b: &ArrayD<f32>, s_in: f32, w_scale: &mut [f32]) -> (Vec<i32>, 
     (q, clamped)
 }
 
+/// Rounds `channels` of `w` again at their (raised) scales, to the nearest value of
+/// the integer grid `(lo, hi)`.
 fn requantize_channels(
     w: &ArrayD<f32>,
     axis: usize,
     scales: &[f32],
     channels: &[usize],
+    (lo, hi): (i8, i8),
     mut q: ArrayD<i8>,
 ) -> ArrayD<i8> {
     for &c in channels {
         let s = scales[c];
         let src = w.index_axis(Axis(axis), c);
         q.index_axis_mut(Axis(axis), c).zip_mut_with(&src, |q, &v| {
-            *q = (v / s).round_ties_even().clamp(-127.0, 127.0) as i8
+            *q = (v / s)
+                .round_ties_even()
+                .clamp(f32::from(lo), f32::from(hi)) as i8
         });
     }
     q
