@@ -57,8 +57,20 @@ pub fn utc_date(secs: u64) -> String {
     )
 }
 
-/// The version ONNX Runtime reports about its build (`git-branch=rel-1.31.1`).
+/// ONNX Runtime's version: from the library's file name (`libonnxruntime.so.1.31.1`,
+/// as `make ortlib` installs it), else from the build string it reports.
 fn onnxruntime_version() -> String {
+    let from_path = std::env::var("ORT_DYLIB_PATH").ok().and_then(|p| {
+        let name = std::path::Path::new(&p)
+            .file_name()?
+            .to_string_lossy()
+            .into_owned();
+        let v = name.split(".so.").nth(1)?.to_string();
+        v.chars().next()?.is_ascii_digit().then_some(v)
+    });
+    if let Some(v) = from_path {
+        return v;
+    }
     if crate::runtime::environment().is_err() {
         return "unknown".into();
     }

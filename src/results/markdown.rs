@@ -231,12 +231,12 @@ pub fn verdict(models: &[ModelResults]) -> String {
         if let (Some(zd), Some(real), Some(near)) = ada {
             let _ = write!(
                 s,
-                " W4A8: AdaRound on distilled images {:.3} ({:+.1} points vs fp32, {:+.1} vs round-to-nearest), on real images {:.3}: distilled images are {:+.1} points {} real ones.",
+                " W4A8: AdaRound on distilled images {:.3} ({:+.1} points vs fp32, {:+.1} vs round-to-nearest), on real images {:.3}: distilled images are {:.1} points {} real ones.",
                 zd,
                 pts(zd - fp),
                 pts(zd - near),
                 real,
-                pts(zd - real),
+                pts(zd - real).abs(),
                 if zd < real { "behind" } else { "ahead of" }
             );
         }
@@ -504,7 +504,7 @@ pub fn render(report: &Report, plan: &Plan, sweep: bool, rel: &dyn Fn(&str) -> S
         "First distilled images (mean+std, first seed) of each model, above real images of each domain:\n\n![distilled]({})\n",
         rel("distilled.png")
     );
-    s.push_str("## Reproduce\n\n```\nmake report          # this page (cached measurements are reused)\ntarget/release/zsq report --fresh   # recompute everything\n```\n\n");
+    s.push_str("## Reproduce\n\n```\nmake report                        # this page (cached measurements are reused)\nmake report REPORT_ARGS=--fresh    # recompute everything\nmake report REPORT_ARGS=--full     # also the extra ablations and W4A8 on every model\n```\n\n");
     let _ = writeln!(s, "Run key: `{}`", report.plan_text);
     s
 }
