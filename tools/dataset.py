@@ -12,6 +12,7 @@ the letterbox pad value. With every augmentation off, a batch is exactly the con
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,7 @@ class AugConfig:
     blur: float = 0.2  # probability of a light 3x3 blur
     color: float = 0.1  # rgb: per-channel gain jitter
     saturation: tuple[float, float] = (0.5, 1.5)  # rgb
+    rect: bool = False  # crop the canvas to the content rows (see Batcher._rect)
 
 
 NO_AUG = AugConfig(scale=(1.0, 1.0), translate=0.0, fliplr=0.0, contrast=(1.0, 1.0), brightness=0.0,
@@ -110,6 +112,8 @@ class Batcher:
         self.ds, self.batch, self.aug, self.imgsz = ds, batch, aug, imgsz
         self.g = torch.Generator().manual_seed(seed)
         self.rng = np.random.default_rng(seed)
+        self.made = 0  # batches made so far
+        self.aug_schedule = None  # optional: batch index -> AugConfig
 
     def epoch(self):
         order = torch.randperm(len(self.ds), generator=self.g).tolist()
@@ -133,15 +137,21 @@ class Batcher:
         return t
 
     def make(self, samples: list[Sample]):
-        a, g, S = self.aug, self.g, self.imgsz
-        imgs, targets = [], []
+        if self.aug_schedule is not None:
+            self.aug = self.aug_schedule(self.made)
+        self.made += 1
+        S = self.imgsz
+        imgs, targets, lbs = [], [], []
         for k, s in enumerate(samples):
             x, lb = letterbox_tensor(self._content(s), S)  # 3xSxS, content at pad offsets
             boxes = boxes_to_input(s.boxes, lb)  # x1y1x2y2 input px
             x = self._photometric(x, lb)
             imgs.append(x)
+            lbs.append(lb)
             targets.append((boxes, s.labels))
         x = torch.stack(imgs)
+        if self.aug.rect:
+            x, targets = self._rect(x, targets, lbs)
         x, targets = self._geometric(x, targets)
         # targets -> (n, 6) [batch_idx, cls, x1, y1, x2, y2]
         rows = []
@@ -181,26 +191,44 @@ class Batcher:
         x[:, ys, xs] = c.clamp(0, 1)
         return x
 
+    @staticmethod
+    def _rect(x: torch.Tensor, targets, lbs):
+        """Crop the canvas to the rows that hold content (rounded up to a multiple of 32,
+        centred like the letterbox): 320x256 for 640x512 frames, 20 % less compute."""
+        top = min(lb.pad_y for lb in lbs)
+        bottom = max(lb.pad_y + lb.new_h for lb in lbs)
+        S = x.shape[2]
+        h = min(S, int(math.ceil((bottom - top) / 32)) * 32)
+        y0 = (S - h) // 2
+        if h == S or top < y0 or bottom > y0 + h:
+            return x, targets
+        out = []
+        for b, l in targets:
+            nb = b.copy()
+            nb[:, [1, 3]] -= y0
+            out.append((nb, l))
+        return x[:, :, y0:y0 + h], out
+
     def _geometric(self, x: torch.Tensor, targets):
-        a, g, S = self.aug, self.g, self.imgsz
-        n = x.shape[0]
+        a, g = self.aug, self.g
+        n, _, H, W = x.shape
         if a.scale == (1.0, 1.0) and a.translate == 0 and a.fliplr == 0:
             return x, targets
         s = torch.exp(_u(g, np.log(a.scale[0]), np.log(a.scale[1]), n))
-        t = _u(g, -a.translate, a.translate, 2 * n).view(n, 2) * S
+        t = _u(g, -a.translate, a.translate, 2 * n).view(n, 2) * torch.tensor([W, H], dtype=torch.float32)
         flip = torch.rand(n, generator=g) < a.fliplr
-        # output pixel p maps to input pixel q = (p - c - t) / s + c   (c = S/2), with x mirrored if flip
-        # grid_sample's normalised coords (align_corners=False): u = (2p + 1)/S - 1
+        # output pixel p maps to input pixel q = (p - c - t) / s + c   (c = centre), with x mirrored if flip
+        # grid_sample's normalised coords (align_corners=False): u = (2p + 1)/W - 1
         sx = torch.where(flip, -s, s)
         theta = torch.zeros(n, 2, 3)
         theta[:, 0, 0] = 1 / sx
         theta[:, 1, 1] = 1 / s
-        theta[:, 0, 2] = -(2 * t[:, 0] / S) / sx
-        theta[:, 1, 2] = -(2 * t[:, 1] / S) / s
+        theta[:, 0, 2] = -(2 * t[:, 0] / W) / sx
+        theta[:, 1, 2] = -(2 * t[:, 1] / H) / s
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x - PAD_VALUE, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + PAD_VALUE
         out = []
-        c = S / 2
+        cx, cy = W / 2, H / 2
         for k, (b, l) in enumerate(targets):
             if not len(b):
                 out.append((b, l))
@@ -208,12 +236,12 @@ class Batcher:
             sk, tk, fk = float(s[k]), t[k].numpy().astype(np.float64), bool(flip[k])
             nb = b.copy()
             if fk:
-                nb[:, [0, 2]] = 2 * c - b[:, [2, 0]]
-            nb = (nb - c) * sk + c
-            nb[:, [0, 2]] += tk[0]
-            nb[:, [1, 3]] += tk[1]
+                nb[:, [0, 2]] = 2 * cx - b[:, [2, 0]]
+            nb[:, [0, 2]] = (nb[:, [0, 2]] - cx) * sk + cx + tk[0]
+            nb[:, [1, 3]] = (nb[:, [1, 3]] - cy) * sk + cy + tk[1]
             area0 = (nb[:, 2] - nb[:, 0]) * (nb[:, 3] - nb[:, 1])
-            nb = nb.clip(0, S)
+            nb[:, [0, 2]] = nb[:, [0, 2]].clip(0, W)
+            nb[:, [1, 3]] = nb[:, [1, 3]].clip(0, H)
             w, h = nb[:, 2] - nb[:, 0], nb[:, 3] - nb[:, 1]
             keep = (w > 1.5) & (h > 1.5) & (w * h > 0.35 * area0)
             out.append((nb[keep], l[keep]))

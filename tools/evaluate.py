@@ -137,12 +137,13 @@ def coco_map(gt: dict, results: list, image_ids=None, verbose: bool = False) -> 
             "AP_medium": float(ev.stats[4]), "AP_large": float(ev.stats[5]), "per_class": per_class}
 
 
-def onnx_runner(path: str, threads: int = 2):
+def onnx_runner(path: str, threads: int = 1):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     return lambda x: sess.run(None, {name: x})[0][0]
@@ -168,7 +169,8 @@ def main():
                     help="which images to feed (default: the model's metadata, else thermal)")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--multi-label", action="store_true")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads; 1 is fastest on a shared 2-core box (2 spin-wait under contention)")
     ap.add_argument("--json", default=None, help="write the metrics here")
     ap.add_argument("--dets", default=None, help="write the COCO results (detections) here")
     a = ap.parse_args()

@@ -82,6 +82,15 @@ def test_batcher_identity_and_geometry():
     # with geometry on, each box still frames its bright rectangle
     aug = AugConfig(contrast=(1, 1), brightness=0, gamma=(1, 1), noise=0, blur=0, agc_jitter=0)
     x, t = Batcher(ds, 4, aug, 3).make(samples)
+    _check_boxes_on_rectangles(x, t)
+    aug.rect = True
+    x, t = Batcher(ds, 4, aug, 4).make(samples)
+    assert x.shape[2:] == (256, 320), x.shape
+    _check_boxes_on_rectangles(x, t)
+
+
+def _check_boxes_on_rectangles(x, t):
+    assert len(t) > 4
     for row in t.numpy():
         k, x1, y1, x2, y2 = int(row[0]), *row[2:]
         if x2 - x1 < 8 or y2 - y1 < 8:
