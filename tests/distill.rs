@@ -5,7 +5,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use support::{Net, ints};
 use thermalzsq::onnx::Model;
@@ -126,21 +126,30 @@ fn the_cancel_flag_stops_at_the_next_step() {
     assert!(matches!(err, ZsqError::Cancelled), "{err}");
     assert_eq!(steps, 3);
 
-    // Raised from another thread while steps run.
+    // Raised from another thread while steps run: the run stops at the step after the
+    // one during which the flag went up (counted in steps, not seconds: machines are noisy).
     cancel.store(false, Ordering::Relaxed);
-    let flag = cancel.clone();
+    let done = Arc::new(AtomicUsize::new(0));
+    let (flag, seen) = (cancel.clone(), done.clone());
     let stopper = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        flag.store(true, Ordering::Relaxed);
-        std::time::Instant::now()
+        while seen.load(Ordering::SeqCst) < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        flag.store(true, Ordering::SeqCst);
+        seen.load(Ordering::SeqCst)
     });
-    let err = run(&model, &options).unwrap_err();
-    let stopped = std::time::Instant::now();
-    let raised = stopper.join().unwrap();
+    let mut last = 0;
+    let err = distill(&model, &options, &cpu(), &mut |p| {
+        last = p.iteration;
+        done.store(p.iteration, Ordering::SeqCst);
+    })
+    .unwrap_err();
+    let raised_after = stopper.join().unwrap();
     assert!(matches!(err, ZsqError::Cancelled), "{err}");
-    let latency = stopped.duration_since(raised).as_secs_f64();
-    eprintln!("cancelled {latency:.3} s after the flag was raised");
-    assert!(latency < 1.0, "{latency}");
+    assert!(
+        last <= raised_after + 1,
+        "flag raised after step {raised_after}, stopped after step {last}"
+    );
 }
 
 /// x [1,3,8,8] → Conv → BN → Reshape [1,4,64] → Reshape [1,4,8,8] → BN: the batch

@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::target_dir;
+use common::{plugin_dir, target_dir};
 
 fn workdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tzsq-launch-{}", std::process::id()));
@@ -20,7 +20,7 @@ fn gst_launch_with(args: &str, env: &[(&str, &str)]) -> std::process::Output {
     Command::new("timeout")
         .args(["120", "gst-launch-1.0", "-q", "-e"])
         .args(args.split_whitespace())
-        .env("GST_PLUGIN_PATH", target_dir())
+        .env("GST_PLUGIN_PATH", plugin_dir())
         .env("GST_REGISTRY", dir.join("registry.bin"))
         .envs(env.iter().copied())
         .output()
@@ -171,7 +171,7 @@ fn the_embedding_example_alerts_when_an_object_stays_in_the_zone() {
                 seconds,
             ])
             .arg(&rec)
-            .env("GST_PLUGIN_PATH", target_dir())
+            .env("GST_PLUGIN_PATH", plugin_dir())
             .env("GST_REGISTRY", dir.join("registry-alerts.bin"))
             .output()
             .unwrap()

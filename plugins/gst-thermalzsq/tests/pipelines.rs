@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::target_dir;
+use common::{plugin_dir, target_dir};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -40,7 +40,7 @@ fn selftest(script: &str, args: &[&str]) -> String {
         .arg("--selftest")
         .args(args)
         .env("ZSQ", &zsq)
-        .env("GST_PLUGIN_PATH", target_dir())
+        .env("GST_PLUGIN_PATH", plugin_dir())
         .env("GST_REGISTRY", cache_home().join("registry.bin"))
         .env("XDG_CACHE_HOME", cache_home())
         // The int8 model from the first frame: the selftests exercise it, not fp32.

@@ -20,11 +20,34 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// target/<profile>: where `cargo test` put the plugin, `zsq` and the examples.
+/// target/<profile>: where `cargo test` put `zsq` and the examples.
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent()
         .and_then(|deps| deps.parent())
         .unwrap()
         .to_path_buf()
+}
+
+/// A directory holding only the plugin this `cargo test` built, for GST_PLUGIN_PATH.
+///
+/// `cargo test` leaves the cdylib in target/<profile>/deps (only `cargo build` copies it up
+/// to target/<profile>, where it may be stale or absent), next to proc-macro libraries
+/// GStreamer should not be made to open; so the fresh plugin is copied out on its own.
+pub fn plugin_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let name = format!(
+            "{}gstthermalzsq{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        );
+        let built = target_dir().join("deps").join(&name);
+        let dir = std::env::temp_dir().join(format!("tzsq-plugin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&built, dir.join(&name))
+            .unwrap_or_else(|e| panic!("the plugin cargo test built, {}: {e}", built.display()));
+        dir
+    })
+    .clone()
 }
