@@ -169,8 +169,8 @@ struct ReportArgs {
     /// Recompute every measurement (the cache is rewritten).
     #[arg(long)]
     fresh: bool,
-    /// Every measurement on every model (the extra ablations and W4A8 on all three;
-    /// longer than the 45-minute budget of the default on 2 cores).
+    /// Every measurement on every model (W4A8 on all three, not only on the main
+    /// RGB->thermal fine-tuned one).
     #[arg(long)]
     full: bool,
     /// Held-out scenes (zsq synth --seed 2).

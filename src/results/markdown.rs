@@ -504,7 +504,7 @@ pub fn render(report: &Report, plan: &Plan, sweep: bool, rel: &dyn Fn(&str) -> S
         "First distilled images (mean+std, first seed) of each model, above real images of each domain:\n\n![distilled]({})\n",
         rel("distilled.png")
     );
-    s.push_str("## Reproduce\n\n```\nmake report                        # this page (cached measurements are reused)\nmake report REPORT_ARGS=--fresh    # recompute everything\nmake report REPORT_ARGS=--full     # also the extra ablations and W4A8 on every model\n```\n\n");
+    s.push_str("## Reproduce\n\n```\nmake report                        # this page (cached measurements are reused)\nmake report REPORT_ARGS=--fresh    # recompute everything\nmake report REPORT_ARGS=--full     # also W4A8 on every model\n```\n\n");
     let _ = writeln!(s, "Run key: `{}`", report.plan_text);
     s
 }
