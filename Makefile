@@ -48,7 +48,7 @@ test: deps ortlib
 	cargo test --workspace
 
 ## The zero-shot vs real-data results table: docs/results.md and docs/results/*.png
-## (about 25 minutes on 2 cores from a fresh clone; measurements are cached under
+## (16 minutes on 2 cores from a fresh clone, measured; measurements are cached under
 ## out/report/, so a rerun only recomputes what changed). REPORT_ARGS=--full for every
 ## measurement on every model, --fresh to recompute.
 report: deps ortlib
