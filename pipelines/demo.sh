@@ -10,17 +10,18 @@
 #
 # Needs: `make build` (zsq, the plugin, ONNX Runtime). `make demo` runs this script.
 # Environment: OUT (default out/demo), MODEL (default models/det_thermal_ft.onnx),
-# FRAMES (900 = 30 s), REALTIME (1: play at 30 fps as a camera would; 0: as fast as possible).
+# FRAMES (1800 = 60 s), REALTIME (1: play at 30 fps as a camera would; 0: as fast as possible).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 OUT=${OUT:-$REPO/out/demo}
-FRAMES=${FRAMES:-900}
+FRAMES=${FRAMES:-1800}
 REALTIME=${REALTIME:-1}
 need_element thermaldetect zsqcalibrate jpegenc avimux pngenc
 
 mkdir -p "$OUT"
-if [ ! -f "$OUT/recording.gray16le" ] || [ ! -f "$OUT/recording.json" ]; then
+if [ ! -f "$OUT/recording.json" ] \
+  || [ "$(stat -c %s "$OUT/recording.gray16le" 2>/dev/null)" != $((FRAMES * 640 * 512 * 2)) ]; then
   echo "== generating a ${FRAMES}-frame 640x512 GRAY16_LE recording (zsq synth)"
   "$ZSQ" synth --out "$OUT" --scenes 0 --recording "$FRAMES" --seed 7
 fi
@@ -29,13 +30,15 @@ clock=""
 [ "$REALTIME" = 1 ] && clock="! identity sync=true"
 echo "== zsqcalibrate model=$MODEL ! thermaldetect (frames at $([ "$REALTIME" = 1 ] && echo "30 fps" || echo "full speed"))"
 rm -f "$OUT"/snapshot_*.png
+# thermaldetect threads=1: detection keeps one core, calibration gets the others (on a
+# 2-core machine two inference threads would starve the calibration worker).
 log=$OUT/gst-launch.log
 start=$(date +%s.%N)
 gst-launch-1.0 -m -e \
   filesrc location="$OUT/recording.gray16le" \
   ! rawvideoparse format=gray16-le width=640 height=512 framerate=30/1 $clock \
   ! zsqcalibrate model="$MODEL" \
-  ! thermaldetect json-location="$OUT/detections.jsonl" output-agc=true post-messages=false \
+  ! thermaldetect json-location="$OUT/detections.jsonl" output-agc=true post-messages=false threads=1 \
   ! videoconvert ! tee name=t \
   t. ! queue ! jpegenc quality=90 ! avimux ! filesink location="$OUT/annotated.avi" \
   t. ! queue ! videorate drop-only=true ! video/x-raw,framerate=1/5 \
@@ -56,7 +59,8 @@ if [ -n "$done_line" ]; then
     printf '   zero-shot calibration took %.1f s while frames ran on fp32; int8 from frame %s (cached for next time)\n' "$secs" "${frame:-?}"
   fi
 else
-  echo "   the recording ended before calibration finished (it goes on next time; FRAMES=$FRAMES)"
+  echo "   the recording ended before calibration finished: the pipeline stopping cancels it"
+  echo "   (a longer recording, FRAMES=$((FRAMES * 2)), or a less loaded machine lets it finish)"
 fi
 grep -E "^(WARNING|ERROR)" "$log" | grep -v "execution-provider=auto runs on" || true
 
