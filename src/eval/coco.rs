@@ -69,6 +69,19 @@ pub struct Detection {
     pub score: f64,
 }
 
+impl Detection {
+    /// A detector's box (corners in frame pixels) as a COCO result on `image_id`.
+    pub fn from_box(image_id: i64, category_id: i64, d: &crate::detect::Detection) -> Self {
+        let [x0, y0, x1, y1] = d.bbox.map(f64::from);
+        Detection {
+            image_id,
+            category_id,
+            bbox: [x0, y0, x1 - x0, y1 - y0],
+            score: d.confidence as f64,
+        }
+    }
+}
+
 impl CocoGt {
     /// Parses a COCO dataset from JSON text.
     pub fn from_json(text: &str) -> Result<Self, EvalError> {

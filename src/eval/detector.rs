@@ -60,13 +60,7 @@ fn to_coco(
 ) -> impl Iterator<Item = Detection> {
     dets.iter().filter_map(move |d| {
         let category_id = classes.get(d.class_id).copied().flatten()?;
-        let [x0, y0, x1, y1] = d.bbox.map(f64::from);
-        Some(Detection {
-            image_id,
-            category_id,
-            bbox: [x0, y0, x1 - x0, y1 - y0],
-            score: d.confidence as f64,
-        })
+        Some(Detection::from_box(image_id, category_id, d))
     })
 }
 

@@ -56,13 +56,7 @@ impl StreamEval {
         self.frames.insert(index);
         self.detections.extend(detections.iter().filter_map(|d| {
             let category_id = *self.categories.get(&d.label)?;
-            let [x0, y0, x1, y1] = d.bbox.map(f64::from);
-            Some(Detection {
-                image_id,
-                category_id,
-                bbox: [x0, y0, x1 - x0, y1 - y0],
-                score: d.confidence as f64,
-            })
+            Some(Detection::from_box(image_id, category_id, d))
         }));
         Ok(())
     }
