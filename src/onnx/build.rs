@@ -179,6 +179,11 @@ impl NodeBuilder {
         self
     }
 
+    pub fn attrs(mut self, attributes: impl IntoIterator<Item = AttributeProto>) -> Self {
+        self.node.attribute.extend(attributes);
+        self
+    }
+
     pub fn attr_int(self, name: &str, value: i64) -> Self {
         self.attr(AttributeProto::int(name, value))
     }

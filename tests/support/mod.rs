@@ -70,13 +70,11 @@ impl Net {
     ) -> Vec<String> {
         let name = self.fresh(op);
         let outs: Vec<String> = (0..outputs).map(|i| format!("{name}_out{i}")).collect();
-        let mut b = NodeBuilder::new(op)
+        let b = NodeBuilder::new(op)
             .name(&name)
             .inputs(inputs)
-            .outputs(&outs);
-        for a in attrs {
-            b = b.attr(a);
-        }
+            .outputs(&outs)
+            .attrs(attrs);
         self.nodes.push(b.build());
         outs
     }

@@ -60,13 +60,11 @@ impl Emitter {
         let outs: Vec<String> = (0..outputs)
             .map(|i| self.names.fresh(&format!("{name}_output_{i}")))
             .collect();
-        let mut node = NodeBuilder::new(op)
+        let node = NodeBuilder::new(op)
             .name(&name)
             .inputs(inputs)
-            .outputs(&outs);
-        for a in attrs {
-            node = node.attr(a);
-        }
+            .outputs(&outs)
+            .attrs(attrs);
         self.nodes.push(node.build());
         outs
     }
