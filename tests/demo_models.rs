@@ -38,26 +38,20 @@ fn recall_precision(detector: &mut Detector, rgb: bool) -> (f32, f32) {
     let (mut found, mut objects, mut correct, mut emitted) = (0usize, 0usize, 0usize, 0usize);
     for index in 0..SCENES {
         let scene = Scene::generate(SEED, index, W, H).unwrap();
-        let dets: Vec<Detection> = if rgb {
-            let frame = Frame::new(
-                PixelFormat::Rgb,
-                W as usize,
-                H as usize,
-                vec![(&scene.rgb[..], W as usize * 3)],
-            )
-            .unwrap();
-            detector.detect(&frame).unwrap()
+        let (format, bytes, depth) = if rgb {
+            (PixelFormat::Rgb, scene.rgb.clone(), 3)
         } else {
-            let bytes: Vec<u8> = scene.thermal.iter().flat_map(|v| v.to_le_bytes()).collect();
-            let frame = Frame::new(
-                PixelFormat::Gray16Le,
-                W as usize,
-                H as usize,
-                vec![(&bytes[..], W as usize * 2)],
-            )
-            .unwrap();
-            detector.detect(&frame).unwrap()
+            let le = scene.thermal.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (PixelFormat::Gray16Le, le, 2)
         };
+        let frame = Frame::new(
+            format,
+            W as usize,
+            H as usize,
+            vec![(&bytes[..], W as usize * depth)],
+        )
+        .unwrap();
+        let dets: Vec<Detection> = detector.detect(&frame).unwrap();
         let mut used = vec![false; dets.len()];
         for label in &scene.labels {
             let [x, y, w, h] = label.bbox;

@@ -2,8 +2,9 @@
 //! binary. The hot/cold test detector boxes grid cells exactly, so a dataset whose hot
 //! squares sit on cells scores mAP 1.0, and one with a wrong box scores less.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 fn dataset(dir: &Path, shift_last: bool) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
@@ -48,22 +49,35 @@ fn dataset(dir: &Path, shift_last: bool) -> PathBuf {
     path
 }
 
-fn eval(gt: &Path, images: &Path) -> serde_json::Value {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/hotspot_v8.onnx");
-    let out = Command::new(env!("CARGO_BIN_EXE_zsq"))
-        .args(["eval", "--json", "--coco"])
+fn fixture_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/hotspot_v8.onnx")
+}
+
+/// `zsq eval --coco GT --model MODEL --images DIR` and `extra` arguments.
+fn zsq_eval(gt: &Path, model: &Path, images: &Path, extra: &[&OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zsq"))
+        .args(["eval", "--coco"])
         .arg(gt)
         .arg("--model")
         .arg(model)
         .arg("--images")
         .arg(images)
+        .args(extra)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn succeeded(out: &Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn eval(gt: &Path, images: &Path) -> serde_json::Value {
+    let out = zsq_eval(gt, &fixture_model(), images, &["--json".as_ref()]);
+    succeeded(&out);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -78,24 +92,15 @@ fn a_detector_scored_over_png_images() {
     assert!(map < 0.95 && map > 0.5, "{shifted}");
 
     // --draw: the images with ground truth (magenta) and detections.
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/hotspot_v8.onnx");
     let figures = dir.join("figures");
-    let out = Command::new(env!("CARGO_BIN_EXE_zsq"))
-        .args(["eval", "--coco"])
-        .arg(dir.join("exact/annotations.json"))
-        .arg("--model")
-        .arg(&model)
-        .arg("--images")
-        .arg(dir.join("exact"))
-        .arg("--draw")
-        .arg(&figures)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let exact_dir = dir.join("exact");
+    let out = zsq_eval(
+        &exact_dir.join("annotations.json"),
+        &fixture_model(),
+        &exact_dir,
+        &["--draw".as_ref(), figures.as_os_str()],
     );
+    succeeded(&out);
     let figure = thermalzsq::detect::image::read_png(&figures.join("000001.png")).unwrap();
     assert_eq!((figure.width, figure.height), (640, 512));
     let magenta = figure
@@ -105,13 +110,12 @@ fn a_detector_scored_over_png_images() {
         .count();
     assert!(magenta > 100, "ground-truth box drawn: {magenta} px");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_zsq"))
-        .args(["eval", "--coco"])
-        .arg(dir.join("exact/annotations.json"))
-        .args(["--model", "/nonexistent.onnx", "--images"])
-        .arg(dir.join("exact"))
-        .output()
-        .unwrap();
+    let out = zsq_eval(
+        &exact_dir.join("annotations.json"),
+        Path::new("/nonexistent.onnx"),
+        &exact_dir,
+        &[],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
