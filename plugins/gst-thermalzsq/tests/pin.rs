@@ -1,0 +1,80 @@
+//! Behaviour pin for refactors: `thermaldetect`'s JSON lines and drawn pixels on a fixed
+//! generated recording, through the bundled thermal detector, as sha256 digests per CPU
+//! instruction set (tests/support/pin.rs at the repository root says why and how to
+//! record them).
+
+mod common;
+
+#[path = "../../../tests/support/pin.rs"]
+mod pin;
+
+use gst_check::Harness;
+use thermalzsq::synth::Recording;
+use thermalzsq::zsq::cache::sha256_hex;
+
+use common::init;
+
+const FRAMES: u32 = 12;
+
+/// The digests of the JSON lines and of every output frame's pixels.
+fn run_recording(name: &str) -> (String, String) {
+    init();
+    let dir = std::env::temp_dir().join(format!("tzsq-pin-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("dets.jsonl");
+    let element = gst::ElementFactory::make("thermaldetect")
+        // Relative, so the JSON lines name the same model in every checkout.
+        .property("model", "../../models/det_thermal_ft.onnx")
+        .property("threads", 1u32)
+        .property("json-location", json.to_str().unwrap())
+        .build()
+        .unwrap();
+    let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
+    let recording = Recording::new(3, 640, 512).unwrap();
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Gray16Le, 640, 512)
+        .fps(gst::Fraction::new(30, 1))
+        .build()
+        .unwrap();
+    h.set_src_caps(info.to_caps().unwrap());
+    let mut pixels = Vec::new();
+    for i in 0..FRAMES {
+        let bytes: Vec<u8> = recording
+            .frame(i)
+            .thermal
+            .iter()
+            .flat_map(|k| k.to_le_bytes())
+            .collect();
+        let mut buf = gst::Buffer::from_mut_slice(bytes);
+        buf.get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_nseconds(i as u64 * 33_333_333));
+        let out = h.push_and_pull(buf).unwrap();
+        pixels.extend_from_slice(&out.map_readable().unwrap());
+    }
+    h.push_event(gst::event::Eos::new());
+    drop(h);
+    let lines = std::fs::read(&json).unwrap();
+    assert_eq!(
+        lines.iter().filter(|&&b| b == b'\n').count(),
+        FRAMES as usize,
+        "one JSON line per frame"
+    );
+    (sha256_hex(&lines), sha256_hex(&pixels))
+}
+
+#[test]
+fn thermaldetect_keeps_its_json_lines_and_drawn_frames_on_a_recording() {
+    let (json, pixels) = run_recording("first");
+    let mut again = None;
+    let mut rerun = || again.get_or_insert_with(|| run_recording("again")).clone();
+    pin::check(
+        "thermaldetect det_thermal_ft recording 3 json",
+        &json,
+        || rerun().0,
+    );
+    pin::check(
+        "thermaldetect det_thermal_ft recording 3 pixels",
+        &pixels,
+        || rerun().1,
+    );
+}
