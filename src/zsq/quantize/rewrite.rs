@@ -90,6 +90,16 @@ fn check_opset(model: &Model) -> Result<(), ZsqError> {
     Ok(())
 }
 
+/// What a layer's integer weight and bias are computed from.
+struct LayerInputs {
+    /// The float weight.
+    w: ArrayD<f32>,
+    /// The scale of the layer's (quantized) input.
+    s_in: f32,
+    /// The float bias, if constant.
+    bias: Option<ArrayD<f32>>,
+}
+
 /// Names of one tensor stored quantized.
 struct QuantizedNames {
     values: String,
@@ -163,7 +173,7 @@ impl<'a> Rewrite<'a> {
         weights: &mut dyn FnMut(&LayerInfo, &ArrayD<f32>) -> Option<LayerWeights>,
     ) -> Result<(), ZsqError> {
         let node = self.graph.node[layer.node].clone();
-        let (w, s_in, bias) = self.layer_inputs(&node, params)?;
+        let LayerInputs { w, s_in, bias } = self.layer_inputs(&node, params)?;
         let encoded = encode_layer(
             &node,
             layer,
@@ -233,7 +243,7 @@ impl<'a> Rewrite<'a> {
         &self,
         node: &NodeProto,
         params: &BTreeMap<&str, QParams>,
-    ) -> Result<(ArrayD<f32>, f32, Option<ArrayD<f32>>), ZsqError> {
+    ) -> Result<LayerInputs, ZsqError> {
         let view = self.graph.view();
         let w_name = &node.input[1];
         let w = view
@@ -254,7 +264,7 @@ impl<'a> Rewrite<'a> {
             Some(b) => view.tensor(b).map(|t| t.to_array::<f32>()).transpose()?,
             None => None,
         };
-        Ok((w, s_in, bias))
+        Ok(LayerInputs { w, s_in, bias })
     }
 
     /// A constant float input of a quantized op, stored per tensor in the activation
