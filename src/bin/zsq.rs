@@ -16,7 +16,7 @@ use thermalzsq::zsq::pipeline::{
     CalibrationSource, DistillSettings, Progress, QuantizeSettings, Stage, quantize,
     quantize_cached,
 };
-use thermalzsq::zsq::quantize::Precision;
+use thermalzsq::zsq::qparams::Precision;
 use thermalzsq::zsq::report::QuantizeReport;
 use thermalzsq::{eval, synth};
 

@@ -77,7 +77,6 @@ macro_rules! report_error_from {
     };
 }
 report_error_from!(
-    crate::zsq::quantize::QuantizeError,
     crate::zsq::ZsqError,
     crate::eval::EvalError,
     crate::detect::DetectError,

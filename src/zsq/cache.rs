@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use super::quantize::QuantizeError;
+use super::ZsqError;
 use crate::onnx::Model;
 
 /// Lower-case hexadecimal.
@@ -114,9 +114,9 @@ impl Cache {
     }
 
     /// The cache in [`Cache::default_dir`].
-    pub fn open_default() -> Result<Cache, QuantizeError> {
+    pub fn open_default() -> Result<Cache, ZsqError> {
         let dir = Self::default_dir().ok_or_else(|| {
-            QuantizeError::Cache(
+            ZsqError::Cache(
                 "no cache directory: neither XDG_CACHE_HOME nor HOME is set to an absolute path"
                     .into(),
             )
@@ -126,10 +126,10 @@ impl Cache {
 
     /// Opens (creating it if need be) a cache directory and checks that it is
     /// writable; the error says why not, so a caller can go on without a cache.
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Cache, QuantizeError> {
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Cache, ZsqError> {
         let dir = dir.into();
         let unusable = |e: std::io::Error| {
-            QuantizeError::Cache(format!(
+            ZsqError::Cache(format!(
                 "cache directory {} is not usable: {e}",
                 dir.display()
             ))
@@ -191,7 +191,7 @@ impl Cache {
         key: &CacheKey,
         model_bytes: &[u8],
         report: serde_json::Value,
-    ) -> Result<CacheEntry, QuantizeError> {
+    ) -> Result<CacheEntry, ZsqError> {
         let (model_path, report_path) = self.paths(key);
         let mut report = match report {
             serde_json::Value::Object(map) => map,
@@ -216,7 +216,7 @@ impl Cache {
     }
 
     /// Waits for, then holds, the exclusive lock of `key`.
-    pub fn lock(&self, key: &CacheKey) -> Result<CacheLock, QuantizeError> {
+    pub fn lock(&self, key: &CacheKey) -> Result<CacheLock, ZsqError> {
         self.lock_unless(key, None)
     }
 
@@ -227,7 +227,7 @@ impl Cache {
         &self,
         key: &CacheKey,
         cancel: Option<&std::sync::atomic::AtomicBool>,
-    ) -> Result<CacheLock, QuantizeError> {
+    ) -> Result<CacheLock, ZsqError> {
         let path = self.dir.join(format!("{}.lock", key.hex));
         let file = OpenOptions::new()
             .create(true)
@@ -235,10 +235,10 @@ impl Cache {
             .write(true)
             .open(&path)
             .map_err(|e| {
-                QuantizeError::Cache(format!("cannot open lock file {}: {e}", path.display()))
+                ZsqError::Cache(format!("cannot open lock file {}: {e}", path.display()))
             })?;
         let failed = |e: &dyn std::fmt::Display| {
-            QuantizeError::Cache(format!("cannot lock {}: {e}", path.display()))
+            ZsqError::Cache(format!("cannot lock {}: {e}", path.display()))
         };
         let Some(cancel) = cancel else {
             file.lock().map_err(|e| failed(&e))?;
@@ -251,7 +251,7 @@ impl Cache {
                 Err(std::fs::TryLockError::Error(e)) => return Err(failed(&e)),
             }
             if cancel.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(QuantizeError::Cancelled);
+                return Err(ZsqError::Cancelled);
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
@@ -264,8 +264,8 @@ impl Cache {
     pub fn get_or_create(
         &self,
         key: &CacheKey,
-        create: impl FnOnce() -> Result<(Vec<u8>, serde_json::Value), QuantizeError>,
-    ) -> Result<(CacheEntry, bool), QuantizeError> {
+        create: impl FnOnce() -> Result<(Vec<u8>, serde_json::Value), ZsqError>,
+    ) -> Result<(CacheEntry, bool), ZsqError> {
         if let Some(entry) = self.lookup(key) {
             return Ok((entry, true));
         }
@@ -326,7 +326,7 @@ pub(crate) fn unique() -> u64 {
 
 /// Writes through a synced temporary file in the same directory and a rename, then
 /// syncs the directory so the rename itself is durable.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), QuantizeError> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ZsqError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -340,7 +340,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), QuantizeError> 
         .and_then(|()| std::fs::rename(&temp, path));
     if let Err(e) = result {
         let _ = std::fs::remove_file(&temp);
-        return Err(QuantizeError::Io {
+        return Err(ZsqError::Io {
             path: path.to_path_buf(),
             action: "write",
             source: e,

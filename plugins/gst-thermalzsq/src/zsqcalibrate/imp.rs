@@ -21,12 +21,12 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use thermalzsq::onnx::Model;
 use thermalzsq::runtime::ProviderOptions;
+use thermalzsq::zsq::ZsqError;
 use thermalzsq::zsq::cache::{Cache, CacheEntry, CacheKey, sha256_hex};
 use thermalzsq::zsq::pipeline::{
     CalibrationSource, DistillLoss, DistillSettings, Progress, QuantizeSettings, Stage, cache_key,
     quantize,
 };
-use thermalzsq::zsq::quantize::QuantizeError;
 
 use super::{Loss, OnFailure, Precision, State};
 use crate::modelevent::ModelAnnouncement;
@@ -85,13 +85,10 @@ impl Settings {
         let defaults = QuantizeSettings::default();
         Ok(QuantizeSettings {
             precision: match self.precision {
-                Precision::U8s8 => thermalzsq::zsq::quantize::Precision::U8S8,
-                Precision::S8s8 => thermalzsq::zsq::quantize::Precision::S8S8,
+                Precision::U8s8 => thermalzsq::zsq::qparams::Precision::U8S8,
+                Precision::S8s8 => thermalzsq::zsq::qparams::Precision::S8S8,
             },
-            observer: self
-                .observer
-                .parse()
-                .map_err(|e: QuantizeError| e.to_string())?,
+            observer: self.observer.parse().map_err(|e: ZsqError| e.to_string())?,
             source: CalibrationSource::ZeroShot,
             distill: DistillSettings {
                 loss: match self.loss {
@@ -212,7 +209,7 @@ impl ZsqCalibrate {
         self.obj().notify("output-location");
     }
 
-    fn failed(&self, error: &QuantizeError, on_failure: OnFailure) {
+    fn failed(&self, error: &ZsqError, on_failure: OnFailure) {
         self.status.lock().unwrap().state = State::Failed;
         self.changed.notify_all();
         self.obj().notify("state");
@@ -282,7 +279,7 @@ impl ZsqCalibrate {
             .cancel
             .clone()
             .expect("the element always sets a cancel flag");
-        let result = (|| -> Result<(ModelAnnouncement, bool), QuantizeError> {
+        let result = (|| -> Result<(ModelAnnouncement, bool), ZsqError> {
             let _lock = match (&cache, &key) {
                 (Some(cache), Some(key)) => {
                     let lock = cache.lock_unless(key, Some(&cancel))?;
@@ -328,7 +325,7 @@ impl ZsqCalibrate {
         })();
         match result {
             Ok((announcement, hit)) => self.ready(announcement, hit, started),
-            Err(QuantizeError::Cancelled) => gst::debug!(CAT, imp = self, "calibration cancelled"),
+            Err(ZsqError::Cancelled) => gst::debug!(CAT, imp = self, "calibration cancelled"),
             Err(e) => self.failed(&e, on_failure),
         }
     }
