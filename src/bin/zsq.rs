@@ -11,7 +11,7 @@ use thermalzsq::detect::{Detector, DetectorConfig};
 use thermalzsq::onnx::Model;
 use thermalzsq::results::{Plan, ReportOptions, SynthSet, run_report as run_report_with};
 use thermalzsq::runtime::ProviderOptions;
-use thermalzsq::zsq::cache::{Cache, write_atomically};
+use thermalzsq::zsq::cache::{Cache, CacheOutcome, write_atomically};
 use thermalzsq::zsq::pipeline::{
     CalibrationSource, DistillSettings, Progress, QuantizeSettings, Stage, quantize,
     quantize_cached,
@@ -440,8 +440,13 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
     let mut progress = |p: &Progress| bar.update(p);
     let (bytes, report_json, hit) = match &cache {
         Some(cache) => {
-            let (entry, hit) =
-                quantize_cached(cache, &model, &settings, &mut progress).map_err(|e| text(&e))?;
+            let (entry, hit) = match quantize_cached(cache, &model, &settings, &mut progress)
+                .map_err(|e| text(&e))?
+            {
+                CacheOutcome::Hit(entry) => (entry, true),
+                CacheOutcome::Made(entry) => (entry, false),
+                CacheOutcome::MadeNotStored { error, .. } => return Err(text(&error)),
+            };
             let bytes = std::fs::read(&entry.model)
                 .map_err(|e| format!("cannot read {}: {e}", entry.model.display()))?;
             (bytes, entry.report_json, hit.then_some(entry.model))

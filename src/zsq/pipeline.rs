@@ -17,7 +17,7 @@ use ort::value::TensorRef;
 
 use super::ZsqError;
 use super::autodiff::{LossTerms, Statistics};
-use super::cache::{Cache, CacheEntry, CacheKey, sha256_hex};
+use super::cache::{Cache, CacheKey, CacheOutcome, sha256_hex};
 use super::calibrate::{Calibration, CalibrationOptions, Observer, calibrate};
 use super::distill::{DistillOptions, distill};
 use super::images::{ImageInput, images_digest, load_calibration_images};
@@ -758,15 +758,15 @@ pub fn cache_key(model: &Model, settings: &QuantizeSettings) -> Result<CacheKey,
 
 /// [`quantize`] behind the cache: the cached entry if there is a sound one, else the
 /// model is quantized and stored (once, even when several processes ask at the same
-/// time). Returns the entry and whether it came from the cache.
+/// time; waiting for another one's lock stops when `settings.cancel` is raised).
 pub fn quantize_cached(
     cache: &Cache,
     model: &Model,
     settings: &QuantizeSettings,
     progress: &mut dyn FnMut(&Progress),
-) -> Result<(CacheEntry, bool), ZsqError> {
+) -> Result<CacheOutcome, ZsqError> {
     let key = cache_key(model, settings)?;
-    cache.get_or_create(&key, || {
+    cache.get_or_create(&key, settings.cancel.as_deref(), || {
         let q = quantize(model, settings, progress)?;
         let json = serde_json::to_value(&q.report).expect("reports serialise");
         Ok((q.bytes, json))

@@ -22,10 +22,10 @@ use gst_base::subclass::prelude::*;
 use thermalzsq::onnx::Model;
 use thermalzsq::runtime::ProviderOptions;
 use thermalzsq::zsq::ZsqError;
-use thermalzsq::zsq::cache::{Cache, CacheEntry, CacheKey, sha256_hex};
+use thermalzsq::zsq::cache::{Cache, CacheEntry, CacheOutcome, sha256_hex};
 use thermalzsq::zsq::pipeline::{
     CalibrationSource, DistillLoss, DistillSettings, Progress, QuantizeSettings, Stage, cache_key,
-    quantize,
+    quantize, quantize_cached,
 };
 
 use super::{Loss, OnFailure, Precision, State};
@@ -162,12 +162,27 @@ fn cached_announcement(
         location: entry.model.clone(),
         data: None,
         source: source.location.clone(),
-        sha256: entry.report_json["output_sha256"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
+        sha256: entry.output_sha256().to_string(),
         precision: precision.to_string(),
         report: Some(entry.report.clone()),
+    }
+}
+
+/// The announcement of an int8 model that could not be cached: its bytes travel in the
+/// event, named by their sha256.
+fn memory_announcement(
+    bytes: Vec<u8>,
+    source: &ModelAnnouncement,
+    precision: &str,
+) -> ModelAnnouncement {
+    let sha256 = sha256_hex(&bytes);
+    ModelAnnouncement {
+        location: PathBuf::from(format!("memory://{sha256}.onnx")),
+        data: Some(glib::Bytes::from_owned(bytes)),
+        source: source.location.clone(),
+        sha256,
+        precision: precision.to_string(),
+        report: None,
     }
 }
 
@@ -269,64 +284,48 @@ impl ZsqCalibrate {
             model,
             settings,
             cache,
-            key,
             fp32,
             precision,
             on_failure,
             started,
         } = job;
-        let cancel = settings
-            .cancel
-            .clone()
-            .expect("the element always sets a cancel flag");
-        let result = (|| -> Result<(ModelAnnouncement, bool), ZsqError> {
-            let _lock = match (&cache, &key) {
-                (Some(cache), Some(key)) => {
-                    let lock = cache.lock_unless(key, Some(&cancel))?;
-                    if let Some(entry) = cache.lookup(key) {
-                        return Ok((cached_announcement(&entry, &fp32, &precision), true));
-                    }
-                    Some(lock)
-                }
-                _ => None,
-            };
-            let mut last = None;
-            let quantized = quantize(&model, &settings, &mut |p| self.progress(p, &mut last))?;
-            let report = serde_json::to_value(&quantized.report).expect("reports serialise");
-            let stored = match (&cache, &key) {
-                (Some(cache), Some(key)) => {
-                    cache.store(key, &quantized.bytes, report).map_err(|e| {
-                        gst::element_imp_warning!(
-                            self,
-                            gst::ResourceError::Write,
-                            ("Cannot cache the int8 model, keeping it in memory: {}", e)
-                        );
-                    })
-                }
-                _ => Err(()),
-            };
-            Ok(match stored {
-                Ok(entry) => (cached_announcement(&entry, &fp32, &precision), false),
-                Err(()) => {
-                    let sha256 = sha256_hex(&quantized.bytes);
-                    (
-                        ModelAnnouncement {
-                            location: PathBuf::from(format!("memory://{sha256}.onnx")),
-                            data: Some(glib::Bytes::from_owned(quantized.bytes)),
-                            source: fp32.location.clone(),
-                            sha256,
-                            precision: precision.clone(),
-                            report: None,
-                        },
-                        false,
-                    )
-                }
-            })
-        })();
+        let mut last = None;
+        let mut progress = |p: &Progress| self.progress(p, &mut last);
+        let result = match &cache {
+            Some(cache) => quantize_cached(cache, &model, &settings, &mut progress)
+                .map(|outcome| self.announcement(outcome, &fp32, &precision)),
+            None => quantize(&model, &settings, &mut progress)
+                .map(|q| (memory_announcement(q.bytes, &fp32, &precision), false)),
+        };
         match result {
             Ok((announcement, hit)) => self.ready(announcement, hit, started),
             Err(ZsqError::Cancelled) => gst::debug!(CAT, imp = self, "calibration cancelled"),
             Err(e) => self.failed(&e, on_failure),
+        }
+    }
+
+    /// What to announce for what the cache did, and whether it was a cache hit; a model
+    /// that could not be stored is announced from memory, with a warning.
+    fn announcement(
+        &self,
+        outcome: CacheOutcome,
+        fp32: &ModelAnnouncement,
+        precision: &str,
+    ) -> (ModelAnnouncement, bool) {
+        match outcome {
+            CacheOutcome::Hit(entry) => (cached_announcement(&entry, fp32, precision), true),
+            CacheOutcome::Made(entry) => (cached_announcement(&entry, fp32, precision), false),
+            CacheOutcome::MadeNotStored { bytes, error, .. } => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Write,
+                    (
+                        "Cannot cache the int8 model, keeping it in memory: {}",
+                        error
+                    )
+                );
+                (memory_announcement(bytes, fp32, precision), false)
+            }
         }
     }
 
@@ -347,7 +346,6 @@ struct Job {
     model: Model,
     settings: QuantizeSettings,
     cache: Option<Cache>,
-    key: Option<CacheKey>,
     fp32: ModelAnnouncement,
     precision: String,
     on_failure: OnFailure,
@@ -575,23 +573,21 @@ impl BaseTransformImpl for ZsqCalibrate {
                 None
             }
         };
-        let key = match &cache {
-            Some(_) => Some(
-                cache_key(&model, &qsettings)
-                    .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?,
-            ),
-            None => None,
-        };
-        if !settings.force
-            && let (Some(cache), Some(key)) = (&cache, &key)
-            && let Some(entry) = cache.lookup(key)
-        {
-            self.ready(
-                cached_announcement(&entry, &fp32, &precision),
-                true,
-                started,
-            );
-            return Ok(());
+        // The fast path: a cache hit announces int8 from the first frame on. `force`
+        // skips only this lookup: the worker's get-or-create still takes a sound entry.
+        if let Some(cache) = &cache {
+            let key = cache_key(&model, &qsettings)
+                .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
+            if !settings.force
+                && let Some(entry) = cache.lookup(&key)
+            {
+                self.ready(
+                    cached_announcement(&entry, &fp32, &precision),
+                    true,
+                    started,
+                );
+                return Ok(());
+            }
         }
 
         {
@@ -605,7 +601,6 @@ impl BaseTransformImpl for ZsqCalibrate {
             model,
             settings: qsettings,
             cache,
-            key,
             fp32,
             precision,
             on_failure: settings.on_failure,
