@@ -5,7 +5,7 @@ use super::render;
 use super::rng::Rng;
 use super::world::{self, Body, Kind, World};
 use super::{AGC_HIGH_PERCENTILE, AGC_LOW_PERCENTILE, SynthError};
-use crate::detect::agc::percentile_stretch;
+use crate::imaging::agc::percentile_stretch;
 
 /// Smallest and largest frame side accepted.
 const MIN_SIDE: u32 = 32;
