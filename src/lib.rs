@@ -6,6 +6,7 @@
 
 pub mod detect;
 pub mod eval;
+pub mod imaging;
 pub mod onnx;
 pub mod results;
 pub mod runtime;

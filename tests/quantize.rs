@@ -903,7 +903,7 @@ fn zero_shot_distills_then_quantizes() {
     assert_eq!(d.loss_per_iteration.len(), 30);
     assert!(d.thermal_prior, "the fixture says thermal");
     assert!(q.report.timings.iter().any(|t| t.stage == "distill"));
-    let grid = thermalzsq::detect::image::read_png(&preview).unwrap();
+    let grid = thermalzsq::imaging::image::read_png(&preview).unwrap();
     assert_eq!(grid.width % 64, grid.width - 2 * 64, "{}", grid.width);
     let other = QuantizeSettings {
         distill: DistillSettings {

@@ -336,11 +336,11 @@ fn draw_figures(
 ) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     for image in &gt.images {
-        let frame = thermalzsq::detect::image::read_png(&images.join(&image.file_name))
+        let frame = thermalzsq::imaging::image::read_png(&images.join(&image.file_name))
             .map_err(|e| e.to_string())?;
         let (w, h, rgb) = eval::figure::render(&frame, image.id, gt, dets, 0.25);
         let out = dir.join(Path::new(&image.file_name).with_extension("png"));
-        thermalzsq::detect::image::write_png(
+        thermalzsq::imaging::image::write_png(
             &out,
             w as u32,
             h as u32,

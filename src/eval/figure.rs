@@ -2,10 +2,11 @@
 //! boxes (a colour per class, labelled) — to see what a score means (`zsq eval --draw`).
 
 use super::{CocoGt, Detection};
-use crate::detect::agc::percentile_stretch;
-use crate::detect::draw::{Style, draw_boxes, draw_detections};
-use crate::detect::frame::{Frame, PixelFormat};
-use crate::detect::image::OwnedFrame;
+use crate::detect::draw::{Style, draw_detections};
+use crate::imaging::agc::percentile_stretch;
+use crate::imaging::draw::draw_boxes;
+use crate::imaging::frame::{Frame, PixelFormat};
+use crate::imaging::image::OwnedFrame;
 
 /// Ground-truth colour (no class colour of `detect::draw` is near it).
 const GT: [u8; 3] = [255, 0, 255];

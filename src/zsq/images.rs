@@ -1,10 +1,10 @@
 //! Real calibration images (`--calib-images DIR`): PNG files turned into the detector's
-//! input exactly as the detector does it at run time (`detect::preprocess::Preprocess`:
+//! input exactly as the detector does it at run time (`imaging::preprocess::Preprocess`:
 //! 16-bit radiometric frames through the percentile AGC, grey replicated, letterboxed),
 //! so that post-training quantization on real data and zero-shot quantization are
 //! compared on equal terms.
 //!
-//! Accepted (`detect::image::read_png`): 8-bit grey, grey+alpha, RGB, RGBA and palette
+//! Accepted (`imaging::image::read_png`): 8-bit grey, grey+alpha, RGB, RGBA and palette
 //! PNGs, and 16-bit grey PNGs (radiometric counts, e.g. centikelvin as `zsq synth`
 //! writes them). Files are taken
 //! sorted by name. A data set root written by `zsq synth` (with `thermal16/`,
@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 use super::cache::hex;
 
 use super::ZsqError;
-use crate::detect::image::read_png;
-use crate::detect::preprocess::Preprocess;
+use crate::imaging::image::read_png;
+use crate::imaging::preprocess::Preprocess;
 
 /// What the model's input wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

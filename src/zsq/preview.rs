@@ -33,7 +33,7 @@ pub fn write_grid(images: ArrayView4<f32>, path: &Path) -> Result<(), ZsqError> 
             }
         }
     }
-    crate::detect::image::write_png(
+    crate::imaging::image::write_png(
         path,
         gw as u32,
         gh as u32,

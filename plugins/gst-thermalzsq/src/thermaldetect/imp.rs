@@ -17,13 +17,14 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
-use thermalzsq::detect::agc::{self, Agc, Histogram};
 use thermalzsq::detect::draw::{Style, draw_detections};
-use thermalzsq::detect::frame::{lower_half_counts, upper_half_image};
 use thermalzsq::detect::labels::read_labels_file;
 use thermalzsq::detect::report::FrameRecord;
-use thermalzsq::detect::{Detection, Detector, DetectorConfig, Frame, PixelFormat};
+use thermalzsq::detect::{DetectError, Detection, Detector, DetectorConfig};
 use thermalzsq::eval::{CocoGt, StreamEval};
+use thermalzsq::imaging::agc::{self, Agc, Histogram};
+use thermalzsq::imaging::frame::{lower_half_counts, upper_half_image};
+use thermalzsq::imaging::{Frame, PixelFormat};
 use thermalzsq::runtime::ProviderOptions;
 
 use super::{AgcMode, ExecutionProvider, InputLayout, Polarity};
@@ -135,10 +136,10 @@ impl Settings {
         }
     }
 
-    fn polarity(&self) -> thermalzsq::detect::preprocess::Polarity {
+    fn polarity(&self) -> thermalzsq::imaging::preprocess::Polarity {
         match self.polarity {
-            Polarity::WhiteHot => thermalzsq::detect::preprocess::Polarity::WhiteHot,
-            Polarity::BlackHot => thermalzsq::detect::preprocess::Polarity::BlackHot,
+            Polarity::WhiteHot => thermalzsq::imaging::preprocess::Polarity::WhiteHot,
+            Polarity::BlackHot => thermalzsq::imaging::preprocess::Polarity::BlackHot,
         }
     }
 
@@ -825,6 +826,7 @@ impl BaseTransformImpl for ThermalDetect {
                 info.height() as usize,
                 planes(&video.planes_data(), video.plane_stride()),
             )
+            .map_err(DetectError::from)
             .and_then(|frame| match settings.input_layout {
                 InputLayout::Full => detector.detect(&frame),
                 InputLayout::ThermalBottomHalf => detector.detect(&lower_half_counts(&frame)?),
