@@ -26,7 +26,8 @@ use thermalzsq::detect::{Detection, Detector, DetectorConfig, Frame, PixelFormat
 use thermalzsq::eval::{CocoGt, StreamEval};
 use thermalzsq::runtime::ProviderOptions;
 
-use super::{AgcMode, ExecutionProvider, InputLayout, Polarity};
+use super::{AgcMode, InputLayout, Polarity};
+use crate::enums::ExecutionProvider;
 use crate::modelevent::ModelAnnouncement;
 use crate::props::{filter_pad_templates, path_from, path_value};
 
@@ -403,6 +404,7 @@ impl ObjectSubclass for ThermalDetect {
 impl ObjectImpl for ThermalDetect {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let d = Settings::default();
             vec![
                 glib::ParamSpecString::builder("model")
                     .nick("Model")
@@ -419,7 +421,7 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("Minimum class confidence of a detection")
                     .minimum(0.0)
                     .maximum(1.0)
-                    .default_value(0.25)
+                    .default_value(d.conf_threshold)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecFloat::builder("iou-threshold")
@@ -427,24 +429,24 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("Non-maximum suppression: drop a box overlapping a better one of its class by more than this")
                     .minimum(0.0)
                     .maximum(1.0)
-                    .default_value(0.45)
+                    .default_value(d.iou_threshold)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("max-detections")
                     .nick("Maximum detections")
                     .blurb("Keep at most this many detections per frame, best first")
                     .minimum(1)
-                    .default_value(100)
+                    .default_value(d.max_detections)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("interval")
                     .nick("Interval")
                     .blurb("Run inference on every N-th frame; frames between reuse the last result")
                     .minimum(1)
-                    .default_value(1)
+                    .default_value(d.interval)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Auto)
+                glib::ParamSpecEnum::builder_with_default("execution-provider", d.execution_provider)
                     .nick("Execution provider")
                     .blurb("ONNX Runtime execution provider; auto tries tensorrt, cuda, cpu and warns which one runs, an explicit one that is unavailable is an error")
                     .mutable_ready()
@@ -453,13 +455,13 @@ impl ObjectImpl for ThermalDetect {
                     .nick("Device ID")
                     .blurb("GPU index for cuda and tensorrt")
                     .minimum(0)
-                    .default_value(0)
+                    .default_value(d.device_id)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("Threads")
                     .blurb("CPU threads for inference (0: one per core)")
-                    .default_value(0)
+                    .default_value(d.threads)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("trt-cache-dir")
@@ -470,10 +472,10 @@ impl ObjectImpl for ThermalDetect {
                 glib::ParamSpecBoolean::builder("trt-fp16")
                     .nick("TensorRT fp16")
                     .blurb("Let TensorRT use fp16 kernels where they are faster")
-                    .default_value(false)
+                    .default_value(d.trt_fp16)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("agc", AgcMode::Percentile)
+                glib::ParamSpecEnum::builder_with_default("agc", d.agc)
                     .nick("AGC")
                     .blurb("How 16-bit radiometric frames become the detector's 8-bit view (8-bit inputs are used as they are)")
                     .mutable_playing()
@@ -483,7 +485,7 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("agc=percentile: counts at or below this percentile become black")
                     .minimum(0.0)
                     .maximum(100.0)
-                    .default_value(1.0)
+                    .default_value(d.agc_low)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecDouble::builder("agc-high")
@@ -491,24 +493,24 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("agc=percentile: counts at or above this percentile become white")
                     .minimum(0.0)
                     .maximum(100.0)
-                    .default_value(99.0)
+                    .default_value(d.agc_high)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("agc-range-low")
                     .nick("AGC fixed low count")
                     .blurb("agc=fixed: raw count that becomes black")
                     .maximum(65535)
-                    .default_value(0)
+                    .default_value(d.agc_range_low)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("agc-range-high")
                     .nick("AGC fixed high count")
                     .blurb("agc=fixed: raw count that becomes white")
                     .maximum(65535)
-                    .default_value(65535)
+                    .default_value(d.agc_range_high)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("polarity", Polarity::WhiteHot)
+                glib::ParamSpecEnum::builder_with_default("polarity", d.polarity)
                     .nick("Polarity")
                     .blurb("Whether the camera shows hot as white or as black")
                     .mutable_playing()
@@ -516,13 +518,13 @@ impl ObjectImpl for ThermalDetect {
                 glib::ParamSpecBoolean::builder("draw")
                     .nick("Draw")
                     .blurb("Draw detection boxes into the frames")
-                    .default_value(true)
+                    .default_value(d.draw)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("draw-labels")
                     .nick("Draw labels")
                     .blurb("Write class and confidence above each box")
-                    .default_value(true)
+                    .default_value(d.draw_labels)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("box-thickness")
@@ -530,13 +532,13 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("Line width of drawn boxes in pixels")
                     .minimum(1)
                     .maximum(64)
-                    .default_value(2)
+                    .default_value(d.box_thickness)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
                     .blurb("Post a `thermaldetect` element message with the detections of every frame")
-                    .default_value(true)
+                    .default_value(d.post_messages)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("json-location")
@@ -547,7 +549,7 @@ impl ObjectImpl for ThermalDetect {
                 glib::ParamSpecBoolean::builder("output-agc")
                     .nick("Output AGC")
                     .blurb("Replace 16-bit frames by the AGC view the detector saw (scaled to 16 bits), so displays and encoders downstream show a picture; the radiometric counts are lost downstream")
-                    .default_value(false)
+                    .default_value(d.output_agc)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("annotations")
@@ -555,7 +557,7 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("COCO json of the stream's ground truth, images in frame order (as `zsq synth --recording` writes): at EOS the detections emitted are scored and a `thermaldetect-eval` message posted (mAP50-95, mAP50, per class, latency p50/p95, frames/s)")
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("input-layout", InputLayout::Full)
+                glib::ParamSpecEnum::builder_with_default("input-layout", d.input_layout)
                     .nick("Input layout")
                     .blurb("thermal-bottom-half: YUY2 frames whose lower half carries raw 16-bit counts (InfiRay P2 Pro, Topdon TC001); detection runs on the counts, boxes go on the upper image half")
                     .mutable_ready()
