@@ -4,6 +4,8 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod outputs;
+mod swap;
 
 glib::wrapper! {
     pub struct ThermalDetect(ObjectSubclass<imp::ThermalDetect>)
