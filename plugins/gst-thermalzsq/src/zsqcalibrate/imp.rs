@@ -29,9 +29,9 @@ use thermalzsq::zsq::pipeline::{
 };
 
 use super::{Loss, OnFailure, Precision, State};
+use crate::enums::ExecutionProvider;
 use crate::modelevent::ModelAnnouncement;
 use crate::props::{filter_pad_templates, path_from, path_value};
-use crate::thermaldetect::ExecutionProvider;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -400,7 +400,7 @@ impl ObjectImpl for ZsqCalibrate {
                 glib::ParamSpecUInt64::builder("seed")
                     .nick("Seed")
                     .blurb("Seed of the distillation (the same seed gives the same model)")
-                    .default_value(0)
+                    .default_value(d.seed)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("execution-provider", d.execution_provider)
@@ -411,13 +411,13 @@ impl ObjectImpl for ZsqCalibrate {
                 glib::ParamSpecBoolean::builder("force")
                     .nick("Force")
                     .blurb("Calibrate even when the cache has the model")
-                    .default_value(false)
+                    .default_value(d.force)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("block")
                     .nick("Block")
                     .blurb("Hold frames until the int8 model is ready (false: frames flow through the fp32 model meanwhile)")
-                    .default_value(false)
+                    .default_value(d.block)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("on-failure", d.on_failure)
