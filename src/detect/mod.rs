@@ -7,7 +7,7 @@ pub mod agc;
 pub mod decode;
 mod detector;
 pub mod draw;
-pub(crate) mod font;
+pub mod font;
 pub mod frame;
 pub mod image;
 pub mod labels;

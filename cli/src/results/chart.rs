@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::detect::font;
+use thermalzsq::detect::font;
 
 pub type Rgb = [u8; 3];
 
