@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use thermalzsq::detect::{Detector, DetectorConfig};
 use thermalzsq::onnx::Model;
-use thermalzsq::results::{Plan, ReportOptions, SynthSet, run_report as run_report_with};
 use thermalzsq::runtime::ProviderOptions;
 use thermalzsq::zsq::cache::{Cache, CacheOutcome, write_atomically};
 use thermalzsq::zsq::pipeline::{
@@ -19,6 +18,8 @@ use thermalzsq::zsq::pipeline::{
 use thermalzsq::zsq::qparams::Precision;
 use thermalzsq::zsq::report::QuantizeReport;
 use thermalzsq::{eval, synth};
+use zsq::figure;
+use zsq::results::{Plan, ReportOptions, SynthSet, run_report as run_report_with};
 
 #[derive(Parser)]
 #[command(
@@ -338,7 +339,7 @@ fn draw_figures(
     for image in &gt.images {
         let frame = thermalzsq::imaging::image::read_png(&images.join(&image.file_name))
             .map_err(|e| e.to_string())?;
-        let (w, h, rgb) = eval::figure::render(&frame, image.id, gt, dets, 0.25);
+        let (w, h, rgb) = figure::render(&frame, image.id, gt, dets, 0.25);
         let out = dir.join(Path::new(&image.file_name).with_extension("png"));
         thermalzsq::imaging::image::write_png(
             &out,

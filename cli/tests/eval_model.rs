@@ -50,7 +50,7 @@ fn dataset(dir: &Path, shift_last: bool) -> PathBuf {
 }
 
 fn fixture_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/hotspot_v8.onnx")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/hotspot_v8.onnx")
 }
 
 /// `zsq eval --coco GT --model MODEL --images DIR` and `extra` arguments.
