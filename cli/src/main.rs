@@ -15,7 +15,7 @@ use thermalzsq::zsq::pipeline::{
     CalibrationSource, DistillSettings, Progress, QuantizeSettings, Stage, quantize,
     quantize_cached,
 };
-use thermalzsq::zsq::qparams::Precision;
+use thermalzsq::zsq::qparams::{Precision, cpu_saturates_int8};
 use thermalzsq::zsq::report::QuantizeReport;
 use thermalzsq::{eval, synth};
 use zsq::figure;
@@ -135,6 +135,10 @@ struct QuantizeArgs {
     /// Optimise one grey channel broadcast to three (default: for thermal models).
     #[arg(long, value_name = "auto|on|off", default_value = "auto")]
     thermal_prior: String,
+    /// Weights on 7 bits: for CPUs whose int8 kernels saturate (x86 without VNNI).
+    /// auto: on for u8s8 when this CPU is one of them; off for s8s8 (TensorRT).
+    #[arg(long, value_name = "auto|on|off", default_value = "auto")]
+    reduce_range: String,
     /// ONNX Runtime intra-op threads (0: one per core).
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
@@ -389,8 +393,19 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
             ));
         }
     };
+    let precision: Precision = args.precision.parse().map_err(|e| text(&e))?;
+    let reduce_range = match args.reduce_range.as_str() {
+        "auto" => precision == Precision::U8S8 && cpu_saturates_int8(),
+        "on" => true,
+        "off" => false,
+        other => {
+            return Err(format!(
+                "unknown --reduce-range `{other}` (expected auto, on or off)"
+            ));
+        }
+    };
     let settings = QuantizeSettings {
-        precision: args.precision.parse().map_err(|e| text(&e))?,
+        precision,
         observer: args.observer.parse().map_err(|e| text(&e))?,
         source: match &args.calib_images {
             Some(dir) => CalibrationSource::ImageDir {
@@ -413,6 +428,7 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
             ..ProviderOptions::default()
         },
         preview: args.preview.clone(),
+        reduce_range,
         ..QuantizeSettings::default()
     };
     let model = Model::load(&args.model).map_err(|e| text(&e))?;

@@ -21,8 +21,10 @@ use super::cache::{Cache, CacheKey, CacheOutcome, sha256_hex};
 use super::calibrate::{Calibration, CalibrationOptions, Observer, calibrate};
 use super::distill::{DistillOptions, distill};
 use super::images::{ImageInput, images_digest, load_calibration_images};
-use super::qparams::{Precision, QParams, Range};
-use super::quantize::{QdqPlan, fold_batch_norms, insert_qdq, plan_qdq};
+use super::qparams::{Precision, QParams, Range, cpu_saturates_int8};
+use super::quantize::{
+    QdqPlan, fold_batch_norms, insert_qdq, insert_qdq_with_weights, plan_qdq, reduced_range_weights,
+};
 use super::report::{
     CheckReport, DistillationReport, FoldReport, ModelReport, OutputAgreement, QuantizeReport,
     RangeReport, SettingsReport, StageTiming, cosine, runtime_op_counts,
@@ -137,6 +139,9 @@ pub struct QuantizeSettings {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Write a PNG grid of the calibration images here (not part of the cache key).
     pub preview: Option<PathBuf>,
+    /// Weights on 7 bits instead of 8, for CPUs whose int8 kernels saturate
+    /// ([`cpu_saturates_int8`]); the default is whether this CPU does.
+    pub reduce_range: bool,
 }
 
 impl QuantizeSettings {
@@ -159,6 +164,7 @@ impl Default for QuantizeSettings {
             check_images: 4,
             cancel: None,
             preview: None,
+            reduce_range: cpu_saturates_int8(),
         }
     }
 }
@@ -174,6 +180,10 @@ impl QuantizeSettings {
             format!("observer={}", canonical_observer(self.observer)),
             format!("source={}", self.source.kind()),
         ];
+        // Only when set, so that keys made before the setting existed stay valid.
+        if self.reduce_range {
+            lines.push("reduce_range=true".into());
+        }
         match &self.source {
             CalibrationSource::ZeroShot => {
                 let d = &self.distill;
@@ -582,7 +592,13 @@ impl<'a> Run<'a> {
             .map(|(t, r)| (t.clone(), r.range))
             .collect();
         let mut quantized = folded.clone();
-        self.report.placement = insert_qdq(&mut quantized, plan, &ranges, precision)?;
+        self.report.placement = if self.settings.reduce_range {
+            insert_qdq_with_weights(&mut quantized, plan, &ranges, precision, &mut |layer, w| {
+                Some(reduced_range_weights(layer, w))
+            })?
+        } else {
+            insert_qdq(&mut quantized, plan, &ranges, precision)?
+        };
         let groups = plan.group_ranges(&ranges)?;
         self.report.ranges = plan
             .activations
@@ -601,7 +617,7 @@ impl<'a> Run<'a> {
                 }
             })
             .collect();
-        let stamp = serde_json::json!({
+        let mut stamp = serde_json::json!({
             "precision": precision.name(),
             "observer": self.settings.observer.to_string(),
             "calibration": self.settings.source.kind(),
@@ -609,6 +625,9 @@ impl<'a> Run<'a> {
             "source_sha256": self.report.model.sha256,
             "thermalzsq": env!("CARGO_PKG_VERSION"),
         });
+        if self.settings.reduce_range {
+            stamp["weight_bits"] = 7.into();
+        }
         quantized.set_metadata("thermalzsq.quantized", &stamp.to_string());
         Ok(quantized)
     }

@@ -23,34 +23,47 @@ fn golden_path() -> PathBuf {
         .join("tests/fixtures/pin/golden.json")
 }
 
-/// The CPU features that select ONNX Runtime's x86 kernels (empty elsewhere), e.g.
-/// "avx2 fma" or "avx2 avx512bw avx512f avx512vl avx512_vnni fma".
+/// The CPU vendor and the features that select ONNX Runtime's x86 kernels (empty
+/// elsewhere), e.g. "x86_64 AuthenticAMD avx2 fma". Read with CPUID, as MLAS reads them.
+/// The vendor is part of it because approximate instructions (`rcpps`, `rsqrtps`) round
+/// differently on AMD and Intel; an emulator (`qemu-x86_64 -cpu Haswell`) differs from
+/// both and must not be recorded.
 pub fn isa() -> String {
-    const SELECTING: [&str; 9] = [
-        "avx2",
-        "fma",
-        "avx512f",
-        "avx512bw",
-        "avx512vl",
-        "avx512_vnni",
-        "avx_vnni",
-        "amx_int8",
-        "asimd",
-    ];
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let flags: Vec<&str> = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("flags") || l.starts_with("Features"))
-        .and_then(|l| l.split(':').nth(1))
-        .map(|f| f.split_whitespace().collect())
-        .unwrap_or_default();
-    let mut have: Vec<&str> = SELECTING
-        .iter()
-        .copied()
-        .filter(|f| flags.contains(f))
-        .collect();
-    have.sort_unstable();
-    format!("{} {}", std::env::consts::ARCH, have.join(" "))
+    #[cfg(target_arch = "x86_64")]
+    let vendor = {
+        let id = std::arch::x86_64::__cpuid(0);
+        let bytes: Vec<u8> = [id.ebx, id.edx, id.ecx]
+            .iter()
+            .flat_map(|r| r.to_le_bytes())
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let vendor = String::new();
+    #[cfg(target_arch = "x86_64")]
+    let have: Vec<&str> = [
+        // CPUID leaf 7, EDX bit 25 (the detection macro of this is not stable yet).
+        (
+            "amx_int8",
+            std::arch::x86_64::__cpuid_count(7, 0).edx & (1 << 25) != 0,
+        ),
+        ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+        (
+            "avx512_vnni",
+            std::arch::is_x86_feature_detected!("avx512vnni"),
+        ),
+        ("avx512bw", std::arch::is_x86_feature_detected!("avx512bw")),
+        ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+        ("avx512vl", std::arch::is_x86_feature_detected!("avx512vl")),
+        ("avx_vnni", std::arch::is_x86_feature_detected!("avxvnni")),
+        ("fma", std::arch::is_x86_feature_detected!("fma")),
+    ]
+    .into_iter()
+    .filter_map(|(name, present)| present.then_some(name))
+    .collect();
+    #[cfg(not(target_arch = "x86_64"))]
+    let have: Vec<&str> = Vec::new();
+    format!("{} {vendor} {}", std::env::consts::ARCH, have.join(" "))
 }
 
 /// Checks `digest` (what `name` produced on this run) against the golden file.

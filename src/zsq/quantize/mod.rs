@@ -17,4 +17,4 @@ pub use fold::{FoldSummary, fold_batch_norms};
 pub use ops::{OpClass, op_class};
 pub use plan::{LayerInfo, QdqPlan, plan_qdq};
 pub use rewrite::{QdqSummary, insert_qdq, insert_qdq_with_weights};
-pub use weights::{LayerWeights, quantize_weight};
+pub use weights::{LayerWeights, quantize_weight, reduced_range_weights};

@@ -7,7 +7,7 @@ use ndarray::{ArrayD, Axis};
 use super::plan::LayerInfo;
 use crate::onnx::{DataType, NodeProto, TensorProto};
 use crate::zsq::ZsqError;
-use crate::zsq::qparams::{Precision, QParams, Range};
+use crate::zsq::qparams::{Precision, QParams, REDUCED_WEIGHT_MAX, Range};
 
 /// A layer's integer weights chosen by the caller instead of the int8 default:
 /// values (shaped like the weight) on a per-channel scale along the layer's weight
@@ -66,7 +66,7 @@ pub(super) fn encode_layer(
             (chosen.values, chosen.scales, chosen.range)
         }
         None => {
-            let (q, s) = quantize_weight(w, layer.weight_axis);
+            let (q, s) = quantize_weight(w, layer.weight_axis, 127);
             (q, s, (-127, 127))
         }
     };
@@ -89,15 +89,16 @@ pub(super) fn encode_layer(
         clamped_channels,
     })
 }
-/// Int8 weights, symmetric per channel along `axis`: `s_c = max|w_c| / 127`,
-/// `q = round(w / s_c)` (ties to even, as QuantizeLinear rounds) in −127..=127.
-pub fn quantize_weight(w: &ArrayD<f32>, axis: usize) -> (ArrayD<i8>, Vec<f32>) {
+/// Int8 weights, symmetric per channel along `axis`: `s_c = max|w_c| / qmax`,
+/// `q = round(w / s_c)` (ties to even, as QuantizeLinear rounds) in −qmax..=qmax.
+pub fn quantize_weight(w: &ArrayD<f32>, axis: usize, qmax: i8) -> (ArrayD<i8>, Vec<f32>) {
+    let qmax = f32::from(qmax);
     let scales: Vec<f32> = w
         .axis_iter(Axis(axis))
         .map(|c| {
             let amax = c.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             if amax > 0.0 && amax.is_finite() {
-                amax / 127.0
+                amax / qmax
             } else {
                 1.0
             }
@@ -111,10 +112,21 @@ pub fn quantize_weight(w: &ArrayD<f32>, axis: usize) -> (ArrayD<i8>, Vec<f32>) {
     {
         let s = scales[c];
         qc.zip_mut_with(&wc, |q, &v| {
-            *q = (v / s).round_ties_even().clamp(-127.0, 127.0) as i8
+            *q = (v / s).round_ties_even().clamp(-qmax, qmax) as i8
         });
     }
     (q, scales)
+}
+
+/// A layer's weights on the reduced 7-bit grid, for CPUs whose int8 kernels saturate
+/// ([`crate::zsq::qparams::cpu_saturates_int8`]).
+pub fn reduced_range_weights(layer: &LayerInfo, w: &ArrayD<f32>) -> LayerWeights {
+    let (values, scales) = quantize_weight(w, layer.weight_axis, REDUCED_WEIGHT_MAX);
+    LayerWeights {
+        values,
+        scales,
+        range: (-REDUCED_WEIGHT_MAX, REDUCED_WEIGHT_MAX),
+    }
 }
 /// Int32 bias with scale `s_in·s_w[c]`, zero point 0. A channel whose bias would not
 /// fit in int32 gets a larger weight scale (returned in the list, to requantize).
@@ -216,14 +228,17 @@ mod tests {
     fn weights_are_symmetric_per_channel() {
         let w =
             ndarray::arr2(&[[0.5f32, -1.0, 0.25], [0.0, 0.0, 0.0], [3.0, 1.5, -3.0]]).into_dyn();
-        let (q, s) = quantize_weight(&w, 0);
+        let (q, s) = quantize_weight(&w, 0, 127);
         assert_eq!(s[0], 1.0 / 127.0);
         assert_eq!(s[1], 1.0, "an all-zero channel gets a harmless scale");
         assert_eq!(q.row_view(0), [64, -127, 32]);
         assert_eq!(q.row_view(2), [127, 64, -127]);
-        let (_, s) = quantize_weight(&w, 1);
+        let (_, s) = quantize_weight(&w, 1, 127);
         assert_eq!(s.len(), 3);
         assert_eq!(s[2], 3.0 / 127.0);
+        let (q, s) = quantize_weight(&w, 0, REDUCED_WEIGHT_MAX);
+        assert_eq!(s[2], 3.0 / 63.0);
+        assert_eq!(q.row_view(2), [63, 32, -63], "31.5 rounds to even");
     }
 
     trait RowView {

@@ -106,6 +106,13 @@ impl Settings {
                 ..Default::default()
             },
             cancel: Some(cancel),
+            // 7-bit weights only where this CPU will run the model (a GPU's int8 does
+            // not saturate).
+            reduce_range: defaults.reduce_range
+                && matches!(
+                    self.execution_provider,
+                    ExecutionProvider::Auto | ExecutionProvider::Cpu
+                ),
             ..defaults
         })
     }
