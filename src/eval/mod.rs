@@ -17,6 +17,7 @@ mod detector;
 pub mod figure;
 mod iou;
 mod matching;
+mod mot;
 mod report;
 mod stream;
 
@@ -30,6 +31,9 @@ pub use detector::{
     read_detections,
 };
 pub use iou::box_iou;
+pub use mot::{
+    MotBox, MotSummary, evaluate_mot, parse_mot_ground_truth, parse_mot_hypotheses,
+};
 pub use report::{ClassAp, EvalResult};
 pub use stream::{StreamEval, StreamReport};
 
