@@ -165,14 +165,15 @@ impl<'a> ShortestPaths<'a> {
 
     fn update_duals(&mut self, row: usize, min_val: f64) {
         self.u[row] += min_val;
-        for i in 0..self.rows {
+        for (i, u) in self.u.iter_mut().enumerate() {
             if self.seen_rows[i] && i != row {
-                self.u[i] += min_val - self.shortest[self.col4row[i]];
+                *u += min_val - self.shortest[self.col4row[i]];
             }
         }
-        for j in 0..self.cols {
-            if self.seen_cols[j] {
-                self.v[j] -= min_val - self.shortest[j];
+        let seen = self.seen_cols.iter().zip(&self.shortest);
+        for (v, (&seen, &shortest)) in self.v.iter_mut().zip(seen) {
+            if seen {
+                *v -= min_val - shortest;
             }
         }
     }
