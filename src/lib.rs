@@ -10,4 +10,5 @@ pub mod onnx;
 pub mod results;
 pub mod runtime;
 pub mod synth;
+pub mod track;
 pub mod zsq;
