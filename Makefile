@@ -52,7 +52,7 @@ test: deps ortlib
 ## out/report/, so a rerun only recomputes what changed). REPORT_ARGS=--full for every
 ## measurement on every model, --fresh to recompute.
 report: deps ortlib
-	cargo run --release --bin zsq -- report $(REPORT_ARGS)
+	cargo run --release -p zsq -- report $(REPORT_ARGS)
 
 bench: deps ortlib
 	cargo bench --workspace

@@ -21,7 +21,7 @@ use thermalzsq::runtime::ProviderOptions;
 use thermalzsq::zsq::calibrate::Observer;
 use thermalzsq::zsq::images::test_pattern;
 use thermalzsq::zsq::pipeline::{CalibrationSource, QuantizeSettings, image_input, quantize};
-use thermalzsq::zsq::quantize::Precision;
+use thermalzsq::zsq::qparams::Precision;
 use thermalzsq::zsq::report::runtime_op_counts;
 
 fn model_path() -> PathBuf {

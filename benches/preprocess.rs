@@ -2,9 +2,9 @@
 //! letterbox resample into a 3x320x320 input. Run: `cargo bench --bench preprocess`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use thermalzsq::detect::frame::encode_grey;
-use thermalzsq::detect::preprocess::Preprocess;
-use thermalzsq::detect::{Frame, PixelFormat};
+use thermalzsq::imaging::frame::encode_grey;
+use thermalzsq::imaging::preprocess::Preprocess;
+use thermalzsq::imaging::{Frame, PixelFormat};
 
 fn bench(c: &mut Criterion) {
     let (w, h) = (640, 512);

@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use thermalzsq::detect::{Detection, Detector, DetectorConfig, Frame, PixelFormat};
+use thermalzsq::detect::{Detection, Detector, DetectorConfig};
+use thermalzsq::imaging::{Frame, PixelFormat};
 use thermalzsq::onnx::Model;
 use thermalzsq::synth::Scene;
 use thermalzsq::zsq::bn::find_bn_layers;

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use thermalzsq::detect::decode::OutputLayout;
-use thermalzsq::detect::frame::encode_grey;
-use thermalzsq::detect::{Detection, Detector, DetectorConfig, Frame, PixelFormat};
+use thermalzsq::detect::{Detection, Detector, DetectorConfig};
+use thermalzsq::imaging::frame::encode_grey;
+use thermalzsq::imaging::{Frame, PixelFormat};
 
 fn model(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -174,7 +175,7 @@ fn auto_provider_falls_back_to_the_cpu_and_says_why() {
 
 #[test]
 fn p2pro_frames_detect_on_the_radiometric_lower_half() {
-    use thermalzsq::detect::frame::{lower_half_counts, upper_half_image};
+    use thermalzsq::imaging::frame::{lower_half_counts, upper_half_image};
     // 640x1024 YUY2: upper half an 8-bit image (flat grey), lower half 16-bit counts
     // with the scene (hot and cold squares) in 1/64 K.
     let (w, h) = (640usize, 512usize);

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use thermalzsq::detect::preprocess::Preprocess;
-use thermalzsq::detect::{Frame, PixelFormat};
+use thermalzsq::imaging::preprocess::Preprocess;
+use thermalzsq::imaging::{Frame, PixelFormat};
 
 fn check(name: &str, (w, h): (usize, usize), (in_w, in_h): (usize, usize)) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/preprocess");

@@ -2,26 +2,26 @@
 //! MobileNet): ONNX Runtime loads every output in both profiles, s8s8 has only zero
 //! zero points, the tail stays float, BN folding keeps the float outputs, int8 agrees
 //! with fp32, ONNX Runtime fuses the body into integer kernels; real-image calibration;
-//! the cache; and the `zsq quantize` command line.
+//! the cache. (The `zsq quantize` command line is tested in cli/tests/quantize.rs.)
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::Array4;
 use ort::value::TensorRef;
 use thermalzsq::onnx::{DataType, GraphProto, Model, NodeBuilder, ValueInfoProto};
 use thermalzsq::runtime::{ProviderOptions, load_session_from_memory};
-use thermalzsq::zsq::cache::{Cache, CacheKey};
+use thermalzsq::zsq::ZsqError;
+use thermalzsq::zsq::cache::{Cache, CacheOutcome, sha256_hex};
 use thermalzsq::zsq::calibrate::Observer;
 use thermalzsq::zsq::images::test_pattern;
 use thermalzsq::zsq::pipeline::{
     CalibrationSource, QuantizeSettings, Quantized, cache_key, image_input, quantize,
     quantize_cached,
 };
-use thermalzsq::zsq::quantize::{Precision, QuantizeError, fold_batch_norms, plan_qdq};
+use thermalzsq::zsq::qparams::Precision;
+use thermalzsq::zsq::quantize::{fold_batch_norms, plan_qdq};
 use thermalzsq::zsq::report::runtime_op_counts;
 
 fn fixture(name: &str) -> PathBuf {
@@ -430,7 +430,7 @@ fn unsupported_models_are_clear_errors() {
     // Zero-shot needs BN.
     let model = Model::load(fixture("no_bn.onnx")).unwrap();
     let err = quantize(&model, &QuantizeSettings::default(), &mut |_| {}).unwrap_err();
-    assert!(matches!(err, QuantizeError::Model(_)), "{err:?}");
+    assert!(matches!(err, ZsqError::NoBatchNorm), "{err:?}");
     assert!(err.to_string().contains("BatchNormalization"), "{err}");
 }
 
@@ -552,17 +552,24 @@ fn the_cache_hits_misses_and_heals() {
         check_images: 1,
         ..settings(&model, Precision::U8S8, Observer::MinMax)
     };
-    let (entry, hit) = quantize_cached(&cache, &model, &s, &mut |_| {}).unwrap();
-    assert!(!hit);
+    let CacheOutcome::Made(entry) = quantize_cached(&cache, &model, &s, &mut |_| {}).unwrap()
+    else {
+        panic!("an empty cache quantizes");
+    };
     let key = cache_key(&model, &s).unwrap();
     assert_eq!(entry.model, cache.paths(&key).0);
+    assert_eq!(
+        entry.output_sha256(),
+        sha256_hex(&std::fs::read(&entry.model).unwrap())
+    );
     assert!(
         entry.report_json["ranges"]
             .as_array()
             .is_some_and(|r| !r.is_empty())
     );
-    let (again, hit) = quantize_cached(&cache, &model, &s, &mut |_| {}).unwrap();
-    assert!(hit);
+    let CacheOutcome::Hit(again) = quantize_cached(&cache, &model, &s, &mut |_| {}).unwrap() else {
+        panic!("the second call hits");
+    };
     assert_eq!(again.model, entry.model);
     // Another setting is another key.
     let other = QuantizeSettings {
@@ -596,49 +603,12 @@ fn the_cache_hits_misses_and_heals() {
     assert!(cache.lookup(&key).is_none());
     assert!(!entry.model.exists() && !entry.report.exists());
     // A damaged report too.
-    let (entry, hit) = quantize_cached(&cache, &model, &s, &mut |_| {}).unwrap();
-    assert!(!hit);
+    let CacheOutcome::Made(entry) = quantize_cached(&cache, &model, &s, &mut |_| {}).unwrap()
+    else {
+        panic!("a removed entry is made again");
+    };
     std::fs::write(&entry.report, b"{ not json").unwrap();
     assert!(cache.lookup(&key).is_none());
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn concurrent_writers_make_one_entry() {
-    let dir = temp_dir("cache-race");
-    let cache = Cache::open(&dir).unwrap();
-    let model_bytes = std::fs::read(fixture("resnet_tiny.onnx")).unwrap();
-    let key = CacheKey::new(&model_bytes, "precision=u8s8\nobserver=minmax");
-    let made = AtomicUsize::new(0);
-    let results: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..2)
-            .map(|_| {
-                scope.spawn(|| {
-                    Cache::open(&dir).unwrap().get_or_create(&key, || {
-                        made.fetch_add(1, Ordering::SeqCst);
-                        // Long enough for the other thread to block on the lock.
-                        std::thread::sleep(std::time::Duration::from_millis(300));
-                        Ok((model_bytes.clone(), serde_json::json!({ "what": "test" })))
-                    })
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap().unwrap())
-            .collect()
-    });
-    assert_eq!(made.load(Ordering::SeqCst), 1, "created once");
-    assert_eq!(results.iter().filter(|(_, hit)| *hit).count(), 1);
-    let entry = cache.lookup(&key).expect("a valid entry");
-    assert_eq!(std::fs::read(&entry.model).unwrap(), model_bytes);
-    assert_eq!(entry.report_json["what"], "test");
-    let leftovers: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -648,133 +618,8 @@ fn an_unusable_cache_directory_is_an_error_to_degrade_from() {
     let file = dir.join("a-file");
     std::fs::write(&file, b"x").unwrap();
     let err = Cache::open(file.join("cache")).unwrap_err();
-    assert!(matches!(err, QuantizeError::Cache(_)), "{err:?}");
+    assert!(matches!(err, ZsqError::Cache(_)), "{err:?}");
     assert!(err.to_string().contains("not usable"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn zsq(args: &[&str], cache: &Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_zsq"))
-        .args(args)
-        .env("XDG_CACHE_HOME", cache)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The error line of a failed run (ONNX Runtime may log warnings before it).
-fn error_line(stderr: &str) -> &str {
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("zsq: error:"))
-        .collect();
-    assert_eq!(errors.len(), 1, "one error line: {stderr}");
-    errors[0]
-}
-
-#[test]
-fn the_command_line_quantizes_and_reports() {
-    let dir = temp_dir("cli");
-    let data = synth_dataset("cli-data", 3);
-    let model = fixture("yolov8_c2f_dfl.onnx");
-    let out = dir.join("int8.onnx");
-    let report = dir.join("r.json");
-    let args = [
-        "quantize",
-        model.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--calib-images",
-        data.to_str().unwrap(),
-        "--calib-count",
-        "3",
-        "--observer",
-        "entropy",
-        "--threads",
-        "2",
-        "--report",
-        report.to_str().unwrap(),
-    ];
-    let (ok, stdout, stderr) = zsq(&args, &dir.join("xdg"));
-    assert!(ok, "{stderr}");
-    assert!(
-        stdout.contains("u8s8, observer entropy, 3 real images"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("QLinearConv"), "{stdout}");
-    assert!(
-        stderr.contains("calibrate: 6/6"),
-        "progress on stderr: {stderr}"
-    );
-    let q = Model::load(&out).unwrap();
-    load_session_from_memory(&q.to_bytes(), &ProviderOptions::default()).unwrap();
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    assert!(r["ranges"].as_array().unwrap().len() > 50);
-    assert!(
-        r["timings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["stage"] == "calibrate")
-    );
-    assert!(r["check"]["outputs"][0]["cosine"].as_f64().unwrap() > 0.99);
-    // The same again comes from the cache under XDG_CACHE_HOME.
-    let (ok, stdout, _) = zsq(&args, &dir.join("xdg"));
-    assert!(ok && stdout.contains("from the cache"), "{stdout}");
-    assert!(dir.join("xdg/thermalzsq").is_dir());
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(&data);
-}
-
-#[test]
-fn the_command_line_names_bad_input() {
-    let dir = temp_dir("cli-bad");
-    let xdg = dir.join("xdg");
-    let out = dir.join("o.onnx");
-    let o = out.to_str().unwrap();
-    let run = |model: &Path, extra: &[&str]| {
-        let mut args = vec!["quantize", model.to_str().unwrap(), "-o", o];
-        args.extend_from_slice(extra);
-        let (ok, _, stderr) = zsq(&args, &xdg);
-        assert!(!ok, "{args:?} should fail");
-        error_line(&stderr).to_string()
-    };
-    // A model without BN, zero-shot.
-    let e = run(&fixture("no_bn.onnx"), &[]);
-    assert!(e.contains("no BatchNormalization"), "{e}");
-    // A truncated file.
-    let bytes = std::fs::read(fixture("resnet_tiny.onnx")).unwrap();
-    let truncated = dir.join("truncated.onnx");
-    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
-    let e = run(&truncated, &[]);
-    assert!(
-        e.contains("truncated.onnx") && e.contains("truncated"),
-        "{e}"
-    );
-    // A non-image input.
-    let mut model = Model::load(fixture("resnet_tiny.onnx")).unwrap();
-    model.graph_mut().input[0] = ValueInfoProto::tensor("images", DataType::Float, Some(&[1, 16]));
-    let flat = dir.join("flat.onnx");
-    model.save(&flat).unwrap();
-    let e = run(&flat, &[]);
-    assert!(e.contains("not an image"), "{e}");
-    // A missing file, bad settings, no images.
-    let e = run(&dir.join("missing.onnx"), &[]);
-    assert!(e.contains("missing.onnx"), "{e}");
-    let e = run(&fixture("resnet_tiny.onnx"), &["--observer", "max"]);
-    assert!(e.contains("unknown observer"), "{e}");
-    let e = run(&fixture("resnet_tiny.onnx"), &["--precision", "int4"]);
-    assert!(e.contains("unknown precision"), "{e}");
-    let e = run(
-        &fixture("resnet_tiny.onnx"),
-        &["--calib-images", dir.to_str().unwrap()],
-    );
-    assert!(e.contains("no PNG images"), "{e}");
-    assert!(!out.exists(), "nothing written on failure");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -932,7 +777,7 @@ fn zero_shot_distills_then_quantizes() {
     assert_eq!(d.loss_per_iteration.len(), 30);
     assert!(d.thermal_prior, "the fixture says thermal");
     assert!(q.report.timings.iter().any(|t| t.stage == "distill"));
-    let grid = thermalzsq::detect::image::read_png(&preview).unwrap();
+    let grid = thermalzsq::imaging::image::read_png(&preview).unwrap();
     assert_eq!(grid.width % 64, grid.width - 2 * 64, "{}", grid.width);
     let other = QuantizeSettings {
         distill: DistillSettings {
@@ -945,34 +790,6 @@ fn zero_shot_distills_then_quantizes() {
         cache_key(&model, &s).unwrap(),
         cache_key(&model, &other).unwrap()
     );
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn the_command_line_quantizes_zero_shot() {
-    let dir = temp_dir("cli-zero-shot");
-    let model = fixture("yolov8_scenes.onnx");
-    let out = dir.join("int8.onnx");
-    let args = [
-        "quantize",
-        model.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--batch",
-        "2",
-        "--iterations",
-        "6",
-        "--threads",
-        "2",
-    ];
-    let (ok, stdout, stderr) = zsq(&args, &dir.join("xdg"));
-    assert!(ok, "{stderr}");
-    assert!(
-        stdout.contains("observer minmax, 2 zero-shot images"),
-        "{stdout}"
-    );
-    assert!(stderr.contains("distill"), "{stderr}");
-    Model::load(&out).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
 

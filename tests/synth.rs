@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use thermalzsq::detect::agc::percentile_stretch;
 use thermalzsq::eval::CocoGt;
+use thermalzsq::imaging::agc::percentile_stretch;
 use thermalzsq::synth::{Class, DatasetSpec, Recording, RecordingFormat, Scene, write_dataset};
 
 const W: u32 = 640;

@@ -1,8 +1,8 @@
-"""Generates src/detect/font.rs: the 6x11 bitmap font used to draw labels.
+"""Generates src/imaging/font.rs: the 6x11 bitmap font used to draw labels.
 
 The glyphs are Pillow's built-in bitmap font (ImageFont.load_default_imagefont(),
 HPND licence), rasterised once so the element needs no font files at run time.
-Run: python3 tools/gen_font.py > src/detect/font.rs && cargo fmt
+Run: python3 tools/gen_font.py > src/imaging/font.rs && cargo fmt
 """
 from PIL import Image, ImageDraw, ImageFont
 

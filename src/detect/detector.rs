@@ -5,12 +5,12 @@ use std::path::Path;
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use super::agc::Agc;
 use super::decode::{Candidate, OutputLayout, decode, nms};
-use super::frame::FrameRef;
 use super::labels::{label_of, parse_names};
-use super::preprocess::{Letterbox, Polarity, Preprocess};
 use super::{DetectError, Detection};
+use crate::imaging::agc::Agc;
+use crate::imaging::frame::FrameRef;
+use crate::imaging::preprocess::{Letterbox, Polarity, Preprocess};
 use crate::runtime::{
     LoadedSession, ModelInfo, Provider, ProviderOptions, load_session, load_session_from_memory,
 };

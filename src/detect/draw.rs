@@ -1,12 +1,14 @@
-//! Drawing boxes and labels into frames in place, in every supported pixel format.
+//! Detections drawn into frames in place: a box and a "label confidence" tag each, with
+//! the pixel primitives of [`crate::imaging::draw`].
 //!
 //! Colour frames get a colour per class; grey frames (thermal) get white boxes with
 //! black text, the only ink that stays visible on both hot and cold backgrounds.
 //! 16-bit frames are drawn at full scale (65535 / 0).
 
 use super::Detection;
-use super::font;
-use super::frame::{FrameMut, PixelFormat};
+use crate::imaging::draw::{fill, luma, outline, write_text};
+use crate::imaging::font;
+use crate::imaging::frame::{FrameMut, PixelFormat};
 
 /// How detections are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,128 +84,10 @@ pub fn draw_detections(frame: &mut FrameMut, detections: &[Detection], style: &S
     }
 }
 
-/// Draws plain boxes (`[x0, y0, x1, y1]`, frame pixels) in one colour: ground truth
-/// beside detections in figures.
-pub fn draw_boxes(frame: &mut FrameMut, boxes: &[[f32; 4]], rgb: [u8; 3], thickness: usize) {
-    for b in boxes {
-        outline(frame, b.map(|v| v.round() as i64), thickness as i64, rgb);
-    }
-}
-
-/// A `t`-pixel frame drawn just outside the box `[x0, y0, x1, y1]`.
-fn outline(frame: &mut FrameMut, [x0, y0, x1, y1]: [i64; 4], t: i64, ink: [u8; 3]) {
-    fill(frame, x0 - t, y0 - t, x1 + t, y0, ink);
-    fill(frame, x0 - t, y1, x1 + t, y1 + t, ink);
-    fill(frame, x0 - t, y0, x0, y1, ink);
-    fill(frame, x1, y0, x1 + t, y1, ink);
-}
-
-fn luma([r, g, b]: [u8; 3]) -> u8 {
-    ((299 * r as u32 + 587 * g as u32 + 114 * b as u32) / 1000) as u8
-}
-
-fn write_text(frame: &mut FrameMut, x: i64, y: i64, text: &str, scale: i64, ink: [u8; 3]) {
-    for (i, c) in text.chars().enumerate() {
-        let gx = x + (i * font::WIDTH) as i64 * scale;
-        for (row, bits) in font::glyph(c).iter().enumerate() {
-            for col in 0..font::WIDTH {
-                if bits & (1 << (font::WIDTH - 1 - col)) != 0 {
-                    let px = gx + col as i64 * scale;
-                    let py = y + row as i64 * scale;
-                    fill(frame, px, py, px + scale, py + scale, ink);
-                }
-            }
-        }
-    }
-}
-
-/// BT.601 limited-range Y, U, V of an RGB colour.
-fn rgb_to_yuv([r, g, b]: [u8; 3]) -> [u8; 3] {
-    let (r, g, b) = (r as f32, g as f32, b as f32);
-    let y = 16.0 + 0.256_788 * r + 0.504_129 * g + 0.097_906 * b;
-    let u = 128.0 - 0.148_223 * r - 0.290_993 * g + 0.439_216 * b;
-    let v = 128.0 + 0.439_216 * r - 0.367_788 * g - 0.071_427 * b;
-    [y, u, v].map(|c| c.round().clamp(0.0, 255.0) as u8)
-}
-
-/// Paints the rectangle `[x0, x1) × [y0, y1)`, clipped to the frame.
-fn fill(frame: &mut FrameMut, x0: i64, y0: i64, x1: i64, y1: i64, rgb: [u8; 3]) {
-    let clip = |v: i64, max: usize| v.clamp(0, max as i64) as usize;
-    let (x0, x1) = (clip(x0, frame.width), clip(x1, frame.width));
-    let (y0, y1) = (clip(y0, frame.height), clip(y1, frame.height));
-    if x0 >= x1 || y0 >= y1 {
-        return;
-    }
-    let format = frame.format;
-    let [yy, u, v] = rgb_to_yuv(rgb);
-    let grey = luma(rgb);
-    // Chroma rows/columns that cover any painted pixel of a 2x-subsampled plane.
-    let (cx0, cx1, cy0, cy1) = (x0 / 2, x1.div_ceil(2), y0 / 2, y1.div_ceil(2));
-    match format {
-        PixelFormat::Gray8 => rows(frame, 0, y0..y1, |r| r[x0..x1].fill(grey)),
-        PixelFormat::Gray16Le | PixelFormat::Gray16Be => {
-            let v16 = grey as u16 * 257;
-            let bytes = if format == PixelFormat::Gray16Le {
-                v16.to_le_bytes()
-            } else {
-                v16.to_be_bytes()
-            };
-            rows(frame, 0, y0..y1, |r| {
-                r[2 * x0..2 * x1]
-                    .chunks_exact_mut(2)
-                    .for_each(|p| p.copy_from_slice(&bytes))
-            })
-        }
-        PixelFormat::I420 => {
-            rows(frame, 0, y0..y1, |r| r[x0..x1].fill(yy));
-            rows(frame, 1, cy0..cy1, |r| r[cx0..cx1].fill(u));
-            rows(frame, 2, cy0..cy1, |r| r[cx0..cx1].fill(v));
-        }
-        PixelFormat::Nv12 => {
-            rows(frame, 0, y0..y1, |r| r[x0..x1].fill(yy));
-            rows(frame, 1, cy0..cy1, |r| {
-                r[2 * cx0..2 * cx1]
-                    .chunks_exact_mut(2)
-                    .for_each(|p| p.copy_from_slice(&[u, v]))
-            });
-        }
-        PixelFormat::Yuy2 => rows(frame, 0, y0..y1, |r| {
-            for x in x0..x1 {
-                r[2 * x] = yy;
-            }
-            for pair in cx0..cx1 {
-                r[4 * pair + 1] = u;
-                r[4 * pair + 3] = v;
-            }
-        }),
-        packed => {
-            let (bpp, [ri, gi, bi]) = packed.rgb_layout().expect("packed RGB");
-            rows(frame, 0, y0..y1, |r| {
-                for px in r[bpp * x0..bpp * x1].chunks_exact_mut(bpp) {
-                    px[ri] = rgb[0];
-                    px[gi] = rgb[1];
-                    px[bi] = rgb[2];
-                }
-            })
-        }
-    }
-}
-
-fn rows(
-    frame: &mut FrameMut,
-    plane: usize,
-    ys: std::ops::Range<usize>,
-    mut f: impl FnMut(&mut [u8]),
-) {
-    for y in ys {
-        f(frame.row_mut(plane, y));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::frame::{Frame, packed_planes};
+    use crate::imaging::frame::{Frame, packed_planes};
 
     fn det(bbox: [f32; 4]) -> Detection {
         Detection {
@@ -278,11 +162,5 @@ mod tests {
             painted > 50 && text > 10,
             "label background and text: {painted} {text}"
         );
-    }
-
-    #[test]
-    fn yuv_colours_round_trip_through_the_preprocessor_matrix() {
-        assert_eq!(rgb_to_yuv([0, 0, 0]), [16, 128, 128]);
-        assert_eq!(rgb_to_yuv([255, 255, 255]), [235, 128, 128]);
     }
 }

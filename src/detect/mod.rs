@@ -1,21 +1,20 @@
-//! Thermal object detection: frame → tensor, YOLO decoding, NMS, drawing.
+//! Thermal object detection: boxes from a model. A frame goes in (pre-processed by
+//! [`crate::imaging`]), the model runs, its output is decoded (YOLOv5/v8/v11 and
+//! end-to-end layouts), NMS keeps one box per object, and the detections come out as
+//! structs, JSON lines or boxes drawn into the frame.
 //!
 //! [`Detector`] is what the `thermaldetect` element and `zsq eval --model` run; the
 //! pieces it is made of are public so tools and tests can use them alone.
 
-pub mod agc;
 pub mod decode;
 mod detector;
 pub mod draw;
-pub(crate) mod font;
-pub mod frame;
-pub mod image;
 pub mod labels;
-pub mod preprocess;
 pub mod report;
 
 pub use detector::{Detector, DetectorConfig};
-pub use frame::{Frame, FrameMut, FrameRef, PixelFormat};
+
+use crate::imaging::ImageError;
 
 /// One detected object; the box is in frame pixels, `[x0, y0, x1, y1]`, clipped to the
 /// frame.
@@ -38,31 +37,52 @@ impl Detection {
 }
 
 /// What went wrong while loading a detector or running it, in words a user can act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DetectError(String);
+#[derive(Debug)]
+pub enum DetectError {
+    /// The model, its labels, the options or the model's output.
+    Detector(String),
+    /// The frame handed to the detector.
+    Image(ImageError),
+}
 
 impl DetectError {
     pub fn new(msg: impl Into<String>) -> Self {
-        DetectError(msg.into())
+        DetectError::Detector(msg.into())
     }
 }
 
 impl std::fmt::Display for DetectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            DetectError::Detector(why) => f.write_str(why),
+            DetectError::Image(e) => e.fmt(f),
+        }
     }
 }
 
-impl std::error::Error for DetectError {}
+impl std::error::Error for DetectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DetectError::Detector(_) => None,
+            DetectError::Image(e) => Some(e),
+        }
+    }
+}
+
+impl From<ImageError> for DetectError {
+    fn from(e: ImageError) -> Self {
+        DetectError::Image(e)
+    }
+}
 
 impl From<crate::runtime::RuntimeError> for DetectError {
     fn from(e: crate::runtime::RuntimeError) -> Self {
-        DetectError(e.0)
+        DetectError::Detector(e.0)
     }
 }
 
 impl From<ort::Error> for DetectError {
     fn from(e: ort::Error) -> Self {
-        DetectError(e.to_string())
+        DetectError::Detector(e.to_string())
     }
 }

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use super::{CocoGt, Detection, EvalError, StreamEval};
 use crate::detect;
-use crate::detect::image::read_png;
-use crate::detect::preprocess::{Letterbox, Preprocess};
 use crate::detect::report::FrameRecord;
 use crate::detect::{Detector, DetectorConfig};
+use crate::imaging::image::read_png;
+use crate::imaging::preprocess::{Letterbox, Preprocess};
 
 /// The detector settings for scoring, as the field evaluates: every box above a very low
 /// confidence, NMS at IoU 0.7, 100 per image (what ultralytics' `val` uses).

@@ -14,7 +14,6 @@
 mod accumulate;
 mod coco;
 mod detector;
-pub mod figure;
 mod iou;
 mod matching;
 mod mot;

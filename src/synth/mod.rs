@@ -47,7 +47,7 @@ pub use output::{
 pub use scene::{FRAME_RATE, Recording, RecordingFrame, Scene, count_by_class};
 
 /// The AGC of `thermal8/`: per frame, a linear stretch between these percentiles of the
-/// 16-bit frame, computed by [`crate::detect::agc::percentile_stretch`] (nearest-rank
+/// 16-bit frame, computed by [`crate::imaging::agc::percentile_stretch`] (nearest-rank
 /// percentiles `sorted[floor(p/100·(n−1))]` from a histogram, round half up, flat frame
 /// → 0). The element calls the same function, so it sees what training saw.
 pub const AGC_LOW_PERCENTILE: f64 = 1.0;

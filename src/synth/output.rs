@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use super::labels::{Class, Label};
 use super::scene::{Recording, Scene, count_by_class};
 use super::{AGC_HIGH_PERCENTILE, AGC_LOW_PERCENTILE, SynthError};
-use crate::detect::agc::percentile_stretch;
 use crate::eval::{Category, CocoGt, GtAnnotation, ImageInfo};
+use crate::imaging::agc::percentile_stretch;
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -121,7 +121,7 @@ fn write_png(
     depth: png::BitDepth,
     data: &[u8],
 ) -> Result<(), SynthError> {
-    crate::detect::image::write_png(path, width, height, color, depth, data)
+    crate::imaging::image::write_png(path, width, height, color, depth, data)
         .map_err(|e| io_err(path, e))
 }
 

@@ -1,11 +1,14 @@
 //! The public face of the generator: one scene from `(seed, index)`, or a recording.
+//! Both start by sampling a world (layout, then placement) from their own random stream.
 
+use super::climate::Climate;
 use super::labels::{Class, Label};
-use super::render;
+use super::noise::ValueNoise;
 use super::rng::Rng;
-use super::world::{self, Body, Kind, World};
+use super::world::{Body, Kind, World};
 use super::{AGC_HIGH_PERCENTILE, AGC_LOW_PERCENTILE, SynthError};
-use crate::detect::agc::percentile_stretch;
+use super::{layout, placement, render};
+use crate::imaging::agc::percentile_stretch;
 
 /// Smallest and largest frame side accepted.
 const MIN_SIDE: u32 = 32;
@@ -39,7 +42,7 @@ impl Scene {
     pub fn generate(seed: u64, index: u64, width: u32, height: u32) -> Result<Scene, SynthError> {
         check_size(width, height)?;
         let mut rng = Rng::stream(seed, index);
-        let world = world::sample(&mut rng, width, height);
+        let world = sample_world(&mut rng, width, height);
         let background = render::background(&world);
         let rendered = render::render(&world, &background, 0.0);
         let mut noise = Rng::new(rng.next_u64());
@@ -57,6 +60,36 @@ impl Scene {
     pub fn thermal8(&self) -> Vec<u8> {
         percentile_stretch(&self.thermal, AGC_LOW_PERCENTILE, AGC_HIGH_PERCENTILE)
     }
+}
+
+/// Samples the world of one scene from `rng`, the scene's own stream. The order of the
+/// draws is part of the output: the same seed must give the same bytes.
+fn sample_world(rng: &mut Rng, width: u32, height: u32) -> World {
+    let kind = layout::pick_kind(rng);
+    let camera = layout::sample_camera(rng, kind, width, height);
+    let climate = Climate::sample(rng);
+    let road = layout::sample_road(rng, kind);
+    let ground = layout::sample_ground(rng, &climate, kind);
+    let buildings = layout::sample_buildings(rng, &climate, kind, &road);
+    let skyline = layout::sample_skyline(rng, &climate, kind);
+    let texture = ValueNoise::new(rng);
+    let clouds = ValueNoise::new(rng);
+    let sensor = layout::sample_sensor(rng, width, height);
+    let mut world = World {
+        kind,
+        camera,
+        climate,
+        road,
+        ground,
+        buildings,
+        skyline,
+        texture,
+        clouds,
+        actors: Vec::new(),
+        sensor,
+    };
+    placement::populate(rng, &mut world);
+    world
 }
 
 /// Frames per second of a recording (object motion per frame follows from it).
@@ -89,7 +122,7 @@ impl Recording {
         let mut best: Option<(World, usize, u64)> = None;
         for _ in 0..200 {
             let mut rng = Rng::new(picker.next_u64());
-            let world = world::sample(&mut rng, width, height);
+            let world = sample_world(&mut rng, width, height);
             let noise_seed = rng.next_u64();
             let moving = |car: bool| {
                 world

@@ -1,5 +1,8 @@
-//! A sampled street scene: camera, weather, road layout, buildings, vegetation and the
+//! What a street scene is: camera, weather, road layout, buildings, vegetation and the
 //! labelled objects, all in metres so perspective decides their pixel size.
+//!
+//! Plain data. Drawing a world from a random stream is the job of `layout` (where),
+//! `placement` (who) and `scene` (in which order).
 
 use super::bicycle::BikeModel;
 use super::camera::Camera;
@@ -10,8 +13,6 @@ use super::labels::Class;
 use super::material::Mat;
 use super::noise::ValueNoise;
 use super::person::PersonLook;
-use super::rng::Rng;
-use super::{layout, placement};
 
 /// The kind of place, which decides layout, camera mount and what appears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,40 +219,10 @@ pub struct World {
     pub sensor: Sensor,
 }
 
-/// Samples one scene. `rng` is the scene's own stream.
-pub fn sample(rng: &mut Rng, width: u32, height: u32) -> World {
-    let kind = layout::pick_kind(rng);
-    let camera = layout::sample_camera(rng, kind, width, height);
-    let climate = Climate::sample(rng);
-    let road = layout::sample_road(rng, kind);
-    let ground = layout::sample_ground(rng, &climate, kind);
-    let buildings = layout::sample_buildings(rng, &climate, kind, &road);
-    let skyline = layout::sample_skyline(rng, &climate, kind);
-    let texture = ValueNoise::new(rng);
-    let clouds = ValueNoise::new(rng);
-    let sensor = layout::sample_sensor(rng, width, height);
-    let mut world = World {
-        kind,
-        camera,
-        climate,
-        road,
-        ground,
-        buildings,
-        skyline,
-        texture,
-        clouds,
-        actors: Vec::new(),
-        sensor,
-    };
-    placement::populate(rng, &mut world);
-    world
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::climate::Climate;
-    use crate::synth::person::PersonLook;
+    use crate::synth::rng::Rng;
 
     #[test]
     fn moving_actors_wrap_around_their_path() {

@@ -17,15 +17,22 @@
 //! its process, and [`Cache::open`] removes temporary files older than a day.
 //! [`Cache::lookup`] checks an entry (the model decodes as ONNX, its sha256 matches the
 //! report's) and removes a corrupt one.
+//!
+//! [`Cache::get_or_create`] is the one policy every caller uses: look up, else wait
+//! for the lock (giving up when the caller cancels), look up again, else create and
+//! store. Its [`CacheOutcome`] says which happened; a model made but not stored is
+//! handed back with the store error, so a caller can warn and keep it in memory
+//! instead of losing minutes of calibration to a full disk.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::quantize::QuantizeError;
+use super::ZsqError;
 use crate::onnx::Model;
 
 /// Lower-case hexadecimal.
@@ -70,18 +77,45 @@ impl CacheKey {
     }
 }
 
-/// A complete, verified cache entry.
+/// A complete, verified cache entry (made only by [`Cache::lookup`] and
+/// [`Cache::store`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheEntry {
     pub model: PathBuf,
     pub report: PathBuf,
     /// The report as stored (it includes `output_sha256` and `cache_key`).
     pub report_json: serde_json::Value,
+    output_sha256: String,
+}
+
+impl CacheEntry {
+    /// The sha256 of the model file, in hexadecimal: what its report records, checked
+    /// against the bytes when the entry was looked up or stored.
+    pub fn output_sha256(&self) -> &str {
+        &self.output_sha256
+    }
+}
+
+/// What [`Cache::get_or_create`] found or did.
+#[derive(Debug)]
+pub enum CacheOutcome {
+    /// The entry was in the cache, also when another process stored it while this one
+    /// waited for the lock.
+    Hit(CacheEntry),
+    /// `create` made the entry and it was stored.
+    Made(CacheEntry),
+    /// `create` made the model but storing it failed: its bytes and report come back
+    /// with the store error.
+    MadeNotStored {
+        bytes: Vec<u8>,
+        report: serde_json::Value,
+        error: ZsqError,
+    },
 }
 
 /// A held exclusive lock on one key; released when dropped.
 #[derive(Debug)]
-pub struct CacheLock {
+struct CacheLock {
     file: File,
 }
 
@@ -114,9 +148,9 @@ impl Cache {
     }
 
     /// The cache in [`Cache::default_dir`].
-    pub fn open_default() -> Result<Cache, QuantizeError> {
+    pub fn open_default() -> Result<Cache, ZsqError> {
         let dir = Self::default_dir().ok_or_else(|| {
-            QuantizeError::Cache(
+            ZsqError::Cache(
                 "no cache directory: neither XDG_CACHE_HOME nor HOME is set to an absolute path"
                     .into(),
             )
@@ -126,10 +160,10 @@ impl Cache {
 
     /// Opens (creating it if need be) a cache directory and checks that it is
     /// writable; the error says why not, so a caller can go on without a cache.
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Cache, QuantizeError> {
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Cache, ZsqError> {
         let dir = dir.into();
         let unusable = |e: std::io::Error| {
-            QuantizeError::Cache(format!(
+            ZsqError::Cache(format!(
                 "cache directory {} is not usable: {e}",
                 dir.display()
             ))
@@ -165,10 +199,11 @@ impl Cache {
             return None;
         }
         match verify(&model, &report, key) {
-            Ok(report_json) => Some(CacheEntry {
+            Ok((report_json, output_sha256)) => Some(CacheEntry {
                 model,
                 report,
                 report_json,
+                output_sha256,
             }),
             Err(_) => {
                 let _ = std::fs::remove_file(&report);
@@ -191,7 +226,7 @@ impl Cache {
         key: &CacheKey,
         model_bytes: &[u8],
         report: serde_json::Value,
-    ) -> Result<CacheEntry, QuantizeError> {
+    ) -> Result<CacheEntry, ZsqError> {
         let (model_path, report_path) = self.paths(key);
         let mut report = match report {
             serde_json::Value::Object(map) => map,
@@ -201,7 +236,8 @@ impl Cache {
                 map
             }
         };
-        report.insert("output_sha256".into(), sha256_hex(model_bytes).into());
+        let output_sha256 = sha256_hex(model_bytes);
+        report.insert("output_sha256".into(), output_sha256.clone().into());
         report.insert("cache_key".into(), key.hex.clone().into());
         report.insert("cache_canonical".into(), key.canonical.clone().into());
         let report = serde_json::Value::Object(report);
@@ -212,22 +248,49 @@ impl Cache {
             model: model_path,
             report: report_path,
             report_json: report,
+            output_sha256,
         })
     }
 
-    /// Waits for, then holds, the exclusive lock of `key`.
-    pub fn lock(&self, key: &CacheKey) -> Result<CacheLock, QuantizeError> {
-        self.lock_unless(key, None)
-    }
-
-    /// [`Cache::lock`], giving up with `Cancelled` when `cancel` is raised while another
-    /// process holds the lock (polled every 50 ms): a pipeline going to NULL must not
-    /// wait for another pipeline's calibration.
-    pub fn lock_unless(
+    /// The entry of `key`, made by `create` (model bytes and report) if there is none.
+    /// Concurrent callers with the same key (threads or processes) run `create` once:
+    /// the others wait for the lock and find the entry. While another holds the lock,
+    /// raising `cancel` gives up with [`ZsqError::Cancelled`] (within 50 ms): a
+    /// pipeline going to NULL must not wait for another pipeline's calibration.
+    ///
+    /// An error of `create`, or of the lock, is the error; an error storing what
+    /// `create` made is [`CacheOutcome::MadeNotStored`].
+    pub fn get_or_create(
         &self,
         key: &CacheKey,
-        cancel: Option<&std::sync::atomic::AtomicBool>,
-    ) -> Result<CacheLock, QuantizeError> {
+        cancel: Option<&AtomicBool>,
+        create: impl FnOnce() -> Result<(Vec<u8>, serde_json::Value), ZsqError>,
+    ) -> Result<CacheOutcome, ZsqError> {
+        if let Some(entry) = self.lookup(key) {
+            return Ok(CacheOutcome::Hit(entry));
+        }
+        let _lock = self.lock(key, cancel)?;
+        if let Some(entry) = self.lookup(key) {
+            return Ok(CacheOutcome::Hit(entry));
+        }
+        let (bytes, report) = create()?;
+        Ok(match self.store(key, &bytes, report.clone()) {
+            Ok(entry) => CacheOutcome::Made(entry),
+            Err(error) => CacheOutcome::MadeNotStored {
+                bytes,
+                report,
+                error,
+            },
+        })
+    }
+
+    /// Waits for, then holds, the exclusive lock of `key`; with `cancel`, polls every
+    /// 50 ms and gives up with `Cancelled` once it is raised.
+    fn lock(
+        &self,
+        key: &CacheKey,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<CacheLock, ZsqError> {
         let path = self.dir.join(format!("{}.lock", key.hex));
         let file = OpenOptions::new()
             .create(true)
@@ -235,10 +298,10 @@ impl Cache {
             .write(true)
             .open(&path)
             .map_err(|e| {
-                QuantizeError::Cache(format!("cannot open lock file {}: {e}", path.display()))
+                ZsqError::Cache(format!("cannot open lock file {}: {e}", path.display()))
             })?;
         let failed = |e: &dyn std::fmt::Display| {
-            QuantizeError::Cache(format!("cannot lock {}: {e}", path.display()))
+            ZsqError::Cache(format!("cannot lock {}: {e}", path.display()))
         };
         let Some(cancel) = cancel else {
             file.lock().map_err(|e| failed(&e))?;
@@ -250,42 +313,28 @@ impl Cache {
                 Err(std::fs::TryLockError::WouldBlock) => {}
                 Err(std::fs::TryLockError::Error(e)) => return Err(failed(&e)),
             }
-            if cancel.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(QuantizeError::Cancelled);
+            if cancel.load(Ordering::Relaxed) {
+                return Err(ZsqError::Cancelled);
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    /// The entry of `key`, made by `create` (model bytes and report) if there is none.
-    /// Concurrent callers with the same key (threads or processes) run `create` once:
-    /// the others wait for the lock and find the entry. Returns the entry and whether
-    /// it was found (`true`) or made (`false`).
-    pub fn get_or_create(
-        &self,
-        key: &CacheKey,
-        create: impl FnOnce() -> Result<(Vec<u8>, serde_json::Value), QuantizeError>,
-    ) -> Result<(CacheEntry, bool), QuantizeError> {
-        if let Some(entry) = self.lookup(key) {
-            return Ok((entry, true));
-        }
-        let _lock = self.lock(key)?;
-        if let Some(entry) = self.lookup(key) {
-            return Ok((entry, true));
-        }
-        let (bytes, report) = create()?;
-        Ok((self.store(key, &bytes, report)?, false))
     }
 }
 
-fn verify(model: &Path, report: &Path, key: &CacheKey) -> Result<serde_json::Value, String> {
+/// The report of a sound entry and the model sha256 it records; else why not.
+fn verify(
+    model: &Path,
+    report: &Path,
+    key: &CacheKey,
+) -> Result<(serde_json::Value, String), String> {
     let text = std::fs::read(report).map_err(|e| format!("report: {e}"))?;
     let json: serde_json::Value =
         serde_json::from_slice(&text).map_err(|e| format!("report is not JSON: {e}"))?;
     let recorded = json
         .get("output_sha256")
         .and_then(|v| v.as_str())
-        .ok_or("report has no output_sha256")?;
+        .ok_or("report has no output_sha256")?
+        .to_string();
     if json.get("cache_key").and_then(|v| v.as_str()) != Some(key.hex.as_str()) {
         return Err("report belongs to another key".into());
     }
@@ -294,7 +343,7 @@ fn verify(model: &Path, report: &Path, key: &CacheKey) -> Result<serde_json::Val
         return Err("model bytes do not match the report's sha256".into());
     }
     Model::from_bytes(&bytes).map_err(|e| format!("model is not ONNX: {e}"))?;
-    Ok(json)
+    Ok((json, recorded))
 }
 
 /// Temporary files a crashed writer left behind (a live writer's are seconds old).
@@ -326,7 +375,7 @@ pub(crate) fn unique() -> u64 {
 
 /// Writes through a synced temporary file in the same directory and a rename, then
 /// syncs the directory so the rename itself is durable.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), QuantizeError> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ZsqError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -340,7 +389,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), QuantizeError> 
         .and_then(|()| std::fs::rename(&temp, path));
     if let Err(e) = result {
         let _ = std::fs::remove_file(&temp);
-        return Err(QuantizeError::Io {
+        return Err(ZsqError::Io {
             path: path.to_path_buf(),
             action: "write",
             source: e,
@@ -354,4 +403,152 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), QuantizeError> 
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A small model that decodes as ONNX, so entries verify.
+    const MODEL: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/onnx/all_fields.onnx"
+    ));
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tzsq-cache-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn key() -> CacheKey {
+        CacheKey::new(MODEL, "precision=u8s8\nobserver=minmax")
+    }
+
+    fn made() -> Result<(Vec<u8>, serde_json::Value), ZsqError> {
+        Ok((MODEL.to_vec(), serde_json::json!({ "what": "test" })))
+    }
+
+    fn temporaries(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_entry_is_made_stored_and_then_hit() {
+        let dir = temp_dir("made");
+        let cache = Cache::open(&dir).unwrap();
+        let CacheOutcome::Made(entry) = cache.get_or_create(&key(), None, made).unwrap() else {
+            panic!("an empty cache makes the entry");
+        };
+        assert_eq!(entry.output_sha256(), sha256_hex(MODEL));
+        assert_eq!(entry.report_json["output_sha256"], sha256_hex(MODEL));
+        assert_eq!(entry.report_json["what"], "test");
+        assert_eq!(std::fs::read(&entry.model).unwrap(), MODEL);
+        assert_eq!(cache.lookup(&key()), Some(entry.clone()));
+
+        let outcome = cache
+            .get_or_create(&key(), None, || panic!("a hit creates nothing"))
+            .unwrap();
+        let CacheOutcome::Hit(hit) = outcome else {
+            panic!("the stored entry is a hit: {outcome:?}");
+        };
+        assert_eq!(hit, entry);
+        assert_eq!(hit.output_sha256(), sha256_hex(MODEL));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_failed_store_hands_back_the_model_and_the_error() {
+        let dir = temp_dir("not-stored");
+        let cache = Cache::open(&dir).unwrap();
+        // A directory where the model file goes: the rename fails, even for root (a
+        // read-only directory does not stop root).
+        std::fs::create_dir(cache.paths(&key()).0).unwrap();
+        let outcome = cache.get_or_create(&key(), None, made).unwrap();
+        let CacheOutcome::MadeNotStored {
+            bytes,
+            report,
+            error,
+        } = outcome
+        else {
+            panic!("the store fails: {outcome:?}");
+        };
+        assert_eq!(bytes, MODEL);
+        assert_eq!(report, serde_json::json!({ "what": "test" }));
+        assert!(matches!(error, ZsqError::Io { .. }), "{error:?}");
+        assert!(cache.lookup(&key()).is_none());
+        assert!(temporaries(&dir).is_empty(), "{:?}", temporaries(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn waiting_for_another_holder_of_the_lock_gives_up_when_cancelled() {
+        let dir = temp_dir("cancel");
+        let cache = Cache::open(&dir).unwrap();
+        let _held = cache.lock(&key(), None).unwrap();
+        let cancel = AtomicBool::new(false);
+        let started = Instant::now();
+        let result = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(150));
+                cancel.store(true, Ordering::Relaxed);
+            });
+            cache.get_or_create(&key(), Some(&cancel), || panic!("never got the lock"))
+        });
+        assert!(
+            matches!(result, Err(ZsqError::Cancelled)),
+            "{result:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn two_threads_asking_at_once_create_once() {
+        let dir = temp_dir("race");
+        let made_count = AtomicUsize::new(0);
+        let outcomes: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| {
+                        Cache::open(&dir).unwrap().get_or_create(&key(), None, || {
+                            made_count.fetch_add(1, Ordering::SeqCst);
+                            // Long enough for the other thread to block on the lock.
+                            std::thread::sleep(Duration::from_millis(300));
+                            made()
+                        })
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().unwrap())
+                .collect()
+        });
+        assert_eq!(made_count.load(Ordering::SeqCst), 1, "created once");
+        let hits = outcomes
+            .iter()
+            .filter(|o| matches!(o, CacheOutcome::Hit(_)))
+            .count();
+        let made = outcomes
+            .iter()
+            .filter(|o| matches!(o, CacheOutcome::Made(_)))
+            .count();
+        assert_eq!((hits, made), (1, 1), "{outcomes:?}");
+        let entry = Cache::open(&dir)
+            .unwrap()
+            .lookup(&key())
+            .expect("a valid entry");
+        assert_eq!(std::fs::read(&entry.model).unwrap(), MODEL);
+        assert_eq!(entry.report_json["what"], "test");
+        assert!(temporaries(&dir).is_empty(), "{:?}", temporaries(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -26,19 +26,13 @@ use std::str::FromStr;
 use ndarray::{ArrayView4, Axis};
 use ort::value::TensorRef;
 
-use super::quantize::QuantizeError;
+use super::ZsqError;
+use super::qparams::Range;
 use crate::onnx::{DataType, Model};
-use crate::runtime::{ProviderOptions, load_session_from_memory};
+use crate::runtime::{ProviderOptions, RuntimeError, load_session_from_memory};
 
 /// Histogram bins on each side of zero.
 pub const BINS_PER_SIGN: usize = 2048;
-
-/// A real-valued range `[min, max]`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Range {
-    pub min: f32,
-    pub max: f32,
-}
 
 /// How a tensor's range is chosen from its statistics.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,12 +75,12 @@ impl fmt::Display for Observer {
 }
 
 impl FromStr for Observer {
-    type Err = QuantizeError;
+    type Err = ZsqError;
 
     /// `minmax`, `percentile` (99.999) or `percentile:P`, `entropy`, `mse`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || {
-            QuantizeError::Settings(format!(
+            ZsqError::Options(format!(
                 "unknown observer `{s}` (expected minmax, percentile, percentile:P with 0 < P <= 100, entropy or mse)"
             ))
         };
@@ -602,7 +596,7 @@ pub fn calibrate(
     images: ArrayView4<f32>,
     options: &CalibrationOptions,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<Calibration, QuantizeError> {
+) -> Result<Calibration, ZsqError> {
     let mut exposed = model.clone();
     {
         let graph = exposed.graph_mut();
@@ -617,12 +611,12 @@ pub fn calibrate(
         .info
         .inputs
         .first()
-        .ok_or_else(|| QuantizeError::Model("the model has no input".into()))?
+        .ok_or_else(|| ZsqError::Model("the model has no input".into()))?
         .clone();
     let shape = images.shape();
     let model_dims = &input.dims;
     if model_dims.len() != 4 {
-        return Err(QuantizeError::Model(format!(
+        return Err(ZsqError::Model(format!(
             "input '{}' has {} dimensions; calibration needs an image input (N, C, H, W)",
             input.name,
             model_dims.len()
@@ -630,7 +624,7 @@ pub fn calibrate(
     }
     for (axis, (&want, &got)) in model_dims[1..].iter().zip(&shape[1..]).enumerate() {
         if want >= 0 && want as usize != got {
-            return Err(QuantizeError::Images(format!(
+            return Err(ZsqError::Images(format!(
                 "calibration images are {}x{}x{} but input '{}' takes {:?} (C, H, W; axis {} differs)",
                 shape[1],
                 shape[2],
@@ -647,7 +641,7 @@ pub fn calibrate(
     };
     let n = shape[0];
     if n == 0 || !n.is_multiple_of(batch) {
-        return Err(QuantizeError::Images(format!(
+        return Err(ZsqError::Images(format!(
             "{n} calibration images, but input '{}' takes batches of exactly {batch}: give a multiple of {batch}",
             input.name
         )));
@@ -667,7 +661,7 @@ pub fn calibrate(
                 .as_ref()
                 .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
             {
-                return Err(QuantizeError::Cancelled);
+                return Err(ZsqError::Cancelled);
             }
             let chunk = chunk.as_standard_layout();
             let dims = [batch, shape[1], shape[2], shape[3]];
@@ -677,11 +671,13 @@ pub fn calibrate(
             ])?;
             for (t, s) in tensors.iter().zip(stats.iter_mut()) {
                 let value = outputs.get(t.as_str()).ok_or_else(|| {
-                    QuantizeError::Runtime(format!("tensor '{t}' is missing from the outputs"))
+                    ZsqError::Runtime(RuntimeError(format!(
+                        "tensor '{t}' is missing from the outputs"
+                    )))
                 })?;
                 let (_, values) = value
                     .try_extract_tensor::<f32>()
-                    .map_err(|e| QuantizeError::Runtime(format!("tensor '{t}': {e}")))?;
+                    .map_err(|e| ZsqError::Runtime(RuntimeError(format!("tensor '{t}': {e}"))))?;
                 if pass == 0 {
                     s.add_minmax(values);
                 } else {

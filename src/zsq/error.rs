@@ -1,6 +1,9 @@
-//! The one error type of the zero-shot quantizer.
+//! The one error type of the zero-shot quantizer: distillation, calibration,
+//! quantization and the cache all fail with [`ZsqError`], so a caller matches one enum
+//! and `source()` reaches the ONNX, runtime or I/O error underneath.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use crate::onnx::OnnxError;
 use crate::runtime::RuntimeError;
@@ -20,9 +23,21 @@ pub enum ZsqError {
     /// The model cannot be used as it is (a non-image input, a BN layer in training
     /// mode, statistics that are not constants, ...).
     Model(String),
-    /// An option is out of range.
+    /// An option or setting is out of range or unknown.
     Options(String),
+    /// Calibration images are missing, unreadable or not images.
+    Images(String),
+    /// The cache cannot be used (e.g. its directory is not writable).
+    Cache(String),
+    /// A file cannot be written.
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
+    /// The model cannot be read or edited.
     Onnx(OnnxError),
+    /// ONNX Runtime failed (loading or running a model).
     Runtime(RuntimeError),
     /// The caller raised the cancel flag.
     Cancelled,
@@ -49,10 +64,18 @@ impl fmt::Display for ZsqError {
             ZsqError::NoGradientRule { op, node, why } => {
                 write!(f, "no gradient rule for {op} node '{node}': {why}")
             }
-            ZsqError::Model(why) | ZsqError::Options(why) => f.write_str(why),
+            ZsqError::Model(why)
+            | ZsqError::Options(why)
+            | ZsqError::Images(why)
+            | ZsqError::Cache(why) => f.write_str(why),
+            ZsqError::Io {
+                path,
+                action,
+                source,
+            } => write!(f, "cannot {action} {}: {source}", path.display()),
             ZsqError::Onnx(e) => e.fmt(f),
             ZsqError::Runtime(e) => write!(f, "ONNX Runtime: {e}"),
-            ZsqError::Cancelled => f.write_str("distillation cancelled"),
+            ZsqError::Cancelled => f.write_str("quantization cancelled"),
         }
     }
 }
@@ -62,6 +85,7 @@ impl std::error::Error for ZsqError {
         match self {
             ZsqError::Onnx(e) => Some(e),
             ZsqError::Runtime(e) => Some(e),
+            ZsqError::Io { source, .. } => Some(source),
             _ => None,
         }
     }

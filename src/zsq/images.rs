@@ -1,10 +1,10 @@
 //! Real calibration images (`--calib-images DIR`): PNG files turned into the detector's
-//! input exactly as the detector does it at run time (`detect::preprocess::Preprocess`:
+//! input exactly as the detector does it at run time (`imaging::preprocess::Preprocess`:
 //! 16-bit radiometric frames through the percentile AGC, grey replicated, letterboxed),
 //! so that post-training quantization on real data and zero-shot quantization are
 //! compared on equal terms.
 //!
-//! Accepted (`detect::image::read_png`): 8-bit grey, grey+alpha, RGB, RGBA and palette
+//! Accepted (`imaging::image::read_png`): 8-bit grey, grey+alpha, RGB, RGBA and palette
 //! PNGs, and 16-bit grey PNGs (radiometric counts, e.g. centikelvin as `zsq synth`
 //! writes them). Files are taken
 //! sorted by name. A data set root written by `zsq synth` (with `thermal16/`,
@@ -18,9 +18,9 @@ use sha2::{Digest, Sha256};
 
 use super::cache::hex;
 
-use super::quantize::QuantizeError;
-use crate::detect::image::read_png;
-use crate::detect::preprocess::Preprocess;
+use super::ZsqError;
+use crate::imaging::image::read_png;
+use crate::imaging::preprocess::Preprocess;
 
 /// What the model's input wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,10 +54,10 @@ fn is_png(path: &Path) -> bool {
 /// The PNG files of `dir`, sorted by name; for a `zsq synth` data set root, those of the
 /// subdirectory matching the model (`thermal16/` then `thermal8/` for thermal models,
 /// `rgb/` for colour ones). Returns the directory used and its files.
-pub fn list_images(dir: &Path, colour: bool) -> Result<(PathBuf, Vec<PathBuf>), QuantizeError> {
-    let list = |d: &Path| -> Result<Vec<PathBuf>, QuantizeError> {
+pub fn list_images(dir: &Path, colour: bool) -> Result<(PathBuf, Vec<PathBuf>), ZsqError> {
+    let list = |d: &Path| -> Result<Vec<PathBuf>, ZsqError> {
         let entries = std::fs::read_dir(d).map_err(|e| {
-            QuantizeError::Images(format!("calibration image directory {}: {e}", d.display()))
+            ZsqError::Images(format!("calibration image directory {}: {e}", d.display()))
         })?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -84,7 +84,7 @@ pub fn list_images(dir: &Path, colour: bool) -> Result<(PathBuf, Vec<PathBuf>), 
             }
         }
     }
-    Err(QuantizeError::Images(format!(
+    Err(ZsqError::Images(format!(
         "no PNG images in {} (nor in its {} subdirectories)",
         dir.display(),
         subdirs.join("/")
@@ -99,9 +99,9 @@ pub fn load_calibration_images(
     count: usize,
     input: ImageInput,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<ImageSet, QuantizeError> {
+) -> Result<ImageSet, ZsqError> {
     if count == 0 {
-        return Err(QuantizeError::Settings(
+        return Err(ZsqError::Options(
             "the number of calibration images must be at least 1".into(),
         ));
     }
@@ -113,9 +113,9 @@ pub fn load_calibration_images(
     let mut digest = FilesDigest::default();
     for (i, path) in files.iter().enumerate() {
         let bytes = std::fs::read(path)
-            .map_err(|e| QuantizeError::Images(format!("{}: cannot read: {e}", path.display())))?;
+            .map_err(|e| ZsqError::Images(format!("{}: cannot read: {e}", path.display())))?;
         digest.add(path, &bytes);
-        let image = read_png(path).map_err(|e| QuantizeError::Images(e.to_string()))?;
+        let image = read_png(path).map_err(|e| ZsqError::Images(e.to_string()))?;
         let frame = image.as_frame();
         pre.run(&frame, &mut data[i * len..(i + 1) * len]);
         progress(i + 1, files.len());
@@ -135,13 +135,13 @@ pub fn load_calibration_images(
 
 /// sha256 over the names and contents of the first `count` images `dir` would give,
 /// without decoding them (the cache key of a `--calib-images` run).
-pub fn images_digest(dir: &Path, count: usize, colour: bool) -> Result<String, QuantizeError> {
+pub fn images_digest(dir: &Path, count: usize, colour: bool) -> Result<String, ZsqError> {
     let (_, mut files) = list_images(dir, colour)?;
     files.truncate(count);
     let mut digest = FilesDigest::default();
     for path in &files {
         let bytes = std::fs::read(path)
-            .map_err(|e| QuantizeError::Images(format!("{}: cannot read: {e}", path.display())))?;
+            .map_err(|e| ZsqError::Images(format!("{}: cannot read: {e}", path.display())))?;
         digest.add(path, &bytes);
     }
     Ok(digest.finish())

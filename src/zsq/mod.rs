@@ -5,7 +5,8 @@
 //! that returns the BN-statistics loss and its gradient w.r.t. the input, and
 //! [`distill`] optimises images against it with Adam, all in ONNX Runtime. Those images
 //! (or real ones, `--calib-images`, so both are compared on equal terms) feed
-//! [`calibrate`]'s activation statistics; [`quantize`] folds BN and inserts QDQ;
+//! [`calibrate`]'s activation statistics, whose ranges become [`qparams`]; [`quantize`]
+//! folds BN and inserts QDQ;
 //! [`cache`] keeps the results content-addressed; [`pipeline`] is the end-to-end run
 //! that `zsq quantize` and the `zsqcalibrate` element use.
 
@@ -20,6 +21,7 @@ pub mod images;
 mod noise;
 pub mod pipeline;
 pub mod preview;
+pub mod qparams;
 pub mod quantize;
 pub mod report;
 pub mod w4a8;

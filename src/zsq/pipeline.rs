@@ -15,12 +15,14 @@ use std::time::Instant;
 use ndarray::{Array4, ArrayView4, Axis};
 use ort::value::TensorRef;
 
+use super::ZsqError;
 use super::autodiff::{LossTerms, Statistics};
-use super::cache::{Cache, CacheEntry, CacheKey, sha256_hex};
-use super::calibrate::{CalibrationOptions, Observer, calibrate};
+use super::cache::{Cache, CacheKey, CacheOutcome, sha256_hex};
+use super::calibrate::{Calibration, CalibrationOptions, Observer, calibrate};
 use super::distill::{DistillOptions, distill};
 use super::images::{ImageInput, images_digest, load_calibration_images};
-use super::quantize::{Precision, QParams, QuantizeError, fold_batch_norms, insert_qdq, plan_qdq};
+use super::qparams::{Precision, QParams, Range};
+use super::quantize::{QdqPlan, fold_batch_norms, insert_qdq, plan_qdq};
 use super::report::{
     CheckReport, DistillationReport, FoldReport, ModelReport, OutputAgreement, QuantizeReport,
     RangeReport, SettingsReport, StageTiming, cosine, runtime_op_counts,
@@ -72,14 +74,14 @@ impl fmt::Display for DistillLoss {
 }
 
 impl FromStr for DistillLoss {
-    type Err = QuantizeError;
+    type Err = ZsqError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "mean" => Ok(DistillLoss::Mean),
             "std" => Ok(DistillLoss::Std),
             "mean+std" | "both" => Ok(DistillLoss::MeanStd),
-            _ => Err(QuantizeError::Settings(format!(
+            _ => Err(ZsqError::Options(format!(
                 "unknown loss `{s}` (expected mean, std or mean+std)"
             ))),
         }
@@ -131,16 +133,16 @@ pub struct QuantizeSettings {
     /// check).
     pub check_images: usize,
     /// Raised by another thread to stop (e.g. a pipeline going to NULL): distillation
-    /// and calibration stop within one run and return [`QuantizeError::Cancelled`].
+    /// and calibration stop within one run and return [`ZsqError::Cancelled`].
     pub cancel: Option<Arc<AtomicBool>>,
     /// Write a PNG grid of the calibration images here (not part of the cache key).
     pub preview: Option<PathBuf>,
 }
 
 impl QuantizeSettings {
-    fn check_cancelled(&self) -> Result<(), QuantizeError> {
+    fn check_cancelled(&self) -> Result<(), ZsqError> {
         match &self.cancel {
-            Some(flag) if flag.load(Ordering::Relaxed) => Err(QuantizeError::Cancelled),
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(ZsqError::Cancelled),
             _ => Ok(()),
         }
     }
@@ -166,7 +168,7 @@ impl QuantizeSettings {
     /// the settings part of the cache key. Threads and the provider are left out
     /// (they change speed, not the model); real images are named by the sha256 of
     /// their names and contents.
-    pub fn canonical(&self, model: &Model) -> Result<String, QuantizeError> {
+    pub fn canonical(&self, model: &Model) -> Result<String, ZsqError> {
         let mut lines = vec![
             format!("precision={}", self.precision),
             format!("observer={}", canonical_observer(self.observer)),
@@ -271,12 +273,12 @@ pub struct Quantized {
 /// The model's image input: name, what pre-processing must produce, declared dims
 /// (-1 where symbolic). Errors name the problem (several inputs, not an image, not
 /// float32, symbolic height/width).
-pub fn image_input(model: &Model) -> Result<(String, ImageInput, Vec<i64>), QuantizeError> {
+pub fn image_input(model: &Model) -> Result<(String, ImageInput, Vec<i64>), ZsqError> {
     let graph = model.graph();
     let view = graph.view();
     let inputs: Vec<_> = view.data_inputs().collect();
     let [input] = inputs.as_slice() else {
-        return Err(QuantizeError::Model(format!(
+        return Err(ZsqError::Model(format!(
             "the model has {} inputs ({}); a detector has one image input",
             inputs.len(),
             inputs
@@ -289,7 +291,7 @@ pub fn image_input(model: &Model) -> Result<(String, ImageInput, Vec<i64>), Quan
     let name = input.name().to_string();
     let ty = input.r#type.as_ref();
     if ty.and_then(|t| t.elem_type()) != Some(DataType::Float) {
-        return Err(QuantizeError::Model(format!(
+        return Err(ZsqError::Model(format!(
             "input '{name}' is not float32 (an image input is a float32 N×C×H×W tensor)"
         )));
     }
@@ -306,7 +308,7 @@ pub fn image_input(model: &Model) -> Result<(String, ImageInput, Vec<i64>), Quan
         })
         .unwrap_or_default();
     let not_image = || {
-        QuantizeError::Model(format!(
+        ZsqError::Model(format!(
             "input '{name}' has shape {dims:?}: not an image (N, C, H, W with 1 or 3 channels and a fixed height and width)"
         ))
     };
@@ -334,7 +336,7 @@ fn distilled_images(
     settings: &QuantizeSettings,
     report: &mut QuantizeReport,
     progress: &mut dyn FnMut(&Progress),
-) -> Result<Array4<f32>, QuantizeError> {
+) -> Result<Array4<f32>, ZsqError> {
     let d = &settings.distill;
     let options = DistillOptions {
         batch: d.batch,
@@ -391,185 +393,265 @@ pub fn quantize(
     model: &Model,
     settings: &QuantizeSettings,
     progress: &mut dyn FnMut(&Progress),
-) -> Result<Quantized, QuantizeError> {
-    let mut timer = Timer::new();
-    let mut report = QuantizeReport {
-        thermalzsq_version: env!("CARGO_PKG_VERSION").to_string(),
-        ..QuantizeReport::default()
-    };
-    let mut source = model.clone();
-    source.inline_external_data()?;
-    let source_bytes = source.to_bytes();
-    let (input_name, input, dims) = image_input(&source)?;
-    report.model = ModelReport {
-        input: input_name.clone(),
-        shape: dims,
-        sha256: sha256_hex(&source_bytes),
-        nodes: source.graph().node.len(),
-        batch_norms: source
-            .graph()
-            .node
-            .iter()
-            .filter(|n| n.op_type() == "BatchNormalization")
-            .count(),
-        opset: source.opset_version("").unwrap_or(0),
-        modality: source.metadata("modality").map(str::to_string),
-    };
-    report.settings = SettingsReport {
-        precision: settings.precision.to_string(),
-        observer: settings.observer.to_string(),
-        source: settings.source.kind().to_string(),
-        canonical: settings.canonical(&source)?,
-    };
+) -> Result<Quantized, ZsqError> {
+    let mut run = Run::new(settings, progress);
+    let source = run.read_source(model)?;
+    let (folded, plan) = run.prepare(&source.model)?;
+    let images = run.calibration_images(&source)?;
+    let calibration = run.calibrate(&folded, &plan, &images)?;
+    let quantized = run.int8_model(&folded, &plan, &calibration)?;
+    let bytes = quantized.to_bytes();
+    run.timer.lap(&mut run.report, "quantize");
+    run.check(&source, &folded, &quantized, &plan, &images)?;
+    Ok(Quantized {
+        model: quantized,
+        bytes,
+        report: run.report,
+    })
+}
 
-    let mut folded = source.clone();
-    let fold = fold_batch_norms(&mut folded)?;
-    report.folding = FoldReport {
-        folded: fold.folded,
-        kept: fold.kept,
-    };
-    let plan = plan_qdq(folded.graph())?;
-    timer.lap(&mut report, "prepare");
+/// The model being quantized: external data inlined, its image input found.
+struct Source {
+    model: Model,
+    input_name: String,
+    input: ImageInput,
+}
 
-    let images: Arc<Array4<f32>> = match &settings.source {
-        CalibrationSource::Tensor(t) => t.clone(),
-        CalibrationSource::ImageDir { dir, count } => {
-            let set = load_calibration_images(dir, *count, input, &mut |done, total| {
+/// One run of [`quantize`]: its settings, where progress goes, and the report and
+/// stage timings it fills in as it goes.
+struct Run<'a> {
+    settings: &'a QuantizeSettings,
+    progress: &'a mut dyn FnMut(&Progress),
+    report: QuantizeReport,
+    timer: Timer,
+}
+
+impl<'a> Run<'a> {
+    fn new(settings: &'a QuantizeSettings, progress: &'a mut dyn FnMut(&Progress)) -> Self {
+        Run {
+            settings,
+            progress,
+            report: QuantizeReport {
+                thermalzsq_version: env!("CARGO_PKG_VERSION").to_string(),
+                ..QuantizeReport::default()
+            },
+            timer: Timer::new(),
+        }
+    }
+
+    /// Inlines the model's external data, finds its image input and reports the model
+    /// and the settings.
+    fn read_source(&mut self, model: &Model) -> Result<Source, ZsqError> {
+        let mut source = model.clone();
+        source.inline_external_data()?;
+        let source_bytes = source.to_bytes();
+        let (input_name, input, dims) = image_input(&source)?;
+        self.report.model = ModelReport {
+            input: input_name.clone(),
+            shape: dims,
+            sha256: sha256_hex(&source_bytes),
+            nodes: source.graph().node.len(),
+            batch_norms: source
+                .graph()
+                .node
+                .iter()
+                .filter(|n| n.op_type() == "BatchNormalization")
+                .count(),
+            opset: source.opset_version("").unwrap_or(0),
+            modality: source.metadata("modality").map(str::to_string),
+        };
+        let settings = self.settings;
+        self.report.settings = SettingsReport {
+            precision: settings.precision.to_string(),
+            observer: settings.observer.to_string(),
+            source: settings.source.kind().to_string(),
+            canonical: settings.canonical(&source)?,
+        };
+        Ok(Source {
+            model: source,
+            input_name,
+            input,
+        })
+    }
+
+    /// Folds BN and plans the QDQ placement on the folded graph.
+    fn prepare(&mut self, source: &Model) -> Result<(Model, QdqPlan), ZsqError> {
+        let mut folded = source.clone();
+        let fold = fold_batch_norms(&mut folded)?;
+        self.report.folding = FoldReport {
+            folded: fold.folded,
+            kept: fold.kept,
+        };
+        let plan = plan_qdq(folded.graph())?;
+        self.timer.lap(&mut self.report, "prepare");
+        Ok((folded, plan))
+    }
+
+    /// The calibration images of the settings' source (and their preview, if asked).
+    fn calibration_images(&mut self, source: &Source) -> Result<Arc<Array4<f32>>, ZsqError> {
+        let progress = &mut *self.progress;
+        let report = &mut self.report;
+        let images: Arc<Array4<f32>> = match &self.settings.source {
+            CalibrationSource::Tensor(t) => t.clone(),
+            CalibrationSource::ImageDir { dir, count } => {
+                let set =
+                    load_calibration_images(dir, *count, source.input, &mut |done, total| {
+                        progress(&Progress {
+                            stage: Stage::Images,
+                            done,
+                            total,
+                            loss: None,
+                        })
+                    })?;
+                report.calibration.dir = Some(set.dir.display().to_string());
+                report.calibration.files = set
+                    .files
+                    .iter()
+                    .map(|f| {
+                        f.file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                            .into_owned()
+                    })
+                    .collect();
+                report.calibration.sha256 = Some(set.sha256);
+                self.timer.lap(report, "images");
+                Arc::new(set.images)
+            }
+            CalibrationSource::ZeroShot => {
+                let images = distilled_images(&source.model, self.settings, report, progress)?;
+                self.timer.lap(report, "distill");
+                Arc::new(images)
+            }
+        };
+        report.calibration.source = self.settings.source.kind().to_string();
+        if let Some(path) = &self.settings.preview {
+            super::preview::write_grid(images.view(), path)?;
+        }
+        Ok(images)
+    }
+
+    /// The activation ranges of the planned tensors, observed on `images`.
+    fn calibrate(
+        &mut self,
+        folded: &Model,
+        plan: &QdqPlan,
+        images: &Array4<f32>,
+    ) -> Result<Calibration, ZsqError> {
+        let settings = self.settings;
+        let options = CalibrationOptions {
+            observer: settings.observer,
+            symmetric: settings.precision.symmetric(),
+            provider: settings.provider.clone(),
+            cancel: settings.cancel.clone(),
+        };
+        settings.check_cancelled()?;
+        let progress = &mut *self.progress;
+        let calibration = calibrate(
+            folded,
+            &plan.activations,
+            images.view(),
+            &options,
+            &mut |done, total| {
                 progress(&Progress {
-                    stage: Stage::Images,
+                    stage: Stage::Calibrate,
                     done,
                     total,
                     loss: None,
                 })
-            })?;
-            report.calibration.dir = Some(set.dir.display().to_string());
-            report.calibration.files = set
-                .files
-                .iter()
-                .map(|f| {
-                    f.file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned()
-                })
-                .collect();
-            report.calibration.sha256 = Some(set.sha256);
-            timer.lap(&mut report, "images");
-            Arc::new(set.images)
-        }
-        CalibrationSource::ZeroShot => {
-            let images = distilled_images(&source, settings, &mut report, progress)?;
-            timer.lap(&mut report, "distill");
-            Arc::new(images)
-        }
-    };
-    report.calibration.source = settings.source.kind().to_string();
-    if let Some(path) = &settings.preview {
-        super::preview::write_grid(images.view(), path)?;
+            },
+        )?;
+        self.report.calibration.images = calibration.images;
+        self.report.calibration.passes = calibration.passes;
+        self.timer.lap(&mut self.report, "calibrate");
+        Ok(calibration)
     }
 
-    let options = CalibrationOptions {
-        observer: settings.observer,
-        symmetric: settings.precision.symmetric(),
-        provider: settings.provider.clone(),
-        cancel: settings.cancel.clone(),
-    };
-    settings.check_cancelled()?;
-    let calibration = calibrate(
-        &folded,
-        &plan.activations,
-        images.view(),
-        &options,
-        &mut |done, total| {
-            progress(&Progress {
-                stage: Stage::Calibrate,
-                done,
-                total,
-                loss: None,
+    /// The int8 model: QDQ inserted with the calibrated ranges, stamped with how it was
+    /// made; reports the placement and every tensor's parameters.
+    fn int8_model(
+        &mut self,
+        folded: &Model,
+        plan: &QdqPlan,
+        calibration: &Calibration,
+    ) -> Result<Model, ZsqError> {
+        let precision = self.settings.precision;
+        let ranges: HashMap<String, Range> = calibration
+            .tensors
+            .iter()
+            .map(|(t, r)| (t.clone(), r.range))
+            .collect();
+        let mut quantized = folded.clone();
+        self.report.placement = insert_qdq(&mut quantized, plan, &ranges, precision)?;
+        let groups = plan.group_ranges(&ranges)?;
+        self.report.ranges = plan
+            .activations
+            .iter()
+            .map(|t| {
+                let leader = plan.leader(t);
+                let p = QParams::for_range(groups[leader], precision);
+                let c = calibration.tensors[t];
+                RangeReport {
+                    tensor: t.clone(),
+                    observed: c.observed,
+                    chosen: c.range,
+                    scale: p.scale,
+                    zero_point: p.zero_point,
+                    shares_with: (leader != t).then(|| leader.to_string()),
+                }
             })
-        },
-    )?;
-    report.calibration.images = calibration.images;
-    report.calibration.passes = calibration.passes;
-    timer.lap(&mut report, "calibrate");
-
-    let ranges: HashMap<String, super::calibrate::Range> = calibration
-        .tensors
-        .iter()
-        .map(|(t, r)| (t.clone(), r.range))
-        .collect();
-    let mut quantized = folded.clone();
-    report.placement = insert_qdq(&mut quantized, &plan, &ranges, settings.precision)?;
-    let mut leader_range: HashMap<&str, super::calibrate::Range> = HashMap::new();
-    for t in &plan.activations {
-        let r = ranges[t];
-        leader_range
-            .entry(plan.leader(t))
-            .and_modify(|g| {
-                g.min = g.min.min(r.min);
-                g.max = g.max.max(r.max);
-            })
-            .or_insert(r);
+            .collect();
+        let stamp = serde_json::json!({
+            "precision": precision.name(),
+            "observer": self.settings.observer.to_string(),
+            "calibration": self.settings.source.kind(),
+            "calibration_images": calibration.images,
+            "source_sha256": self.report.model.sha256,
+            "thermalzsq": env!("CARGO_PKG_VERSION"),
+        });
+        quantized.set_metadata("thermalzsq.quantized", &stamp.to_string());
+        Ok(quantized)
     }
-    report.ranges = plan
-        .activations
-        .iter()
-        .map(|t| {
-            let leader = plan.leader(t);
-            let p = QParams::for_range(leader_range[leader], settings.precision);
-            let c = calibration.tensors[t];
-            RangeReport {
-                tensor: t.clone(),
-                observed: c.observed,
-                chosen: c.range,
-                scale: p.scale,
-                zero_point: p.zero_point,
-                shares_with: (leader != t).then(|| leader.to_string()),
-            }
-        })
-        .collect();
-    let stamp = serde_json::json!({
-        "precision": settings.precision.name(),
-        "observer": settings.observer.to_string(),
-        "calibration": settings.source.kind(),
-        "calibration_images": calibration.images,
-        "source_sha256": report.model.sha256,
-        "thermalzsq": env!("CARGO_PKG_VERSION"),
-    });
-    quantized.set_metadata("thermalzsq.quantized", &stamp.to_string());
-    let bytes = quantized.to_bytes();
-    timer.lap(&mut report, "quantize");
 
-    if settings.precision == Precision::S8S8 {
-        report.warnings.push(
-            "s8s8 is the TensorRT profile: ONNX Runtime's CPU EP does not fuse S8S8 QDQ on x86 \
-             and runs it slower than fp32; use u8s8 for CPUs"
-                .into(),
-        );
-    }
-    if settings.check_images > 0 {
+    /// Warns about the s8s8 profile on CPUs and compares the int8 model with the float
+    /// one on the first calibration images.
+    fn check(
+        &mut self,
+        source: &Source,
+        folded: &Model,
+        quantized: &Model,
+        plan: &QdqPlan,
+        images: &Array4<f32>,
+    ) -> Result<(), ZsqError> {
+        let settings = self.settings;
+        if settings.precision == Precision::S8S8 {
+            self.report.warnings.push(
+                "s8s8 is the TensorRT profile: ONNX Runtime's CPU EP does not fuse S8S8 QDQ on x86 \
+                 and runs it slower than fp32; use u8s8 for CPUs"
+                    .into(),
+            );
+        }
+        if settings.check_images == 0 {
+            return Ok(());
+        }
         let k = settings.check_images.min(images.shape()[0]);
         let head: Vec<String> = plan
             .float_layers()
             .map(|l| folded.graph().node[l.node].output[0].clone())
             .collect();
         let check = check_agreement(
-            &source,
-            &quantized,
+            &source.model,
+            quantized,
             &head,
-            &input_name,
+            &source.input_name,
             images.slice(ndarray::s![..k, .., .., ..]),
             &settings.provider,
-            progress,
+            self.progress,
         )?;
-        report.check = Some(check);
-        timer.lap(&mut report, "check");
+        self.report.check = Some(check);
+        self.timer.lap(&mut self.report, "check");
+        Ok(())
     }
-    Ok(Quantized {
-        model: quantized,
-        bytes,
-        report,
-    })
 }
 
 /// Runs the float and the int8 model on `images` and compares every output and the
@@ -584,14 +666,14 @@ pub fn check_agreement(
     images: ArrayView4<f32>,
     provider: &ProviderOptions,
     progress: &mut dyn FnMut(&Progress),
-) -> Result<CheckReport, QuantizeError> {
+) -> Result<CheckReport, ZsqError> {
     let outputs: Vec<String> = float_model
         .graph()
         .output
         .iter()
         .map(|o| o.name().to_string())
         .collect();
-    let expose = |m: &Model| -> Result<Vec<u8>, QuantizeError> {
+    let expose = |m: &Model| -> Result<Vec<u8>, ZsqError> {
         let mut m = m.clone();
         for t in head.iter().filter(|t| !outputs.contains(t)) {
             m.graph_mut().add_output(t, DataType::Float)?;
@@ -665,7 +747,7 @@ pub fn check_agreement(
 }
 
 /// The cache key of quantizing `model` with `settings`.
-pub fn cache_key(model: &Model, settings: &QuantizeSettings) -> Result<CacheKey, QuantizeError> {
+pub fn cache_key(model: &Model, settings: &QuantizeSettings) -> Result<CacheKey, ZsqError> {
     let mut source = model.clone();
     source.inline_external_data()?;
     Ok(CacheKey::new(
@@ -676,15 +758,15 @@ pub fn cache_key(model: &Model, settings: &QuantizeSettings) -> Result<CacheKey,
 
 /// [`quantize`] behind the cache: the cached entry if there is a sound one, else the
 /// model is quantized and stored (once, even when several processes ask at the same
-/// time). Returns the entry and whether it came from the cache.
+/// time; waiting for another one's lock stops when `settings.cancel` is raised).
 pub fn quantize_cached(
     cache: &Cache,
     model: &Model,
     settings: &QuantizeSettings,
     progress: &mut dyn FnMut(&Progress),
-) -> Result<(CacheEntry, bool), QuantizeError> {
+) -> Result<CacheOutcome, ZsqError> {
     let key = cache_key(model, settings)?;
-    cache.get_or_create(&key, || {
+    cache.get_or_create(&key, settings.cancel.as_deref(), || {
         let q = quantize(model, settings, progress)?;
         let json = serde_json::to_value(&q.report).expect("reports serialise");
         Ok((q.bytes, json))

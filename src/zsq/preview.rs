@@ -5,14 +5,14 @@ use std::path::Path;
 
 use ndarray::ArrayView4;
 
-use super::quantize::QuantizeError;
+use super::ZsqError;
 
 /// Writes `images` (N, C, H, W with C = 1 or 3, values in 0..=1) as one RGB PNG, the
 /// images in a near-square grid with 4-pixel gaps.
-pub fn write_grid(images: ArrayView4<f32>, path: &Path) -> Result<(), QuantizeError> {
+pub fn write_grid(images: ArrayView4<f32>, path: &Path) -> Result<(), ZsqError> {
     let (n, c, h, w) = images.dim();
     if n == 0 || !(c == 1 || c == 3) {
-        return Err(QuantizeError::Images(format!(
+        return Err(ZsqError::Images(format!(
             "cannot preview {n} images of {c} channels"
         )));
     }
@@ -33,7 +33,7 @@ pub fn write_grid(images: ArrayView4<f32>, path: &Path) -> Result<(), QuantizeEr
             }
         }
     }
-    crate::detect::image::write_png(
+    crate::imaging::image::write_png(
         path,
         gw as u32,
         gh as u32,
@@ -41,7 +41,7 @@ pub fn write_grid(images: ArrayView4<f32>, path: &Path) -> Result<(), QuantizeEr
         png::BitDepth::Eight,
         &rgb,
     )
-    .map_err(|e| QuantizeError::Io {
+    .map_err(|e| ZsqError::Io {
         path: path.to_path_buf(),
         action: "write",
         source: e,

@@ -7,8 +7,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::calibrate::Range;
-use super::quantize::{QdqSummary, QuantizeError};
+use super::ZsqError;
+use super::qparams::Range;
+use super::quantize::QdqSummary;
 use crate::onnx::Model;
 
 /// Everything `zsq quantize` reports.
@@ -131,7 +132,7 @@ pub struct DistillationReport {
 
 impl QuantizeReport {
     /// Writes the report as pretty JSON (atomically).
-    pub fn save(&self, path: &Path) -> Result<(), QuantizeError> {
+    pub fn save(&self, path: &Path) -> Result<(), ZsqError> {
         let text = serde_json::to_vec_pretty(self).expect("reports serialise");
         super::cache::write_atomically(path, &text)
     }
@@ -176,7 +177,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 pub fn runtime_op_counts(
     model_bytes: &[u8],
     threads: usize,
-) -> Result<BTreeMap<String, usize>, QuantizeError> {
+) -> Result<BTreeMap<String, usize>, ZsqError> {
     use ort::session::Session;
     use ort::session::builder::GraphOptimizationLevel;
     let env = crate::runtime::environment()?;
@@ -203,7 +204,7 @@ pub fn runtime_op_counts(
     // Committing the session writes the optimised graph.
     let model = builder
         .commit_from_memory(model_bytes)
-        .map_err(QuantizeError::from)
+        .map_err(ZsqError::from)
         .and_then(|session| {
             drop(session);
             Ok(Model::load(&path)?)

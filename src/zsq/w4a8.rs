@@ -50,12 +50,13 @@ use ndarray::{Array2, ArrayD, ArrayView4, Axis, IxDyn};
 use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 
+use super::ZsqError;
 use super::adam::Adam;
-use super::calibrate::{CalibrationOptions, Observer, Range, calibrate};
+use super::calibrate::{CalibrationOptions, Observer, calibrate};
 use super::pipeline::image_input;
+use super::qparams::{Precision, Range};
 use super::quantize::{
-    LayerInfo, LayerWeights, Precision, QdqPlan, QuantizeError, fold_batch_norms,
-    insert_qdq_with_weights, plan_qdq,
+    LayerInfo, LayerWeights, QdqPlan, fold_batch_norms, insert_qdq_with_weights, plan_qdq,
 };
 use crate::onnx::{
     AttributeProto, DataType, GraphProto, Model, ModelProto, NodeBuilder, NodeProto,
@@ -161,12 +162,10 @@ pub fn quantize_w4a8(
     images: ArrayView4<f32>,
     options: &W4a8Options,
     progress: W4a8Progress,
-) -> Result<W4a8, QuantizeError> {
+) -> Result<W4a8, ZsqError> {
     let start = Instant::now();
     if images.shape()[0] == 0 {
-        return Err(QuantizeError::Images(
-            "W4A8 needs calibration images".into(),
-        ));
+        return Err(ZsqError::Images("W4A8 needs calibration images".into()));
     }
     let mut folded = model.clone();
     folded.inline_external_data()?;
@@ -312,7 +311,7 @@ fn four_bit_layers(
     plan: &QdqPlan,
     input_name: &str,
     keep_ends_8bit: bool,
-) -> Result<Vec<FourBitLayer>, QuantizeError> {
+) -> Result<Vec<FourBitLayer>, ZsqError> {
     let graph = folded.graph();
     let view = graph.view();
     let mut out = Vec::new();
@@ -323,7 +322,7 @@ fn four_bit_layers(
             continue;
         }
         let tensor = view.tensor(&node.input[1]).ok_or_else(|| {
-            QuantizeError::Model(format!("layer '{}': weight is not constant", node.name()))
+            ZsqError::Model(format!("layer '{}': weight is not constant", node.name()))
         })?;
         let w = tensor.to_array::<f32>()?;
         let shape = w.shape().to_vec();
@@ -432,7 +431,7 @@ impl Reconstruction {
         ranges: &HashMap<String, Range>,
         layers: &[FourBitLayer],
         options: &W4a8Options,
-    ) -> Result<Self, QuantizeError> {
+    ) -> Result<Self, ZsqError> {
         let targets: HashMap<usize, &FourBitLayer> = layers
             .iter()
             .filter(|l| l.conv)
@@ -460,7 +459,7 @@ impl Reconstruction {
                     .iter()
                     .position(|n| n.op_type() == "Conv" && n.output.first() == conv.output.first())
                     .ok_or_else(|| {
-                        QuantizeError::Model(format!(
+                        ZsqError::Model(format!(
                             "layer '{}' is missing from the QDQ model",
                             conv.name()
                         ))
@@ -474,7 +473,7 @@ impl Reconstruction {
                     .iter()
                     .position(|n| n.output.first() == Some(&w_name))
                     .ok_or_else(|| {
-                        QuantizeError::Model(format!(
+                        ZsqError::Model(format!(
                             "layer '{}': no weight DequantizeLinear",
                             conv.name()
                         ))
@@ -502,7 +501,7 @@ impl Reconstruction {
                 fgraph.add_output(x, DataType::Float)?;
             }
         }
-        let load = |m: &Model| -> Result<Session, QuantizeError> {
+        let load = |m: &Model| -> Result<Session, ZsqError> {
             Ok(load_session_with_config(&m.to_bytes(), &options.provider, &NO_SPINNING)?.session)
         };
         let mut stats = HashMap::new();
@@ -531,7 +530,7 @@ impl Reconstruction {
         images: ArrayView4<f32>,
         input_name: &str,
         progress: W4a8Progress,
-    ) -> Result<HashMap<usize, LayerOutcome>, QuantizeError> {
+    ) -> Result<HashMap<usize, LayerOutcome>, ZsqError> {
         let waves = self.waves(layers)?;
         let total: usize = waves.iter().map(Vec::len).sum();
         let n = images.shape()[0];
@@ -615,7 +614,7 @@ impl Reconstruction {
 
     /// Groups the reconstructed layers into waves: a layer's wave is one more than the
     /// latest wave of the 4-bit layers upstream of it.
-    fn waves(&self, layers: &[FourBitLayer]) -> Result<Vec<Vec<usize>>, QuantizeError> {
+    fn waves(&self, layers: &[FourBitLayer]) -> Result<Vec<Vec<usize>>, ZsqError> {
         let graph = self.model.graph();
         let view = graph.view();
         let order = view.topological_order()?;
@@ -644,11 +643,7 @@ impl Reconstruction {
     }
 
     /// Learns the rounding of one layer from its statistics; writes the values.
-    fn adaround(
-        &mut self,
-        layer: &mut FourBitLayer,
-        g: &Gram,
-    ) -> Result<LayerOutcome, QuantizeError> {
+    fn adaround(&mut self, layer: &mut FourBitLayer, g: &Gram) -> Result<LayerOutcome, ZsqError> {
         let o = self.options.clone();
         let (co, d) = layer.w.dim();
         let (zeta, gamma) = (1.1f32, -0.1f32);
@@ -760,7 +755,7 @@ impl Reconstruction {
         rows: usize,
         h: &[f32],
         d: usize,
-    ) -> Result<Vec<f32>, QuantizeError> {
+    ) -> Result<Vec<f32>, ZsqError> {
         let out = self.matmul.run(ort::inputs![
             "a" => TensorRef::from_array_view(([rows, d], a))?,
             "b" => TensorRef::from_array_view(([d, d], h))?,
@@ -806,7 +801,7 @@ fn gram(
     onehot: &[f32],
     (qs, xq): (&[usize], &[f32]),
     (fs, xf): (&[usize], &[f32]),
-) -> Result<Gram, QuantizeError> {
+) -> Result<Gram, ZsqError> {
     let [co, ci, kh, kw] = [
         layer.shape[0],
         layer.shape[1],

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use gst::prelude::*;
 use gst_check::Harness;
-use thermalzsq::detect::PixelFormat;
-use thermalzsq::detect::frame::encode_grey;
+use thermalzsq::imaging::PixelFormat;
+use thermalzsq::imaging::frame::encode_grey;
 
 const W: usize = 640;
 const H: usize = 512;

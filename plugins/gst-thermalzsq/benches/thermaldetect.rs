@@ -12,9 +12,10 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gst_check::Harness;
 use ort::value::TensorRef;
-use thermalzsq::detect::frame::encode_grey;
-use thermalzsq::detect::preprocess::Preprocess;
-use thermalzsq::detect::{Detector, DetectorConfig, Frame, PixelFormat};
+use thermalzsq::detect::{Detector, DetectorConfig};
+use thermalzsq::imaging::frame::encode_grey;
+use thermalzsq::imaging::preprocess::Preprocess;
+use thermalzsq::imaging::{Frame, PixelFormat};
 use thermalzsq::runtime::{ProviderOptions, load_session};
 
 const W: usize = 640;

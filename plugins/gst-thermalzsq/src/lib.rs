@@ -5,6 +5,7 @@
 
 use gst::glib;
 
+mod enums;
 pub mod modelevent;
 mod ortlog;
 mod props;

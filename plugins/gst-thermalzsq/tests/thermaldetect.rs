@@ -11,8 +11,8 @@ use gst::glib;
 use gst::prelude::*;
 use gst_check::Harness;
 use gst_video::prelude::*;
-use thermalzsq::detect::PixelFormat;
-use thermalzsq::detect::frame::encode_grey;
+use thermalzsq::imaging::PixelFormat;
+use thermalzsq::imaging::frame::encode_grey;
 
 use common::{fixture, init};
 

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use gst_check::Harness;
-use thermalzsq::detect::PixelFormat;
-use thermalzsq::detect::frame::encode_grey;
+use thermalzsq::imaging::PixelFormat;
+use thermalzsq::imaging::frame::encode_grey;
 
 use common::{fixture, init};
 

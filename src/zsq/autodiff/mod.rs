@@ -35,7 +35,7 @@ use crate::onnx::{DataType, Model, ValueInfoProto};
 use crate::runtime::ProviderOptions;
 use crate::zsq::ZsqError;
 use crate::zsq::bn::BnLayer;
-use rules::{Ctx, Grad};
+use rules::{Ctx, Grad, Grads};
 
 /// Which statistics the loss matches (the ablation of the ZeroQ paper).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -236,7 +236,7 @@ pub fn build_gradient_graph(
             n => n,
         };
         ctx.emit.set_scope(scope);
-        let dy: Vec<Option<String>> = node
+        let dy: Grads = node
             .output
             .iter()
             .map(|o| grads.remove(o).map(|terms| ctx.emit.sum(&terms)))

@@ -3,7 +3,8 @@
 //! messages and JSON lines.
 //!
 //! All numeric work lives in `thermalzsq::detect`; this file maps GStreamer buffers to
-//! engine frames and results back to GStreamer.
+//! engine frames. Model swapping lives in `swap.rs`, the outputs (metas, messages, JSON
+//! lines, scoring) in `outputs.rs`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -17,20 +18,23 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
-use thermalzsq::detect::agc::{self, Agc, Histogram};
 use thermalzsq::detect::draw::{Style, draw_detections};
-use thermalzsq::detect::frame::{lower_half_counts, upper_half_image};
 use thermalzsq::detect::labels::read_labels_file;
-use thermalzsq::detect::report::FrameRecord;
-use thermalzsq::detect::{Detection, Detector, DetectorConfig, Frame, PixelFormat};
+use thermalzsq::detect::{DetectError, Detection, Detector, DetectorConfig};
 use thermalzsq::eval::{CocoGt, StreamEval};
+use thermalzsq::imaging::agc::{self, Agc, Histogram};
+use thermalzsq::imaging::frame::{lower_half_counts, upper_half_image};
+use thermalzsq::imaging::{Frame, PixelFormat};
 use thermalzsq::runtime::ProviderOptions;
 
-use super::{AgcMode, ExecutionProvider, InputLayout, Polarity};
+use super::outputs;
+use super::swap::{Loaded, ModelSource, Swap};
+use super::{AgcMode, InputLayout, Polarity};
+use crate::enums::ExecutionProvider;
 use crate::modelevent::ModelAnnouncement;
 use crate::props::{filter_pad_templates, path_from, path_value};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "thermaldetect",
         gst::DebugColorFlags::empty(),
@@ -59,10 +63,10 @@ fn pixel_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
 }
 
 #[derive(Debug, Clone)]
-struct Settings {
+pub(super) struct Settings {
     model: Option<PathBuf>,
     labels: Option<PathBuf>,
-    conf_threshold: f32,
+    pub(super) conf_threshold: f32,
     iou_threshold: f32,
     max_detections: u32,
     interval: u32,
@@ -135,14 +139,14 @@ impl Settings {
         }
     }
 
-    fn polarity(&self) -> thermalzsq::detect::preprocess::Polarity {
+    fn polarity(&self) -> thermalzsq::imaging::preprocess::Polarity {
         match self.polarity {
-            Polarity::WhiteHot => thermalzsq::detect::preprocess::Polarity::WhiteHot,
-            Polarity::BlackHot => thermalzsq::detect::preprocess::Polarity::BlackHot,
+            Polarity::WhiteHot => thermalzsq::imaging::preprocess::Polarity::WhiteHot,
+            Polarity::BlackHot => thermalzsq::imaging::preprocess::Polarity::BlackHot,
         }
     }
 
-    fn detector_config(&self) -> Result<DetectorConfig, String> {
+    pub(super) fn detector_config(&self) -> Result<DetectorConfig, String> {
         let labels = match &self.labels {
             Some(path) => Some(read_labels_file(path).map_err(|e| e.to_string())?),
             None => None,
@@ -165,232 +169,35 @@ impl Settings {
     }
 }
 
-/// A detector ready to run, and the model it runs.
-struct Loaded {
-    detector: Detector,
-    /// The model's path, as the JSON lines and `active-model` name it.
-    name: String,
-    /// `fp32`, `u8s8`, `s8s8` (from the announcement), or `model` for the property's own.
-    precision: String,
-}
-
-/// A model announced by `zsqcalibrate` being loaded off the streaming thread.
-#[derive(Default)]
-struct Swap {
-    /// Bumped per announcement (and at stop): a load finishing for an older one is dropped.
-    generation: u64,
-    ready: Option<Result<Loaded, String>>,
-}
-
-struct State {
+pub(super) struct State {
     /// `None` until a model is loaded: from `model` at start, or announced upstream.
-    loaded: Option<Loaded>,
+    pub(super) loaded: Option<Loaded>,
     info: Option<gst_video::VideoInfo>,
     format: Option<PixelFormat>,
-    frames: u64,
+    pub(super) frames: u64,
     last: Vec<Detection>,
     json: Option<BufWriter<File>>,
     /// With `annotations`: the frames' detections scored against them.
-    scoring: Option<StreamEval>,
+    pub(super) scoring: Option<StreamEval>,
     /// When the first frame arrived (frames/s of the scored run).
-    first_frame: Option<Instant>,
+    pub(super) first_frame: Option<Instant>,
     /// Scratch for `output-agc`.
     hist: Histogram,
 }
 
 /// What the read-only properties report.
 #[derive(Default)]
-struct Active {
-    model: Option<String>,
-    provider: Option<String>,
+pub(super) struct Active {
+    pub(super) model: Option<String>,
+    pub(super) provider: Option<String>,
 }
 
 #[derive(Default)]
 pub struct ThermalDetect {
-    settings: Mutex<Settings>,
-    state: Mutex<Option<State>>,
-    active: Mutex<Active>,
-    swap: Mutex<Swap>,
-}
-
-/// Where a model comes from.
-enum ModelSource {
-    /// The `model` property.
-    Property(PathBuf),
-    /// A `thermalzsq/model` event.
-    Announced(ModelAnnouncement),
-}
-
-impl ThermalDetect {
-    /// Loads a detector with the current settings (labels, thresholds, provider).
-    fn load(&self, source: &ModelSource) -> Result<Loaded, String> {
-        let settings = self.settings.lock().unwrap().clone();
-        let config = settings.detector_config()?;
-        let (detector, name, precision) = match source {
-            ModelSource::Property(path) => (
-                Detector::load(path, config),
-                path.display().to_string(),
-                "model".to_string(),
-            ),
-            ModelSource::Announced(a) => (
-                match &a.data {
-                    Some(bytes) => Detector::from_bytes(bytes, config),
-                    None => Detector::load(&a.location, config),
-                },
-                a.location.display().to_string(),
-                a.precision.clone(),
-            ),
-        };
-        let detector = detector.map_err(|e| e.to_string())?;
-        if !detector.fallbacks().is_empty() {
-            gst::element_imp_warning!(
-                self,
-                gst::LibraryError::Settings,
-                ("execution-provider=auto runs on {}", detector.provider()),
-                ["{}", detector.fallbacks().join("; ")]
-            );
-        }
-        gst::info!(
-            CAT,
-            imp = self,
-            "loaded {name} ({}, {} classes) on {}",
-            detector.layout().name(),
-            detector.layout().classes(),
-            detector.provider()
-        );
-        Ok(Loaded {
-            detector,
-            name,
-            precision,
-        })
-    }
-
-    /// Makes `loaded` the running model (between two frames, or before the first).
-    fn activate(&self, state: &mut State, loaded: Loaded) {
-        *self.active.lock().unwrap() = Active {
-            model: Some(loaded.name.clone()),
-            provider: Some(loaded.detector.provider().to_string()),
-        };
-        let s = gst::Structure::builder("thermaldetect-model")
-            .field("location", &loaded.name)
-            .field("precision", &loaded.precision)
-            .field("provider", loaded.detector.provider().as_str())
-            .field("frame", state.frames)
-            .build();
-        state.loaded = Some(loaded);
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
-    }
-
-    /// With `annotations`: scores the frames seen and posts `thermaldetect-eval`.
-    fn post_score(&self) {
-        let conf = self.settings.lock().unwrap().conf_threshold;
-        let mut guard = self.state.lock().unwrap();
-        let Some(state) = guard.as_mut() else { return };
-        let Some(scoring) = state.scoring.take() else {
-            return;
-        };
-        let seconds = state.first_frame.map_or(0.0, |t| t.elapsed().as_secs_f64());
-        let report = match scoring.finish() {
-            Ok(r) => r,
-            Err(e) => {
-                gst::element_imp_warning!(
-                    self,
-                    gst::StreamError::Failed,
-                    ("Cannot score the stream: {}", e)
-                );
-                return;
-            }
-        };
-        let classes = gst::List::new(report.result.per_class.iter().map(|c| {
-            gst::Structure::builder("class")
-                .field("name", &c.name)
-                .field("ap", c.ap.unwrap_or(-1.0))
-                .field("ap50", c.ap50.unwrap_or(-1.0))
-                .build()
-        }));
-        let s = gst::Structure::builder("thermaldetect-eval")
-            .field("map", report.result.map.unwrap_or(-1.0))
-            .field("map50", report.result.map50.unwrap_or(-1.0))
-            .field("frames", report.frames as u64)
-            .field("per-class", classes)
-            .field("latency-p50", report.latency_p50_ms)
-            .field("latency-p95", report.latency_p95_ms)
-            .field(
-                "fps",
-                if seconds > 0.0 {
-                    report.frames as f64 / seconds
-                } else {
-                    0.0
-                },
-            )
-            .field("conf-threshold", conf as f64)
-            .build();
-        gst::info!(CAT, imp = self, "score: {s}");
-        drop(guard);
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
-    }
-
-    /// A `thermalzsq/model` event: with no model yet, load it now (frames cannot run
-    /// without one); else load it on a thread and swap it in before a later frame, so
-    /// the stream never stalls and no frame is dropped or run twice.
-    fn announce(&self, announcement: ModelAnnouncement) {
-        let mut guard = self.state.lock().unwrap();
-        let Some(state) = guard.as_mut() else { return };
-        let same = state.loaded.as_ref().is_some_and(|l| {
-            announcement.data.is_none() && l.name == announcement.location.display().to_string()
-        });
-        if same {
-            gst::debug!(
-                CAT,
-                imp = self,
-                "{} announced again: already running",
-                announcement.location.display()
-            );
-            return;
-        }
-        if state.loaded.is_none() {
-            match self.load(&ModelSource::Announced(announcement.clone())) {
-                Ok(loaded) => self.activate(state, loaded),
-                Err(e) => gst::element_imp_error!(
-                    self,
-                    gst::LibraryError::Init,
-                    (
-                        "Cannot load announced model {}: {}",
-                        announcement.location.display(),
-                        e
-                    )
-                ),
-            }
-            return;
-        }
-        drop(guard);
-        let generation = {
-            let mut swap = self.swap.lock().unwrap();
-            swap.generation += 1;
-            swap.ready = None;
-            swap.generation
-        };
-        gst::info!(
-            CAT,
-            imp = self,
-            "loading announced model {} in the background",
-            announcement.location.display()
-        );
-        let weak = self.obj().downgrade();
-        std::thread::spawn(move || {
-            let Some(obj) = weak.upgrade() else { return };
-            let imp = obj.imp();
-            let result = imp.load(&ModelSource::Announced(announcement));
-            let mut swap = imp.swap.lock().unwrap();
-            if swap.generation == generation {
-                swap.ready = Some(result);
-            }
-        });
-    }
+    pub(super) settings: Mutex<Settings>,
+    pub(super) state: Mutex<Option<State>>,
+    pub(super) active: Mutex<Active>,
+    pub(super) swap: Mutex<Swap>,
 }
 
 #[glib::object_subclass]
@@ -403,6 +210,7 @@ impl ObjectSubclass for ThermalDetect {
 impl ObjectImpl for ThermalDetect {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let d = Settings::default();
             vec![
                 glib::ParamSpecString::builder("model")
                     .nick("Model")
@@ -419,7 +227,7 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("Minimum class confidence of a detection")
                     .minimum(0.0)
                     .maximum(1.0)
-                    .default_value(0.25)
+                    .default_value(d.conf_threshold)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecFloat::builder("iou-threshold")
@@ -427,24 +235,24 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("Non-maximum suppression: drop a box overlapping a better one of its class by more than this")
                     .minimum(0.0)
                     .maximum(1.0)
-                    .default_value(0.45)
+                    .default_value(d.iou_threshold)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("max-detections")
                     .nick("Maximum detections")
                     .blurb("Keep at most this many detections per frame, best first")
                     .minimum(1)
-                    .default_value(100)
+                    .default_value(d.max_detections)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("interval")
                     .nick("Interval")
                     .blurb("Run inference on every N-th frame; frames between reuse the last result")
                     .minimum(1)
-                    .default_value(1)
+                    .default_value(d.interval)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Auto)
+                glib::ParamSpecEnum::builder_with_default("execution-provider", d.execution_provider)
                     .nick("Execution provider")
                     .blurb("ONNX Runtime execution provider; auto tries tensorrt, cuda, cpu and warns which one runs, an explicit one that is unavailable is an error")
                     .mutable_ready()
@@ -453,13 +261,13 @@ impl ObjectImpl for ThermalDetect {
                     .nick("Device ID")
                     .blurb("GPU index for cuda and tensorrt")
                     .minimum(0)
-                    .default_value(0)
+                    .default_value(d.device_id)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("Threads")
                     .blurb("CPU threads for inference (0: one per core)")
-                    .default_value(0)
+                    .default_value(d.threads)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("trt-cache-dir")
@@ -470,10 +278,10 @@ impl ObjectImpl for ThermalDetect {
                 glib::ParamSpecBoolean::builder("trt-fp16")
                     .nick("TensorRT fp16")
                     .blurb("Let TensorRT use fp16 kernels where they are faster")
-                    .default_value(false)
+                    .default_value(d.trt_fp16)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("agc", AgcMode::Percentile)
+                glib::ParamSpecEnum::builder_with_default("agc", d.agc)
                     .nick("AGC")
                     .blurb("How 16-bit radiometric frames become the detector's 8-bit view (8-bit inputs are used as they are)")
                     .mutable_playing()
@@ -483,7 +291,7 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("agc=percentile: counts at or below this percentile become black")
                     .minimum(0.0)
                     .maximum(100.0)
-                    .default_value(1.0)
+                    .default_value(d.agc_low)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecDouble::builder("agc-high")
@@ -491,24 +299,24 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("agc=percentile: counts at or above this percentile become white")
                     .minimum(0.0)
                     .maximum(100.0)
-                    .default_value(99.0)
+                    .default_value(d.agc_high)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("agc-range-low")
                     .nick("AGC fixed low count")
                     .blurb("agc=fixed: raw count that becomes black")
                     .maximum(65535)
-                    .default_value(0)
+                    .default_value(d.agc_range_low)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("agc-range-high")
                     .nick("AGC fixed high count")
                     .blurb("agc=fixed: raw count that becomes white")
                     .maximum(65535)
-                    .default_value(65535)
+                    .default_value(d.agc_range_high)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("polarity", Polarity::WhiteHot)
+                glib::ParamSpecEnum::builder_with_default("polarity", d.polarity)
                     .nick("Polarity")
                     .blurb("Whether the camera shows hot as white or as black")
                     .mutable_playing()
@@ -516,13 +324,13 @@ impl ObjectImpl for ThermalDetect {
                 glib::ParamSpecBoolean::builder("draw")
                     .nick("Draw")
                     .blurb("Draw detection boxes into the frames")
-                    .default_value(true)
+                    .default_value(d.draw)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("draw-labels")
                     .nick("Draw labels")
                     .blurb("Write class and confidence above each box")
-                    .default_value(true)
+                    .default_value(d.draw_labels)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("box-thickness")
@@ -530,13 +338,13 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("Line width of drawn boxes in pixels")
                     .minimum(1)
                     .maximum(64)
-                    .default_value(2)
+                    .default_value(d.box_thickness)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
                     .blurb("Post a `thermaldetect` element message with the detections of every frame")
-                    .default_value(true)
+                    .default_value(d.post_messages)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("json-location")
@@ -547,7 +355,7 @@ impl ObjectImpl for ThermalDetect {
                 glib::ParamSpecBoolean::builder("output-agc")
                     .nick("Output AGC")
                     .blurb("Replace 16-bit frames by the AGC view the detector saw (scaled to 16 bits), so displays and encoders downstream show a picture; the radiometric counts are lost downstream")
-                    .default_value(false)
+                    .default_value(d.output_agc)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("annotations")
@@ -555,7 +363,7 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("COCO json of the stream's ground truth, images in frame order (as `zsq synth --recording` writes): at EOS the detections emitted are scored and a `thermaldetect-eval` message posted (mAP50-95, mAP50, per class, latency p50/p95, frames/s)")
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("input-layout", InputLayout::Full)
+                glib::ParamSpecEnum::builder_with_default("input-layout", d.input_layout)
                     .nick("Input layout")
                     .blurb("thermal-bottom-half: YUY2 frames whose lower half carries raw 16-bit counts (InfiRay P2 Pro, Topdon TC001); detection runs on the counts, boxes go on the upper image half")
                     .mutable_ready()
@@ -725,12 +533,8 @@ impl BaseTransformImpl for ThermalDetect {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        {
-            // A load still running for this session must not land in the next one.
-            let mut swap = self.swap.lock().unwrap();
-            swap.generation += 1;
-            swap.ready = None;
-        }
+        // A load still running for this session must not land in the next one.
+        self.swap.lock().unwrap().next_generation();
         let state = self.state.lock().unwrap().take();
         *self.active.lock().unwrap() = Active::default();
         if let Some(mut json) = state.and_then(|s| s.json) {
@@ -765,20 +569,7 @@ impl BaseTransformImpl for ThermalDetect {
         let (Some(info), Some(format)) = (state.info.clone(), state.format) else {
             return Err(gst::FlowError::NotNegotiated);
         };
-        let ready = self.swap.lock().unwrap().ready.take();
-        match ready {
-            Some(Ok(loaded)) => self.activate(state, loaded),
-            Some(Err(e)) => gst::element_imp_warning!(
-                self,
-                gst::LibraryError::Init,
-                (
-                    "Cannot load announced model, keeping {}: {}",
-                    state.loaded.as_ref().map_or("none", |l| &l.name),
-                    e
-                )
-            ),
-            None => {}
-        }
+        self.activate_ready(state);
         let State {
             loaded: Some(loaded),
             frames,
@@ -797,49 +588,12 @@ impl BaseTransformImpl for ThermalDetect {
             );
             return Err(gst::FlowError::Error);
         };
-        let detector = &mut loaded.detector;
         let index = *frames;
         *frames += 1;
         first_frame.get_or_insert_with(Instant::now);
 
         if index % settings.interval as u64 == 0 {
-            detector.set_thresholds(
-                settings.conf_threshold,
-                settings.iou_threshold,
-                settings.max_detections as usize,
-            );
-            detector.set_pre(settings.agc(), settings.polarity());
-            let video =
-                gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &info).map_err(|_| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Failed,
-                        ("Cannot map the frame")
-                    );
-                    gst::FlowError::Error
-                })?;
-            let started = Instant::now();
-            let frame = Frame::new(
-                format,
-                info.width() as usize,
-                info.height() as usize,
-                planes(&video.planes_data(), video.plane_stride()),
-            )
-            .and_then(|frame| match settings.input_layout {
-                InputLayout::Full => detector.detect(&frame),
-                InputLayout::ThermalBottomHalf => detector.detect(&lower_half_counts(&frame)?),
-            });
-            if let Some(eval) = scoring.as_mut() {
-                eval.add_latency(started.elapsed().as_secs_f64() * 1e3);
-            }
-            *last = frame.map_err(|e| {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Failed,
-                    ("Detection failed: {}", e)
-                );
-                gst::FlowError::Error
-            })?;
+            *last = self.detect(buf, &info, format, &settings, &mut loaded.detector, scoring)?;
         }
         let detections = &*last;
         gst::log!(
@@ -848,105 +602,115 @@ impl BaseTransformImpl for ThermalDetect {
             "frame {index}: {} detections",
             detections.len()
         );
+        self.draw(buf, &info, format, &settings, detections, hist)?;
 
-        let output_agc = settings.output_agc && format.is_16bit();
-        if output_agc || (settings.draw && !detections.is_empty()) {
-            let mut video = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info)
-                .map_err(|_| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Failed,
-                        ("Cannot map the frame for drawing")
-                    );
-                    gst::FlowError::Error
-                })?;
-            let strides = video.plane_stride().to_vec();
-            let data = video.planes_data_mut();
-            let mut frame = Frame::new(
-                format,
-                info.width() as usize,
-                info.height() as usize,
-                planes_mut(data, &strides),
-            )
-            .and_then(|frame| match settings.input_layout {
-                InputLayout::Full => Ok(frame),
-                InputLayout::ThermalBottomHalf => upper_half_image(frame),
-            })
-            .map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
-                gst::FlowError::Error
-            })?;
-            if output_agc {
-                agc::apply_in_place(&mut frame, &settings.agc(), hist);
-            }
-            if settings.draw {
-                let style = Style {
-                    thickness: settings.box_thickness as usize,
-                    labels: settings.draw_labels,
-                };
-                draw_detections(&mut frame, detections, &style);
-            }
-        }
-
-        for d in detections {
-            let [x0, y0, x1, y1] = d.bbox.map(|v| v.round() as u32);
-            let mut meta = gst_video::VideoRegionOfInterestMeta::add(
-                buf,
-                &d.label,
-                (x0, y0, x1 - x0, y1 - y0),
-            );
-            meta.add_param(
-                gst::Structure::builder("detection")
-                    .field("label", d.label.as_str())
-                    .field("class-id", d.class_id as i32)
-                    .field("confidence", d.confidence as f64)
-                    .build(),
-            );
-        }
-
+        outputs::attach_roi_metas(buf, detections);
         let pts = buf.pts();
         if settings.post_messages {
-            let list = gst::List::new(detections.iter().map(|d| {
-                gst::Structure::builder("detection")
-                    .field("label", d.label.as_str())
-                    .field("class-id", d.class_id as i32)
-                    .field("confidence", d.confidence as f64)
-                    .field("x", d.bbox[0] as f64)
-                    .field("y", d.bbox[1] as f64)
-                    .field("width", d.width() as f64)
-                    .field("height", d.height() as f64)
-                    .build()
-            }));
-            let s = gst::Structure::builder("thermaldetect")
-                .field("frame", index)
-                .field("pts", pts.map_or(u64::MAX, |t| t.nseconds()))
-                .field("detections", list)
-                .build();
-            let _ = self
-                .obj()
-                .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+            self.post_detections(index, pts, detections);
         }
+        self.score_frame(scoring, index, detections);
+        self.write_json_line(json, index, pts, &loaded.name, detections)?;
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
 
-        if let Some(eval) = scoring.as_mut()
-            && let Err(e) = eval.add_frame(index, detections)
-        {
-            gst::element_imp_warning!(self, gst::StreamError::Failed, ("Not scored: {}", e));
-            *scoring = None;
+impl ThermalDetect {
+    /// Runs the detector on a frame with the current thresholds and AGC, and times it
+    /// for the score.
+    fn detect(
+        &self,
+        buf: &gst::BufferRef,
+        info: &gst_video::VideoInfo,
+        format: PixelFormat,
+        settings: &Settings,
+        detector: &mut Detector,
+        scoring: &mut Option<StreamEval>,
+    ) -> Result<Vec<Detection>, gst::FlowError> {
+        detector.set_thresholds(
+            settings.conf_threshold,
+            settings.iou_threshold,
+            settings.max_detections as usize,
+        );
+        detector.set_pre(settings.agc(), settings.polarity());
+        let video =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(buf, info).map_err(|_| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("Cannot map the frame"));
+                gst::FlowError::Error
+            })?;
+        let started = Instant::now();
+        let detections = Frame::new(
+            format,
+            info.width() as usize,
+            info.height() as usize,
+            planes(&video.planes_data(), video.plane_stride()),
+        )
+        .map_err(DetectError::from)
+        .and_then(|frame| match settings.input_layout {
+            InputLayout::Full => detector.detect(&frame),
+            InputLayout::ThermalBottomHalf => detector.detect(&lower_half_counts(&frame)?),
+        });
+        if let Some(eval) = scoring.as_mut() {
+            eval.add_latency(started.elapsed().as_secs_f64() * 1e3);
         }
+        detections.map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("Detection failed: {}", e));
+            gst::FlowError::Error
+        })
+    }
 
-        if let Some(json) = json.as_mut() {
-            let line = FrameRecord::new(index, pts.map(|t| t.nseconds()), &loaded.name, detections)
-                .to_json_line();
-            if let Err(e) = writeln!(json, "{line}").and_then(|_| json.flush()) {
+    /// With `output-agc` on a 16-bit frame, replaces it by the detector's AGC view; with
+    /// `draw`, draws the boxes (on the upper half for `thermal-bottom-half`).
+    fn draw(
+        &self,
+        buf: &mut gst::BufferRef,
+        info: &gst_video::VideoInfo,
+        format: PixelFormat,
+        settings: &Settings,
+        detections: &[Detection],
+        hist: &mut Histogram,
+    ) -> Result<(), gst::FlowError> {
+        let output_agc = settings.output_agc && format.is_16bit();
+        let boxes = settings.draw && !detections.is_empty();
+        if !output_agc && !boxes {
+            return Ok(());
+        }
+        let mut video =
+            gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|_| {
                 gst::element_imp_error!(
                     self,
-                    gst::ResourceError::Write,
-                    ("Cannot write detections: {}", e)
+                    gst::StreamError::Failed,
+                    ("Cannot map the frame for drawing")
                 );
-                return Err(gst::FlowError::Error);
-            }
+                gst::FlowError::Error
+            })?;
+        let strides = video.plane_stride().to_vec();
+        let data = video.planes_data_mut();
+        let mut frame = Frame::new(
+            format,
+            info.width() as usize,
+            info.height() as usize,
+            planes_mut(data, &strides),
+        )
+        .and_then(|frame| match settings.input_layout {
+            InputLayout::Full => Ok(frame),
+            InputLayout::ThermalBottomHalf => upper_half_image(frame),
+        })
+        .map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+            gst::FlowError::Error
+        })?;
+        if output_agc {
+            agc::apply_in_place(&mut frame, &settings.agc(), hist);
         }
-        Ok(gst::FlowSuccess::Ok)
+        if settings.draw {
+            let style = Style {
+                thickness: settings.box_thickness as usize,
+                labels: settings.draw_labels,
+            };
+            draw_detections(&mut frame, detections, &style);
+        }
+        Ok(())
     }
 }
 

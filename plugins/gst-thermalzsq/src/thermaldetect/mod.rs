@@ -4,36 +4,12 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod outputs;
+mod swap;
 
 glib::wrapper! {
     pub struct ThermalDetect(ObjectSubclass<imp::ThermalDetect>)
         @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
-}
-
-/// `execution-provider`: where ONNX Runtime runs the model.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
-#[repr(u32)]
-#[enum_type(name = "GstThermalDetectExecutionProvider")]
-pub enum ExecutionProvider {
-    #[enum_value(name = "Auto: TensorRT, else CUDA, else CPU", nick = "auto")]
-    Auto = 0,
-    #[enum_value(name = "CPU", nick = "cpu")]
-    Cpu = 1,
-    #[enum_value(name = "CUDA", nick = "cuda")]
-    Cuda = 2,
-    #[enum_value(name = "TensorRT", nick = "tensorrt")]
-    Tensorrt = 3,
-}
-
-impl From<ExecutionProvider> for thermalzsq::runtime::Provider {
-    fn from(p: ExecutionProvider) -> Self {
-        match p {
-            ExecutionProvider::Auto => Self::Auto,
-            ExecutionProvider::Cpu => Self::Cpu,
-            ExecutionProvider::Cuda => Self::Cuda,
-            ExecutionProvider::Tensorrt => Self::TensorRt,
-        }
-    }
 }
 
 /// `agc`: how 16-bit radiometric counts become the detector's 8-bit view.

@@ -21,17 +21,17 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use thermalzsq::onnx::Model;
 use thermalzsq::runtime::ProviderOptions;
-use thermalzsq::zsq::cache::{Cache, CacheEntry, CacheKey, sha256_hex};
+use thermalzsq::zsq::ZsqError;
+use thermalzsq::zsq::cache::{Cache, CacheEntry, CacheOutcome, sha256_hex};
 use thermalzsq::zsq::pipeline::{
     CalibrationSource, DistillLoss, DistillSettings, Progress, QuantizeSettings, Stage, cache_key,
-    quantize,
+    quantize, quantize_cached,
 };
-use thermalzsq::zsq::quantize::QuantizeError;
 
 use super::{Loss, OnFailure, Precision, State};
+use crate::enums::ExecutionProvider;
 use crate::modelevent::ModelAnnouncement;
 use crate::props::{filter_pad_templates, path_from, path_value};
-use crate::thermaldetect::ExecutionProvider;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -85,13 +85,10 @@ impl Settings {
         let defaults = QuantizeSettings::default();
         Ok(QuantizeSettings {
             precision: match self.precision {
-                Precision::U8s8 => thermalzsq::zsq::quantize::Precision::U8S8,
-                Precision::S8s8 => thermalzsq::zsq::quantize::Precision::S8S8,
+                Precision::U8s8 => thermalzsq::zsq::qparams::Precision::U8S8,
+                Precision::S8s8 => thermalzsq::zsq::qparams::Precision::S8S8,
             },
-            observer: self
-                .observer
-                .parse()
-                .map_err(|e: QuantizeError| e.to_string())?,
+            observer: self.observer.parse().map_err(|e: ZsqError| e.to_string())?,
             source: CalibrationSource::ZeroShot,
             distill: DistillSettings {
                 loss: match self.loss {
@@ -165,12 +162,27 @@ fn cached_announcement(
         location: entry.model.clone(),
         data: None,
         source: source.location.clone(),
-        sha256: entry.report_json["output_sha256"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
+        sha256: entry.output_sha256().to_string(),
         precision: precision.to_string(),
         report: Some(entry.report.clone()),
+    }
+}
+
+/// The announcement of an int8 model that could not be cached: its bytes travel in the
+/// event, named by their sha256.
+fn memory_announcement(
+    bytes: Vec<u8>,
+    source: &ModelAnnouncement,
+    precision: &str,
+) -> ModelAnnouncement {
+    let sha256 = sha256_hex(&bytes);
+    ModelAnnouncement {
+        location: PathBuf::from(format!("memory://{sha256}.onnx")),
+        data: Some(glib::Bytes::from_owned(bytes)),
+        source: source.location.clone(),
+        sha256,
+        precision: precision.to_string(),
+        report: None,
     }
 }
 
@@ -212,7 +224,7 @@ impl ZsqCalibrate {
         self.obj().notify("output-location");
     }
 
-    fn failed(&self, error: &QuantizeError, on_failure: OnFailure) {
+    fn failed(&self, error: &ZsqError, on_failure: OnFailure) {
         self.status.lock().unwrap().state = State::Failed;
         self.changed.notify_all();
         self.obj().notify("state");
@@ -272,64 +284,48 @@ impl ZsqCalibrate {
             model,
             settings,
             cache,
-            key,
             fp32,
             precision,
             on_failure,
             started,
         } = job;
-        let cancel = settings
-            .cancel
-            .clone()
-            .expect("the element always sets a cancel flag");
-        let result = (|| -> Result<(ModelAnnouncement, bool), QuantizeError> {
-            let _lock = match (&cache, &key) {
-                (Some(cache), Some(key)) => {
-                    let lock = cache.lock_unless(key, Some(&cancel))?;
-                    if let Some(entry) = cache.lookup(key) {
-                        return Ok((cached_announcement(&entry, &fp32, &precision), true));
-                    }
-                    Some(lock)
-                }
-                _ => None,
-            };
-            let mut last = None;
-            let quantized = quantize(&model, &settings, &mut |p| self.progress(p, &mut last))?;
-            let report = serde_json::to_value(&quantized.report).expect("reports serialise");
-            let stored = match (&cache, &key) {
-                (Some(cache), Some(key)) => {
-                    cache.store(key, &quantized.bytes, report).map_err(|e| {
-                        gst::element_imp_warning!(
-                            self,
-                            gst::ResourceError::Write,
-                            ("Cannot cache the int8 model, keeping it in memory: {}", e)
-                        );
-                    })
-                }
-                _ => Err(()),
-            };
-            Ok(match stored {
-                Ok(entry) => (cached_announcement(&entry, &fp32, &precision), false),
-                Err(()) => {
-                    let sha256 = sha256_hex(&quantized.bytes);
-                    (
-                        ModelAnnouncement {
-                            location: PathBuf::from(format!("memory://{sha256}.onnx")),
-                            data: Some(glib::Bytes::from_owned(quantized.bytes)),
-                            source: fp32.location.clone(),
-                            sha256,
-                            precision: precision.clone(),
-                            report: None,
-                        },
-                        false,
-                    )
-                }
-            })
-        })();
+        let mut last = None;
+        let mut progress = |p: &Progress| self.progress(p, &mut last);
+        let result = match &cache {
+            Some(cache) => quantize_cached(cache, &model, &settings, &mut progress)
+                .map(|outcome| self.announcement(outcome, &fp32, &precision)),
+            None => quantize(&model, &settings, &mut progress)
+                .map(|q| (memory_announcement(q.bytes, &fp32, &precision), false)),
+        };
         match result {
             Ok((announcement, hit)) => self.ready(announcement, hit, started),
-            Err(QuantizeError::Cancelled) => gst::debug!(CAT, imp = self, "calibration cancelled"),
+            Err(ZsqError::Cancelled) => gst::debug!(CAT, imp = self, "calibration cancelled"),
             Err(e) => self.failed(&e, on_failure),
+        }
+    }
+
+    /// What to announce for what the cache did, and whether it was a cache hit; a model
+    /// that could not be stored is announced from memory, with a warning.
+    fn announcement(
+        &self,
+        outcome: CacheOutcome,
+        fp32: &ModelAnnouncement,
+        precision: &str,
+    ) -> (ModelAnnouncement, bool) {
+        match outcome {
+            CacheOutcome::Hit(entry) => (cached_announcement(&entry, fp32, precision), true),
+            CacheOutcome::Made(entry) => (cached_announcement(&entry, fp32, precision), false),
+            CacheOutcome::MadeNotStored { bytes, error, .. } => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Write,
+                    (
+                        "Cannot cache the int8 model, keeping it in memory: {}",
+                        error
+                    )
+                );
+                (memory_announcement(bytes, fp32, precision), false)
+            }
         }
     }
 
@@ -350,7 +346,6 @@ struct Job {
     model: Model,
     settings: QuantizeSettings,
     cache: Option<Cache>,
-    key: Option<CacheKey>,
     fp32: ModelAnnouncement,
     precision: String,
     on_failure: OnFailure,
@@ -405,7 +400,7 @@ impl ObjectImpl for ZsqCalibrate {
                 glib::ParamSpecUInt64::builder("seed")
                     .nick("Seed")
                     .blurb("Seed of the distillation (the same seed gives the same model)")
-                    .default_value(0)
+                    .default_value(d.seed)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("execution-provider", d.execution_provider)
@@ -416,13 +411,13 @@ impl ObjectImpl for ZsqCalibrate {
                 glib::ParamSpecBoolean::builder("force")
                     .nick("Force")
                     .blurb("Calibrate even when the cache has the model")
-                    .default_value(false)
+                    .default_value(d.force)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("block")
                     .nick("Block")
                     .blurb("Hold frames until the int8 model is ready (false: frames flow through the fp32 model meanwhile)")
-                    .default_value(false)
+                    .default_value(d.block)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("on-failure", d.on_failure)
@@ -578,23 +573,21 @@ impl BaseTransformImpl for ZsqCalibrate {
                 None
             }
         };
-        let key = match &cache {
-            Some(_) => Some(
-                cache_key(&model, &qsettings)
-                    .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?,
-            ),
-            None => None,
-        };
-        if !settings.force
-            && let (Some(cache), Some(key)) = (&cache, &key)
-            && let Some(entry) = cache.lookup(key)
-        {
-            self.ready(
-                cached_announcement(&entry, &fp32, &precision),
-                true,
-                started,
-            );
-            return Ok(());
+        // The fast path: a cache hit announces int8 from the first frame on. `force`
+        // skips only this lookup: the worker's get-or-create still takes a sound entry.
+        if let Some(cache) = &cache {
+            let key = cache_key(&model, &qsettings)
+                .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
+            if !settings.force
+                && let Some(entry) = cache.lookup(&key)
+            {
+                self.ready(
+                    cached_announcement(&entry, &fp32, &precision),
+                    true,
+                    started,
+                );
+                return Ok(());
+            }
         }
 
         {
@@ -608,7 +601,6 @@ impl BaseTransformImpl for ZsqCalibrate {
             model,
             settings: qsettings,
             cache,
-            key,
             fp32,
             precision,
             on_failure: settings.on_failure,

@@ -3,50 +3,45 @@
 
 use ndarray::ArrayD;
 
-use super::{Ctx, Grad, unbroadcast};
+use super::{Ctx, Grad, Grads, unbroadcast};
 use crate::onnx::AttributeProto;
 use crate::zsq::ZsqError;
 
 /// BatchNormalization in inference mode is Y = X·γ/√(var+ε) + const per channel.
-pub(super) fn batch_norm(ctx: &mut Ctx, g: &Grad) -> Result<Vec<Option<String>>, ZsqError> {
+pub(super) fn batch_norm(ctx: &mut Ctx, g: &Grad) -> Result<Grads, ZsqError> {
     g.only_active(ctx, &[0], "scale, bias, mean or variance")?;
-    let mut dx = g.none();
-    let x = g.input(0);
-    if !ctx.active(x) {
-        return Ok(dx);
-    }
-    let dy = g.dy0()?;
-    let xs = ctx.shape(x)?;
-    let read = |slot: usize| {
-        ctx.floats(g.input(slot))
-            .ok_or_else(|| g.fail(format!("its input '{}' is not a constant", g.input(slot))))
-    };
-    let (gamma, var) = (read(1)?, read(4)?);
-    let eps = g.node.attr_float("epsilon").unwrap_or(1e-5);
-    let channels = xs.get(1).copied().unwrap_or(0);
-    if gamma.len() != channels || var.len() != channels {
-        return Err(g.fail(format!(
-            "scale and variance have {} and {} values for {channels} channels",
-            gamma.len(),
-            var.len()
-        )));
-    }
-    let mut shape = vec![1usize; xs.len().saturating_sub(1)];
-    shape[0] = channels;
-    let slope: Vec<f32> = gamma
-        .iter()
-        .zip(var.iter())
-        .map(|(g, v)| g / (v + eps).sqrt())
-        .collect();
-    let slope = ArrayD::from_shape_vec(shape, slope)
-        .map_err(|e| g.fail(format!("cannot shape its scale: {e}")))?;
-    let slope = ctx.emit.tensor("bn_slope", &slope);
-    dx[0] = Some(ctx.emit.mul(dy, &slope));
-    Ok(dx)
+    g.unary(ctx, |ctx, x, dy| {
+        let xs = ctx.shape(x)?;
+        let read = |slot: usize| {
+            ctx.floats(g.input(slot))
+                .ok_or_else(|| g.fail(format!("its input '{}' is not a constant", g.input(slot))))
+        };
+        let (gamma, var) = (read(1)?, read(4)?);
+        let eps = g.node.attr_float("epsilon").unwrap_or(1e-5);
+        let channels = xs.get(1).copied().unwrap_or(0);
+        if gamma.len() != channels || var.len() != channels {
+            return Err(g.fail(format!(
+                "scale and variance have {} and {} values for {channels} channels",
+                gamma.len(),
+                var.len()
+            )));
+        }
+        let mut shape = vec![1usize; xs.len().saturating_sub(1)];
+        shape[0] = channels;
+        let slope: Vec<f32> = gamma
+            .iter()
+            .zip(var.iter())
+            .map(|(g, v)| g / (v + eps).sqrt())
+            .collect();
+        let slope = ArrayD::from_shape_vec(shape, slope)
+            .map_err(|e| g.fail(format!("cannot shape its scale: {e}")))?;
+        let slope = ctx.emit.tensor("bn_slope", &slope);
+        Ok(ctx.emit.mul(dy, &slope))
+    })
 }
 
 /// Add and Sub: the output gradient, summed over broadcast axes (negated for Sub's B).
-pub(super) fn add_sub(ctx: &mut Ctx, g: &Grad) -> Result<Vec<Option<String>>, ZsqError> {
+pub(super) fn add_sub(ctx: &mut Ctx, g: &Grad) -> Result<Grads, ZsqError> {
     let mut dx = g.none();
     let dy = g.dy0()?;
     let ys = ctx.shape(g.output(0))?;
@@ -67,7 +62,7 @@ pub(super) fn add_sub(ctx: &mut Ctx, g: &Grad) -> Result<Vec<Option<String>>, Zs
 }
 
 /// Mul: dA = dy·B, dB = dy·A, each summed over its broadcast axes.
-pub(super) fn mul(ctx: &mut Ctx, g: &Grad) -> Result<Vec<Option<String>>, ZsqError> {
+pub(super) fn mul(ctx: &mut Ctx, g: &Grad) -> Result<Grads, ZsqError> {
     let mut dx = g.none();
     let dy = g.dy0()?;
     let ys = ctx.shape(g.output(0))?;
@@ -111,7 +106,7 @@ fn silu(ctx: &Ctx, g: &Grad, ys: &[usize]) -> Result<Option<(usize, usize)>, Zsq
 }
 
 /// Div Y = A/B: dA = dy/B; dB = −dy·Y/B.
-pub(super) fn div(ctx: &mut Ctx, g: &Grad) -> Result<Vec<Option<String>>, ZsqError> {
+pub(super) fn div(ctx: &mut Ctx, g: &Grad) -> Result<Grads, ZsqError> {
     let mut dx = g.none();
     let dy = g.dy0()?;
     let ys = ctx.shape(g.output(0))?;
@@ -131,16 +126,12 @@ pub(super) fn div(ctx: &mut Ctx, g: &Grad) -> Result<Vec<Option<String>>, ZsqErr
     Ok(dx)
 }
 
-pub(super) fn neg(ctx: &mut Ctx, g: &Grad) -> Result<Vec<Option<String>>, ZsqError> {
-    let mut dx = g.none();
-    if ctx.active(g.input(0)) {
-        dx[0] = Some(ctx.emit.op("Neg", &[g.dy0()?], vec![]));
-    }
-    Ok(dx)
+pub(super) fn neg(ctx: &mut Ctx, g: &Grad) -> Result<Grads, ZsqError> {
+    g.unary(ctx, |ctx, _, dy| Ok(ctx.emit.op("Neg", &[dy], vec![])))
 }
 
 /// MatMul (rank ≥ 2, batched with broadcasting): dA = dy·Bᵀ, dB = Aᵀ·dy.
-pub(super) fn matmul(ctx: &mut Ctx, g: &Grad) -> Result<Vec<Option<String>>, ZsqError> {
+pub(super) fn matmul(ctx: &mut Ctx, g: &Grad) -> Result<Grads, ZsqError> {
     let mut dx = g.none();
     let dy = g.dy0()?;
     let (a, b) = (g.input(0), g.input(1));

@@ -6,7 +6,7 @@
 
 use ndarray::{Array4, ArrayD, Ix4};
 
-use super::{Ctx, Grad};
+use super::{Ctx, Grad, Grads};
 use crate::onnx::{AttributeProto, NodeProto};
 use crate::zsq::ZsqError;
 
@@ -113,58 +113,53 @@ impl Window {
     }
 }
 
-pub(super) fn conv(ctx: &mut Ctx, g: &Grad) -> Result<Vec<Option<String>>, ZsqError> {
+pub(super) fn conv(ctx: &mut Ctx, g: &Grad) -> Result<Grads, ZsqError> {
     g.only_active(ctx, &[0], "weights or bias")?;
-    let mut dx = g.none();
-    let (x, w) = (g.input(0), g.input(1));
-    if !ctx.active(x) {
-        return Ok(dx);
-    }
-    let dy = g.dy0()?;
-    let xs = ctx.shape(x)?;
-    let ys = ctx.shape(g.output(0))?;
-    let ws = ctx.shape(w)?;
-    if xs.len() != 4 || ws.len() != 4 {
-        return Err(g.fail(format!(
-            "only 2-D convolutions are supported (input shape {xs:?})"
-        )));
-    }
-    let group = g.node.attr_int("group").unwrap_or(1);
-    if group < 1 || ws[0] % group as usize != 0 {
-        return Err(g.fail(format!("group {group} does not divide {} filters", ws[0])));
-    }
-    let win = Window::of(g, g.node, [ws[2], ws[3]], &xs, &ys)?;
-    let group_attr = AttributeProto::int("group", group);
+    g.unary(ctx, |ctx, x, dy| {
+        let w = g.input(1);
+        let xs = ctx.shape(x)?;
+        let ys = ctx.shape(g.output(0))?;
+        let ws = ctx.shape(w)?;
+        if xs.len() != 4 || ws.len() != 4 {
+            return Err(g.fail(format!(
+                "only 2-D convolutions are supported (input shape {xs:?})"
+            )));
+        }
+        let group = g.node.attr_int("group").unwrap_or(1);
+        if group < 1 || ws[0] % group as usize != 0 {
+            return Err(g.fail(format!("group {group} does not divide {} filters", ws[0])));
+        }
+        let win = Window::of(g, g.node, [ws[2], ws[3]], &xs, &ys)?;
+        let group_attr = AttributeProto::int("group", group);
 
-    // Stride 1: correlate with the flipped kernel, padded by d(k-1) - p.
-    let conv_pads: Vec<i64> = (0..4)
-        .map(|i| {
-            let axis = i % 2;
-            let p = if i < 2 {
-                win.begin[axis]
-            } else {
-                win.end[axis]
-            };
-            (win.dilations[axis] * (win.kernel[axis] - 1)) as i64 - p as i64
-        })
-        .collect();
-    if win.strides == [1, 1]
-        && conv_pads.iter().all(|&p| p >= 0)
-        && let Some(flipped) = flipped_weights(ctx, w, group as usize)
-    {
+        // Stride 1: correlate with the flipped kernel, padded by d(k-1) - p.
+        let conv_pads: Vec<i64> = (0..4)
+            .map(|i| {
+                let axis = i % 2;
+                let p = if i < 2 {
+                    win.begin[axis]
+                } else {
+                    win.end[axis]
+                };
+                (win.dilations[axis] * (win.kernel[axis] - 1)) as i64 - p as i64
+            })
+            .collect();
+        if win.strides == [1, 1]
+            && conv_pads.iter().all(|&p| p >= 0)
+            && let Some(flipped) = flipped_weights(ctx, w, group as usize)
+        {
+            let mut attrs = win.attrs();
+            attrs.push(AttributeProto::ints("pads", conv_pads));
+            attrs.push(group_attr);
+            return Ok(ctx.emit.op("Conv", &[dy, &flipped], attrs));
+        }
+        let (pads, output_padding) = win.transpose_pads(&xs, &ys);
         let mut attrs = win.attrs();
-        attrs.push(AttributeProto::ints("pads", conv_pads));
+        attrs.push(AttributeProto::ints("pads", pads));
+        attrs.push(AttributeProto::ints("output_padding", output_padding));
         attrs.push(group_attr);
-        dx[0] = Some(ctx.emit.op("Conv", &[dy, &flipped], attrs));
-        return Ok(dx);
-    }
-    let (pads, output_padding) = win.transpose_pads(&xs, &ys);
-    let mut attrs = win.attrs();
-    attrs.push(AttributeProto::ints("pads", pads));
-    attrs.push(AttributeProto::ints("output_padding", output_padding));
-    attrs.push(group_attr);
-    dx[0] = Some(ctx.emit.op("ConvTranspose", &[dy, w], attrs));
-    Ok(dx)
+        Ok(ctx.emit.op("ConvTranspose", &[dy, w], attrs))
+    })
 }
 
 /// W [Co, Ci/G, kh, kw] → W' [Ci, Co/G, kh, kw] with W'[g·Cig + i, j] = flip(W[g·Cog + j, i]):

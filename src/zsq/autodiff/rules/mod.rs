@@ -119,13 +119,17 @@ impl<'f> Ctx<'f> {
     }
 }
 
+/// The gradient of each input (or output) of a node, by slot; `None` where no
+/// gradient flows.
+pub(super) type Grads = Vec<Option<String>>;
+
 /// One node being differentiated, with the gradients of its outputs.
 pub(super) struct Grad<'a> {
     pub(super) node: &'a NodeProto,
     /// Index of the node in the forward graph.
     pub(super) index: usize,
     /// Gradient of each output; `None` where nothing downstream needs it.
-    pub(super) dy: Vec<Option<String>>,
+    pub(super) dy: Grads,
 }
 
 impl Grad<'_> {
@@ -158,8 +162,35 @@ impl Grad<'_> {
     }
 
     /// No gradient for any input yet, one slot per input.
-    pub(super) fn none(&self) -> Vec<Option<String>> {
+    pub(super) fn none(&self) -> Grads {
         vec![None; self.node.input.len()]
+    }
+
+    /// The rule of an op whose only input that can depend on the image is the first
+    /// (the others are weights, shapes or bounds): `rule` turns X into dX, and runs only
+    /// when X depends on the image; no other input gets a gradient.
+    pub(super) fn first_input(
+        &self,
+        ctx: &mut Ctx,
+        rule: impl FnOnce(&mut Ctx, &str) -> Result<String, ZsqError>,
+    ) -> Result<Grads, ZsqError> {
+        let mut dx = self.none();
+        let x = self.input(0);
+        if ctx.active(x) {
+            dx[0] = Some(rule(ctx, x)?);
+        }
+        Ok(dx)
+    }
+
+    /// [`Grad::first_input`] for the usual rule, which needs X and dY (the gradient of
+    /// the first output). dY is looked up only when X depends on the image: an inactive
+    /// X never fails for want of it.
+    pub(super) fn unary(
+        &self,
+        ctx: &mut Ctx,
+        rule: impl FnOnce(&mut Ctx, &str, &str) -> Result<String, ZsqError>,
+    ) -> Result<Grads, ZsqError> {
+        self.first_input(ctx, |ctx, x| rule(ctx, x, self.dy0()?))
     }
 
     /// Fails when an input other than those in `slots` depends on the image.
@@ -181,7 +212,7 @@ impl Grad<'_> {
 }
 
 /// The gradients of `g.node`'s inputs.
-pub(super) fn backward(ctx: &mut Ctx, g: &Grad) -> Result<Vec<Option<String>>, ZsqError> {
+pub(super) fn backward(ctx: &mut Ctx, g: &Grad) -> Result<Grads, ZsqError> {
     if !matches!(g.node.domain(), "" | "ai.onnx") {
         return Err(g.fail(format!(
             "ops of domain '{}' have no gradient rules",

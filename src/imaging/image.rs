@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::DetectError;
+use super::ImageError;
 use super::frame::{FrameRef, PixelFormat};
 
 /// A decoded image, one packed plane.
@@ -32,21 +32,30 @@ impl OwnedFrame {
 
 /// Reads a PNG: 16-bit grey stays 16-bit (radiometric counts, big-endian as PNG stores
 /// them), palettes and low bit depths expand to 8 bits, grey+alpha drops the alpha.
-pub fn read_png(path: &Path) -> Result<OwnedFrame, DetectError> {
-    let fail = |e: &dyn std::fmt::Display| {
-        DetectError::new(format!("cannot read image {}: {e}", path.display()))
+pub fn read_png(path: &Path) -> Result<OwnedFrame, ImageError> {
+    let open = |source| ImageError::Open {
+        path: path.to_path_buf(),
+        source,
     };
-    let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+    let decode = |source| ImageError::Decode {
+        path: path.to_path_buf(),
+        source,
+    };
+    let layout = |why: String| ImageError::Layout {
+        path: path.to_path_buf(),
+        why,
+    };
+    let file = std::fs::File::open(path).map_err(open)?;
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
     decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder.read_info().map_err(|e| fail(&e))?;
+    let mut reader = decoder.read_info().map_err(decode)?;
     let mut data = vec![
         0;
         reader
             .output_buffer_size()
-            .ok_or_else(|| fail(&"image too large"))?
+            .ok_or_else(|| layout("image too large".into()))?
     ];
-    let info = reader.next_frame(&mut data).map_err(|e| fail(&e))?;
+    let info = reader.next_frame(&mut data).map_err(decode)?;
     data.truncate(info.buffer_size());
     let (width, height) = (info.width as usize, info.height as usize);
     let format = match (info.color_type, info.bit_depth) {
@@ -59,7 +68,7 @@ pub fn read_png(path: &Path) -> Result<OwnedFrame, DetectError> {
         (png::ColorType::Rgb, png::BitDepth::Eight) => PixelFormat::Rgb,
         (png::ColorType::Rgba, png::BitDepth::Eight) => PixelFormat::Rgba,
         (color, depth) => {
-            return Err(fail(&format!(
+            return Err(layout(format!(
                 "unsupported PNG layout {color:?} {depth:?} (use 8-bit grey/RGB/RGBA or 16-bit grey)"
             )));
         }

@@ -3,16 +3,16 @@
 
 use std::path::Path;
 
-use thermalzsq::results::{Plan, ReportOptions, SynthSet, run_report};
 use thermalzsq::runtime::ProviderOptions;
 use thermalzsq::zsq::w4a8::W4a8Options;
+use zsq::results::{Plan, ReportOptions, SynthSet, run_report};
 
 #[test]
 fn report_writes_the_table_and_figures_and_reruns_from_the_cache() {
     let dir = std::env::temp_dir().join(format!("thermalzsq-report-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let model =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx/yolov8_scenes.onnx");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/onnx/yolov8_scenes.onnx");
     let plan = Plan {
         eval: SynthSet { scenes: 3, seed: 2 },
         calib: SynthSet { scenes: 3, seed: 1 },

@@ -71,7 +71,7 @@ fn onnxruntime_version() -> String {
     if let Some(v) = from_path {
         return v;
     }
-    if crate::runtime::environment().is_err() {
+    if thermalzsq::runtime::environment().is_err() {
         return "unknown".into();
     }
     let info = ort::info();

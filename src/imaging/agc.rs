@@ -9,7 +9,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::DetectError;
+use super::ImageError;
+use super::frame::{FrameMut, PixelFormat};
 
 /// How 16-bit counts become 0..=255.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,7 +45,7 @@ pub enum AgcMode {
 }
 
 impl FromStr for AgcMode {
-    type Err = DetectError;
+    type Err = ImageError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
@@ -52,7 +53,7 @@ impl FromStr for AgcMode {
             "minmax" => Ok(AgcMode::MinMax),
             "fixed" => Ok(AgcMode::Fixed),
             "none" => Ok(AgcMode::None),
-            _ => Err(DetectError::new(format!(
+            _ => Err(ImageError::UnknownName(format!(
                 "unknown agc `{s}` (expected percentile, minmax, fixed or none)"
             ))),
         }
@@ -166,8 +167,8 @@ pub fn percentile_stretch(counts: &[u16], low: f64, high: f64) -> Vec<u8> {
 /// Replaces a 16-bit frame's counts by its AGC view scaled back to 16 bits (`v8 · 257`),
 /// so displays and encoders downstream show the picture the detector saw instead of a
 /// nearly flat raw image. The radiometric counts are gone afterwards.
-pub fn apply_in_place(frame: &mut super::FrameMut, agc: &Agc, hist: &mut Histogram) {
-    let big = frame.format == super::PixelFormat::Gray16Be;
+pub fn apply_in_place(frame: &mut FrameMut, agc: &Agc, hist: &mut Histogram) {
+    let big = frame.format == PixelFormat::Gray16Be;
     let read = |b: &[u8]| {
         if big {
             u16::from_be_bytes([b[0], b[1]])
@@ -225,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_frame_is_replaced_by_its_agc_view() {
-        use crate::detect::frame::{Frame, PixelFormat};
+        use crate::imaging::frame::Frame;
         let counts: Vec<u16> = (0..100).map(|i| 29_000 + 10 * i).collect();
         let mut bytes: Vec<u8> = counts.iter().flat_map(|v| v.to_le_bytes()).collect();
         let mut frame = Frame::new(

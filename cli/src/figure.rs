@@ -1,11 +1,12 @@
 //! Pictures of an evaluation: an image with its ground truth (magenta) and the detector's
 //! boxes (a colour per class, labelled) — to see what a score means (`zsq eval --draw`).
 
-use super::{CocoGt, Detection};
-use crate::detect::agc::percentile_stretch;
-use crate::detect::draw::{Style, draw_boxes, draw_detections};
-use crate::detect::frame::{Frame, PixelFormat};
-use crate::detect::image::OwnedFrame;
+use thermalzsq::eval::{CocoGt, Detection};
+use thermalzsq::detect::draw::{Style, draw_detections};
+use thermalzsq::imaging::agc::percentile_stretch;
+use thermalzsq::imaging::draw::draw_boxes;
+use thermalzsq::imaging::frame::{Frame, PixelFormat};
+use thermalzsq::imaging::image::OwnedFrame;
 
 /// Ground-truth colour (no class colour of `detect::draw` is near it).
 const GT: [u8; 3] = [255, 0, 255];
@@ -63,7 +64,7 @@ pub fn render(
         })
         .collect();
     let names = gt.sorted_categories();
-    let dets: Vec<crate::detect::Detection> = detections
+    let dets: Vec<thermalzsq::detect::Detection> = detections
         .iter()
         .filter(|d| d.image_id == image_id && d.score >= conf)
         .map(|d| {
@@ -72,7 +73,7 @@ pub fn render(
                 .position(|c| c.id == d.category_id)
                 .unwrap_or(0);
             let [x, y, bw, bh] = d.bbox.map(|v| v as f32);
-            crate::detect::Detection {
+            thermalzsq::detect::Detection {
                 class_id,
                 label: names
                     .get(class_id)

@@ -3,7 +3,7 @@
 //! and the exact bytes `zsq synth` writes, as sha256 digests per CPU instruction set
 //! (tests/support/pin.rs says why and how to record them).
 
-#[path = "support/pin.rs"]
+#[path = "../../tests/support/pin.rs"]
 mod pin;
 
 use std::path::{Path, PathBuf};
@@ -11,8 +11,9 @@ use std::process::Command;
 
 use thermalzsq::zsq::cache::sha256_hex;
 
+/// The repository root (this crate is `cli/`): the pinned commands name its files.
 fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
 }
 
 fn workdir(name: &str) -> PathBuf {

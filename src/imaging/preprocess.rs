@@ -11,7 +11,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::DetectError;
+use super::ImageError;
 use super::agc::{Agc, Histogram, stretch_table};
 use super::frame::{FrameRef, PixelFormat};
 
@@ -27,13 +27,13 @@ pub enum Polarity {
 }
 
 impl FromStr for Polarity {
-    type Err = DetectError;
+    type Err = ImageError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "white-hot" => Ok(Polarity::WhiteHot),
             "black-hot" => Ok(Polarity::BlackHot),
-            _ => Err(DetectError::new(format!(
+            _ => Err(ImageError::UnknownName(format!(
                 "unknown polarity `{s}` (expected white-hot or black-hot)"
             ))),
         }
@@ -350,7 +350,7 @@ fn axis_taps(src: usize, dst: usize) -> Vec<(usize, usize, f32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::frame::{Frame, packed_planes};
+    use crate::imaging::frame::{Frame, packed_planes};
 
     #[test]
     fn letterbox_geometry_matches_the_training_contract() {

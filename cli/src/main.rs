@@ -9,16 +9,17 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use thermalzsq::detect::{Detector, DetectorConfig};
 use thermalzsq::onnx::Model;
-use thermalzsq::results::{Plan, ReportOptions, SynthSet, run_report as run_report_with};
 use thermalzsq::runtime::ProviderOptions;
-use thermalzsq::zsq::cache::{Cache, write_atomically};
+use thermalzsq::zsq::cache::{Cache, CacheOutcome, write_atomically};
 use thermalzsq::zsq::pipeline::{
     CalibrationSource, DistillSettings, Progress, QuantizeSettings, Stage, quantize,
     quantize_cached,
 };
-use thermalzsq::zsq::quantize::Precision;
+use thermalzsq::zsq::qparams::Precision;
 use thermalzsq::zsq::report::QuantizeReport;
 use thermalzsq::{eval, synth};
+use zsq::figure;
+use zsq::results::{Plan, ReportOptions, SynthSet, run_report as run_report_with};
 
 #[derive(Parser)]
 #[command(
@@ -336,11 +337,11 @@ fn draw_figures(
 ) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     for image in &gt.images {
-        let frame = thermalzsq::detect::image::read_png(&images.join(&image.file_name))
+        let frame = thermalzsq::imaging::image::read_png(&images.join(&image.file_name))
             .map_err(|e| e.to_string())?;
-        let (w, h, rgb) = eval::figure::render(&frame, image.id, gt, dets, 0.25);
+        let (w, h, rgb) = figure::render(&frame, image.id, gt, dets, 0.25);
         let out = dir.join(Path::new(&image.file_name).with_extension("png"));
-        thermalzsq::detect::image::write_png(
+        thermalzsq::imaging::image::write_png(
             &out,
             w as u32,
             h as u32,
@@ -440,8 +441,13 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
     let mut progress = |p: &Progress| bar.update(p);
     let (bytes, report_json, hit) = match &cache {
         Some(cache) => {
-            let (entry, hit) =
-                quantize_cached(cache, &model, &settings, &mut progress).map_err(|e| text(&e))?;
+            let (entry, hit) = match quantize_cached(cache, &model, &settings, &mut progress)
+                .map_err(|e| text(&e))?
+            {
+                CacheOutcome::Hit(entry) => (entry, true),
+                CacheOutcome::Made(entry) => (entry, false),
+                CacheOutcome::MadeNotStored { error, .. } => return Err(text(&error)),
+            };
             let bytes = std::fs::read(&entry.model)
                 .map_err(|e| format!("cannot read {}: {e}", entry.model.display()))?;
             (bytes, entry.report_json, hit.then_some(entry.model))

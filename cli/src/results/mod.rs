@@ -12,7 +12,7 @@
 //! - distillation time, and fp32 vs int8 latency measured in the same run;
 //! - mAP against the number of distillation steps (how few suffice);
 //! - W4A8 from the same distilled images, with round-to-nearest and with AdaRound
-//!   reconstruction ([`crate::zsq::w4a8`]), against the same on real images;
+//!   reconstruction ([`thermalzsq::zsq::w4a8`]), against the same on real images;
 //! - a figure of what the RGB and the thermal models "remember" (distilled images).
 //!
 //! Everything is deterministic (synthetic data sets by seed, distillation by seed);
@@ -32,22 +32,21 @@ use std::time::Instant;
 
 use ndarray::Array4;
 use ort::value::TensorRef;
-
-use crate::detect::Detector;
-use crate::detect::decode::OutputLayout;
-use crate::eval::{CocoGt, PreparedImages, detect_prepared, eval_config, evaluate};
-use crate::onnx::Model;
-use crate::runtime::{ProviderOptions, load_session_with_config};
-use crate::synth::{DatasetSpec, RecordingFormat, write_dataset};
-use crate::zsq::autodiff::{LossTerms, Statistics};
-use crate::zsq::cache::sha256_hex;
-use crate::zsq::calibrate::Observer;
-use crate::zsq::distill::{DistillOptions, distill};
-use crate::zsq::images::{ImageInput, load_calibration_images};
-use crate::zsq::pipeline::{
+use thermalzsq::detect::Detector;
+use thermalzsq::detect::decode::OutputLayout;
+use thermalzsq::eval::{CocoGt, PreparedImages, detect_prepared, eval_config, evaluate};
+use thermalzsq::onnx::Model;
+use thermalzsq::runtime::{ProviderOptions, load_session_with_config};
+use thermalzsq::synth::{DatasetSpec, RecordingFormat, write_dataset};
+use thermalzsq::zsq::autodiff::{LossTerms, Statistics};
+use thermalzsq::zsq::cache::sha256_hex;
+use thermalzsq::zsq::calibrate::Observer;
+use thermalzsq::zsq::distill::{DistillOptions, distill};
+use thermalzsq::zsq::images::{ImageInput, load_calibration_images};
+use thermalzsq::zsq::pipeline::{
     CalibrationSource, DistillLoss, QuantizeSettings, image_input, quantize,
 };
-use crate::zsq::w4a8::{Rounding, W4a8Options, quantize_w4a8};
+use thermalzsq::zsq::w4a8::{Rounding, W4a8Options, quantize_w4a8};
 
 pub use machine::Machine;
 use store::{Record, Store};
@@ -77,13 +76,12 @@ macro_rules! report_error_from {
     };
 }
 report_error_from!(
-    crate::zsq::quantize::QuantizeError,
-    crate::zsq::ZsqError,
-    crate::eval::EvalError,
-    crate::detect::DetectError,
-    crate::runtime::RuntimeError,
-    crate::onnx::OnnxError,
-    crate::synth::SynthError,
+    thermalzsq::zsq::ZsqError,
+    thermalzsq::eval::EvalError,
+    thermalzsq::detect::DetectError,
+    thermalzsq::runtime::RuntimeError,
+    thermalzsq::onnx::OnnxError,
+    thermalzsq::synth::SynthError,
     ort::Error,
     std::io::Error
 );
@@ -574,7 +572,7 @@ impl Context {
     ) -> Result<BTreeMap<String, (f64, f64)>, ReportError> {
         let mut detector = Detector::from_bytes(
             bytes,
-            crate::detect::DetectorConfig {
+            thermalzsq::detect::DetectorConfig {
                 provider: self.provider.clone(),
                 ..eval_config()
             },

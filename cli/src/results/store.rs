@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use ndarray::Array4;
 
 use super::ReportError;
-use crate::zsq::cache::{sha256_hex, write_atomically};
+use thermalzsq::zsq::cache::{sha256_hex, write_atomically};
 
 /// One measurement: accuracy per evaluated domain and what it cost.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

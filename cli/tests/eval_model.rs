@@ -50,7 +50,7 @@ fn dataset(dir: &Path, shift_last: bool) -> PathBuf {
 }
 
 fn fixture_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/hotspot_v8.onnx")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/hotspot_v8.onnx")
 }
 
 /// `zsq eval --coco GT --model MODEL --images DIR` and `extra` arguments.
@@ -101,7 +101,7 @@ fn a_detector_scored_over_png_images() {
         &["--draw".as_ref(), figures.as_os_str()],
     );
     succeeded(&out);
-    let figure = thermalzsq::detect::image::read_png(&figures.join("000001.png")).unwrap();
+    let figure = thermalzsq::imaging::image::read_png(&figures.join("000001.png")).unwrap();
     assert_eq!((figure.width, figure.height), (640, 512));
     let magenta = figure
         .data

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::detect::font;
+use thermalzsq::imaging::font;
 
 pub type Rgb = [u8; 3];
 

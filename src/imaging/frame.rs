@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::DetectError;
+use super::ImageError;
 
 /// The pixel layouts thermal cameras and the usual converters produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,13 +100,13 @@ impl fmt::Display for PixelFormat {
 }
 
 impl FromStr for PixelFormat {
-    type Err = DetectError;
+    type Err = ImageError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         PixelFormat::ALL
             .into_iter()
             .find(|f| f.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| DetectError::new(format!("unsupported pixel format `{s}`")))
+            .ok_or_else(|| ImageError::UnknownName(format!("unsupported pixel format `{s}`")))
     }
 }
 
@@ -127,13 +127,13 @@ impl<P: AsRef<[u8]>> Frame<P> {
         width: usize,
         height: usize,
         planes: Vec<(P, usize)>,
-    ) -> Result<Self, DetectError> {
+    ) -> Result<Self, ImageError> {
         if width == 0 || height == 0 {
-            return Err(DetectError::new(format!("empty {width}x{height} frame")));
+            return Err(ImageError::Frame(format!("empty {width}x{height} frame")));
         }
         let extents = format.plane_extents(width, height);
         if planes.len() != extents.len() {
-            return Err(DetectError::new(format!(
+            return Err(ImageError::Frame(format!(
                 "{format} has {} planes, got {}",
                 extents.len(),
                 planes.len()
@@ -142,7 +142,7 @@ impl<P: AsRef<[u8]>> Frame<P> {
         for (i, ((data, stride), (row_bytes, rows))) in planes.iter().zip(&extents).enumerate() {
             let needed = stride * (rows - 1) + row_bytes;
             if *stride < *row_bytes || data.as_ref().len() < needed {
-                return Err(DetectError::new(format!(
+                return Err(ImageError::Frame(format!(
                     "{format} {width}x{height} plane {i}: {} bytes with stride {stride}, need {needed} (rows of {row_bytes})",
                     data.as_ref().len()
                 )));
@@ -228,9 +228,9 @@ pub fn encode_grey(
 /// sensor's height: the upper half is the 8-bit image, the lower half carries each
 /// pixel's raw 16-bit count (little-endian, 1/64 K) in the two bytes YUY2 gives a pixel.
 /// These split such a frame into the counts to detect on and the image to draw on.
-fn check_two_halves<P: AsRef<[u8]>>(frame: &Frame<P>) -> Result<usize, DetectError> {
+fn check_two_halves<P: AsRef<[u8]>>(frame: &Frame<P>) -> Result<usize, ImageError> {
     if frame.format != PixelFormat::Yuy2 || !frame.height.is_multiple_of(2) {
-        return Err(DetectError::new(format!(
+        return Err(ImageError::Frame(format!(
             "input-layout=thermal-bottom-half needs YUY2 frames of even height (a 256x384 P2 Pro frame), got {} {}x{}",
             frame.format, frame.width, frame.height
         )));
@@ -239,7 +239,7 @@ fn check_two_halves<P: AsRef<[u8]>>(frame: &Frame<P>) -> Result<usize, DetectErr
 }
 
 /// The lower half of a two-half frame as GRAY16_LE counts.
-pub fn lower_half_counts<'a>(frame: &FrameRef<'a>) -> Result<FrameRef<'a>, DetectError> {
+pub fn lower_half_counts<'a>(frame: &FrameRef<'a>) -> Result<FrameRef<'a>, ImageError> {
     let half = check_two_halves(frame)?;
     let (data, stride) = frame.planes[0];
     Frame::new(
@@ -251,7 +251,7 @@ pub fn lower_half_counts<'a>(frame: &FrameRef<'a>) -> Result<FrameRef<'a>, Detec
 }
 
 /// The upper (image) half of a two-half frame, to draw on.
-pub fn upper_half_image(frame: FrameMut<'_>) -> Result<FrameMut<'_>, DetectError> {
+pub fn upper_half_image(frame: FrameMut<'_>) -> Result<FrameMut<'_>, ImageError> {
     let half = check_two_halves(&frame)?;
     let width = frame.width;
     let (data, stride) = frame.planes.into_iter().next().expect("YUY2 has one plane");

@@ -8,7 +8,7 @@ use ndarray::{Array3, Axis};
 use super::chart::{self, Bars, PALETTE, Reference, Series};
 use super::store::Record;
 use super::{Ablation, Domain, ModelResults, Plan, Report, ReportError, W4Kind, mean_std};
-use crate::zsq::calibrate::Observer;
+use thermalzsq::zsq::calibrate::Observer;
 
 /// mAP50-95 and mAP50 of a set of records (one per seed) on `domain`: mean ± std.
 fn stats(records: &[Record], domain: Domain) -> Option<((f64, f64), (f64, f64))> {

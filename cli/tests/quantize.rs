@@ -1,0 +1,191 @@
+//! The `zsq quantize` command line end to end: real-image and zero-shot calibration,
+//! the report file, the cache under XDG_CACHE_HOME, and one clear error line for bad
+//! input. (The quantizer itself is tested in the engine's tests/quantize.rs.)
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use thermalzsq::onnx::{DataType, Model, ValueInfoProto};
+use thermalzsq::runtime::{ProviderOptions, load_session_from_memory};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/onnx")
+        .join(name)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("thermalzsq-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A small `zsq synth` data set (thermal16/, thermal8/, rgb/).
+fn synth_dataset(name: &str, scenes: u64) -> PathBuf {
+    let dir = temp_dir(name);
+    thermalzsq::synth::write_dataset(&thermalzsq::synth::DatasetSpec {
+        out: dir.clone(),
+        scenes,
+        seed: 3,
+        width: 96,
+        height: 80,
+        recording: 0,
+        recording_format: Default::default(),
+    })
+    .unwrap();
+    dir
+}
+
+fn zsq(args: &[&str], cache: &Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_zsq"))
+        .args(args)
+        .env("XDG_CACHE_HOME", cache)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The error line of a failed run (ONNX Runtime may log warnings before it).
+fn error_line(stderr: &str) -> &str {
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("zsq: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    errors[0]
+}
+
+#[test]
+fn the_command_line_quantizes_and_reports() {
+    let dir = temp_dir("cli");
+    let data = synth_dataset("cli-data", 3);
+    let model = fixture("yolov8_c2f_dfl.onnx");
+    let out = dir.join("int8.onnx");
+    let report = dir.join("r.json");
+    let args = [
+        "quantize",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--calib-images",
+        data.to_str().unwrap(),
+        "--calib-count",
+        "3",
+        "--observer",
+        "entropy",
+        "--threads",
+        "2",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let (ok, stdout, stderr) = zsq(&args, &dir.join("xdg"));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("u8s8, observer entropy, 3 real images"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("QLinearConv"), "{stdout}");
+    assert!(
+        stderr.contains("calibrate: 6/6"),
+        "progress on stderr: {stderr}"
+    );
+    let q = Model::load(&out).unwrap();
+    load_session_from_memory(&q.to_bytes(), &ProviderOptions::default()).unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(r["ranges"].as_array().unwrap().len() > 50);
+    assert!(
+        r["timings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["stage"] == "calibrate")
+    );
+    assert!(r["check"]["outputs"][0]["cosine"].as_f64().unwrap() > 0.99);
+    // The same again comes from the cache under XDG_CACHE_HOME.
+    let (ok, stdout, _) = zsq(&args, &dir.join("xdg"));
+    assert!(ok && stdout.contains("from the cache"), "{stdout}");
+    assert!(dir.join("xdg/thermalzsq").is_dir());
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn the_command_line_names_bad_input() {
+    let dir = temp_dir("cli-bad");
+    let xdg = dir.join("xdg");
+    let out = dir.join("o.onnx");
+    let o = out.to_str().unwrap();
+    let run = |model: &Path, extra: &[&str]| {
+        let mut args = vec!["quantize", model.to_str().unwrap(), "-o", o];
+        args.extend_from_slice(extra);
+        let (ok, _, stderr) = zsq(&args, &xdg);
+        assert!(!ok, "{args:?} should fail");
+        error_line(&stderr).to_string()
+    };
+    // A model without BN, zero-shot.
+    let e = run(&fixture("no_bn.onnx"), &[]);
+    assert!(e.contains("no BatchNormalization"), "{e}");
+    // A truncated file.
+    let bytes = std::fs::read(fixture("resnet_tiny.onnx")).unwrap();
+    let truncated = dir.join("truncated.onnx");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let e = run(&truncated, &[]);
+    assert!(
+        e.contains("truncated.onnx") && e.contains("truncated"),
+        "{e}"
+    );
+    // A non-image input.
+    let mut model = Model::load(fixture("resnet_tiny.onnx")).unwrap();
+    model.graph_mut().input[0] = ValueInfoProto::tensor("images", DataType::Float, Some(&[1, 16]));
+    let flat = dir.join("flat.onnx");
+    model.save(&flat).unwrap();
+    let e = run(&flat, &[]);
+    assert!(e.contains("not an image"), "{e}");
+    // A missing file, bad settings, no images.
+    let e = run(&dir.join("missing.onnx"), &[]);
+    assert!(e.contains("missing.onnx"), "{e}");
+    let e = run(&fixture("resnet_tiny.onnx"), &["--observer", "max"]);
+    assert!(e.contains("unknown observer"), "{e}");
+    let e = run(&fixture("resnet_tiny.onnx"), &["--precision", "int4"]);
+    assert!(e.contains("unknown precision"), "{e}");
+    let e = run(
+        &fixture("resnet_tiny.onnx"),
+        &["--calib-images", dir.to_str().unwrap()],
+    );
+    assert!(e.contains("no PNG images"), "{e}");
+    assert!(!out.exists(), "nothing written on failure");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_command_line_quantizes_zero_shot() {
+    let dir = temp_dir("cli-zero-shot");
+    let model = fixture("yolov8_scenes.onnx");
+    let out = dir.join("int8.onnx");
+    let args = [
+        "quantize",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--batch",
+        "2",
+        "--iterations",
+        "6",
+        "--threads",
+        "2",
+    ];
+    let (ok, stdout, stderr) = zsq(&args, &dir.join("xdg"));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("observer minmax, 2 zero-shot images"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("distill"), "{stderr}");
+    Model::load(&out).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,153 @@
+//! Where detections go besides the drawn boxes: a region-of-interest meta per box, an
+//! element message per frame, a JSON line per frame, and with `annotations` a score of
+//! the whole stream posted at EOS.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use thermalzsq::detect::Detection;
+use thermalzsq::detect::report::FrameRecord;
+use thermalzsq::eval::StreamEval;
+
+use super::imp::{CAT, ThermalDetect};
+
+/// Attaches a `GstVideoRegionOfInterestMeta` with a `detection` structure per box.
+pub(super) fn attach_roi_metas(buf: &mut gst::BufferRef, detections: &[Detection]) {
+    for d in detections {
+        let [x0, y0, x1, y1] = d.bbox.map(|v| v.round() as u32);
+        let mut meta =
+            gst_video::VideoRegionOfInterestMeta::add(buf, &d.label, (x0, y0, x1 - x0, y1 - y0));
+        meta.add_param(
+            gst::Structure::builder("detection")
+                .field("label", d.label.as_str())
+                .field("class-id", d.class_id as i32)
+                .field("confidence", d.confidence as f64)
+                .build(),
+        );
+    }
+}
+
+impl ThermalDetect {
+    /// Posts the `thermaldetect` element message with a frame's detections.
+    pub(super) fn post_detections(
+        &self,
+        index: u64,
+        pts: Option<gst::ClockTime>,
+        detections: &[Detection],
+    ) {
+        let list = gst::List::new(detections.iter().map(|d| {
+            gst::Structure::builder("detection")
+                .field("label", d.label.as_str())
+                .field("class-id", d.class_id as i32)
+                .field("confidence", d.confidence as f64)
+                .field("x", d.bbox[0] as f64)
+                .field("y", d.bbox[1] as f64)
+                .field("width", d.width() as f64)
+                .field("height", d.height() as f64)
+                .build()
+        }));
+        let s = gst::Structure::builder("thermaldetect")
+            .field("frame", index)
+            .field("pts", pts.map_or(u64::MAX, |t| t.nseconds()))
+            .field("detections", list)
+            .build();
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+
+    /// With `annotations`: adds a frame's detections to the score; a frame that cannot
+    /// be scored warns and ends the scoring, not the stream.
+    pub(super) fn score_frame(
+        &self,
+        scoring: &mut Option<StreamEval>,
+        index: u64,
+        detections: &[Detection],
+    ) {
+        if let Some(eval) = scoring.as_mut()
+            && let Err(e) = eval.add_frame(index, detections)
+        {
+            gst::element_imp_warning!(self, gst::StreamError::Failed, ("Not scored: {}", e));
+            *scoring = None;
+        }
+    }
+
+    /// With `json-location`: writes and flushes a frame's JSON line.
+    pub(super) fn write_json_line(
+        &self,
+        json: &mut Option<BufWriter<File>>,
+        index: u64,
+        pts: Option<gst::ClockTime>,
+        model: &str,
+        detections: &[Detection],
+    ) -> Result<(), gst::FlowError> {
+        let Some(json) = json.as_mut() else {
+            return Ok(());
+        };
+        let line =
+            FrameRecord::new(index, pts.map(|t| t.nseconds()), model, detections).to_json_line();
+        writeln!(json, "{line}")
+            .and_then(|_| json.flush())
+            .map_err(|e| {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::Write,
+                    ("Cannot write detections: {}", e)
+                );
+                gst::FlowError::Error
+            })
+    }
+
+    /// With `annotations`: scores the frames seen and posts `thermaldetect-eval`.
+    pub(super) fn post_score(&self) {
+        let conf = self.settings.lock().unwrap().conf_threshold;
+        let mut guard = self.state.lock().unwrap();
+        let Some(state) = guard.as_mut() else { return };
+        let Some(scoring) = state.scoring.take() else {
+            return;
+        };
+        let seconds = state.first_frame.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        let report = match scoring.finish() {
+            Ok(r) => r,
+            Err(e) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Cannot score the stream: {}", e)
+                );
+                return;
+            }
+        };
+        let classes = gst::List::new(report.result.per_class.iter().map(|c| {
+            gst::Structure::builder("class")
+                .field("name", &c.name)
+                .field("ap", c.ap.unwrap_or(-1.0))
+                .field("ap50", c.ap50.unwrap_or(-1.0))
+                .build()
+        }));
+        let s = gst::Structure::builder("thermaldetect-eval")
+            .field("map", report.result.map.unwrap_or(-1.0))
+            .field("map50", report.result.map50.unwrap_or(-1.0))
+            .field("frames", report.frames as u64)
+            .field("per-class", classes)
+            .field("latency-p50", report.latency_p50_ms)
+            .field("latency-p95", report.latency_p95_ms)
+            .field(
+                "fps",
+                if seconds > 0.0 {
+                    report.frames as f64 / seconds
+                } else {
+                    0.0
+                },
+            )
+            .field("conf-threshold", conf as f64)
+            .build();
+        gst::info!(CAT, imp = self, "score: {s}");
+        drop(guard);
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+}
