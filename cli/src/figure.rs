@@ -1,8 +1,8 @@
 //! Pictures of an evaluation: an image with its ground truth (magenta) and the detector's
 //! boxes (a colour per class, labelled) — to see what a score means (`zsq eval --draw`).
 
-use thermalzsq::eval::{CocoGt, Detection};
 use thermalzsq::detect::draw::{Style, draw_detections};
+use thermalzsq::eval::{CocoGt, Detection};
 use thermalzsq::imaging::agc::percentile_stretch;
 use thermalzsq::imaging::draw::draw_boxes;
 use thermalzsq::imaging::frame::{Frame, PixelFormat};
@@ -89,6 +89,7 @@ pub fn render(
         &Style {
             thickness: 2,
             labels: true,
+            confidence: true,
         },
     );
     // Last, so a detection on the spot does not hide it.

@@ -333,7 +333,10 @@ mod tests {
                 seen.push((f as u32, what));
             }
             for o in fe.occupancy {
-                seen.push((f as u32, format!("count {} {} {}", o.zone, o.label, o.count)));
+                seen.push((
+                    f as u32,
+                    format!("count {} {} {}", o.zone, o.label, o.count),
+                ));
             }
         }
         assert!(analytics.occupancy().is_empty(), "counts back to zero");
@@ -350,8 +353,9 @@ mod tests {
             (6, "count gate person 1".into()),
             (16, "exit gate".into()),
             (16, "count gate person 0".into()),
-            // x goes 240 -> 250 (on the line) -> 260: one crossing, at frame 22.
-            (22, "cross entry right".into()),
+            // x goes 240 -> 250 (on the line) -> 260: one crossing, at frame 22, to the
+            // line's left (the line points down the image; +x is on its left).
+            (22, "cross entry left".into()),
             (32, "end".into()),
         ];
         assert_eq!(seen, expected);
@@ -359,8 +363,8 @@ mod tests {
 
     #[test]
     fn loitering_is_reported_once_per_visit_and_an_ending_track_exits() {
-        // Walks into the gate and stands there for 3 s at 10 fps, then vanishes.
-        let mut steps: Vec<f32> = (0..8).map(|i| 80.0 + 10.0 * i as f32).collect();
+        // Walks slowly into the gate and stands there for 3 s at 10 fps, then vanishes.
+        let mut steps: Vec<f32> = (0..14).map(|i| 80.0 + 5.0 * i as f32).collect();
         steps.extend(std::iter::repeat_n(150.0, 30));
         let seen = walk(&steps, 2.0);
         let kinds: Vec<&str> = seen.iter().map(|(_, w)| w.as_str()).collect();

@@ -36,11 +36,11 @@ fn xyah(b: [f32; 4]) -> [f64; 4] {
 }
 
 fn diagonal(std: [f64; 4]) -> Mat4 {
-    let mut m = [[0.0; 4]; 4];
-    for i in 0..4 {
-        m[i][i] = std[i] * std[i];
-    }
-    m
+    std::array::from_fn(|i| {
+        let mut row = [0.0; 4];
+        row[i] = std[i] * std[i];
+        row
+    })
 }
 
 impl KalmanBox {
@@ -58,10 +58,11 @@ impl KalmanBox {
             1e-5,
             10.0 * STD_VELOCITY * h,
         ];
-        let mut covariance = [[0.0; 8]; 8];
-        for i in 0..8 {
-            covariance[i][i] = std[i] * std[i];
-        }
+        let covariance = std::array::from_fn(|i| {
+            let mut row = [0.0; 8];
+            row[i] = std[i] * std[i];
+            row
+        });
         let mut mean = [0.0; 8];
         mean[..4].copy_from_slice(&z);
         KalmanBox { mean, covariance }
@@ -84,23 +85,20 @@ impl KalmanBox {
         let h = self.mean[3];
         let (p, v) = (STD_POSITION * h, STD_VELOCITY * h);
         let q = [p, p, 1e-2, p, v, v, 1e-5, v];
-        for i in 0..4 {
-            self.mean[i] += self.mean[i + 4];
-        }
+        let (position, velocity) = self.mean.split_at_mut(4);
+        add_assign(position, velocity);
         // P = F P Fᵀ + Q with F = [[I, I], [0, I]]: rows then columns i += i + 4.
         let c = &mut self.covariance;
-        for i in 0..4 {
-            for j in 0..8 {
-                c[i][j] += c[i + 4][j];
-            }
+        let (top, bottom) = c.split_at_mut(4);
+        for (t, b) in top.iter_mut().zip(bottom.iter()) {
+            add_assign(t, b);
         }
         for row in c.iter_mut() {
-            for j in 0..4 {
-                row[j] += row[j + 4];
-            }
+            let (left, right) = row.split_at_mut(4);
+            add_assign(left, right);
         }
-        for i in 0..8 {
-            c[i][i] += q[i] * q[i];
+        for (i, (row, q)) in c.iter_mut().zip(q).enumerate() {
+            row[i] += q * q;
         }
     }
 
@@ -110,12 +108,8 @@ impl KalmanBox {
         let h = self.mean[3];
         let r = diagonal([STD_POSITION * h, STD_POSITION * h, 1e-1, STD_POSITION * h]);
         // S = H P Hᵀ + R (H picks the first four components).
-        let mut s = [[0.0; 4]; 4];
-        for i in 0..4 {
-            for j in 0..4 {
-                s[i][j] = self.covariance[i][j] + r[i][j];
-            }
-        }
+        let s: Mat4 =
+            std::array::from_fn(|i| std::array::from_fn(|j| self.covariance[i][j] + r[i][j]));
         let Some(s_inv) = invert4(&s) else {
             // A degenerate covariance: trust the measurement, keep the velocity.
             self.mean[..4].copy_from_slice(&z);
@@ -134,11 +128,18 @@ impl KalmanBox {
         }
         // P -= K H P (= K S Kᵀ).
         let hp: [[f64; 8]; 4] = std::array::from_fn(|m| self.covariance[m]);
-        for (i, row) in k.iter().enumerate() {
-            for j in 0..8 {
-                self.covariance[i][j] -= (0..4).map(|m| row[m] * hp[m][j]).sum::<f64>();
+        for (c_row, k_row) in self.covariance.iter_mut().zip(&k) {
+            for (j, c) in c_row.iter_mut().enumerate() {
+                *c -= (0..4).map(|m| k_row[m] * hp[m][j]).sum::<f64>();
             }
         }
+    }
+}
+
+/// `a += b`, element-wise.
+fn add_assign(a: &mut [f64], b: &[f64]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
     }
 }
 
@@ -155,17 +156,14 @@ fn invert4(m: &Mat4) -> Option<Mat4> {
         a.swap(col, pivot);
         inv.swap(col, pivot);
         let d = a[col][col];
-        for j in 0..4 {
-            a[col][j] /= d;
-            inv[col][j] /= d;
-        }
-        for row in 0..4 {
-            if row != col {
-                let f = a[row][col];
-                for j in 0..4 {
-                    a[row][j] -= f * a[col][j];
-                    inv[row][j] -= f * inv[col][j];
-                }
+        a[col].iter_mut().for_each(|x| *x /= d);
+        inv[col].iter_mut().for_each(|x| *x /= d);
+        let (a_col, inv_col) = (a[col], inv[col]);
+        for row in (0..4).filter(|&row| row != col) {
+            let f = a[row][col];
+            for j in 0..4 {
+                a[row][j] -= f * a_col[j];
+                inv[row][j] -= f * inv_col[j];
             }
         }
     }
@@ -178,7 +176,14 @@ mod tests {
 
     #[test]
     fn a_box_moving_at_constant_speed_is_predicted_where_it_goes() {
-        let at = |t: f32| [10.0 + 4.0 * t, 20.0 + 2.0 * t, 30.0 + 4.0 * t, 80.0 + 2.0 * t];
+        let at = |t: f32| {
+            [
+                10.0 + 4.0 * t,
+                20.0 + 2.0 * t,
+                30.0 + 4.0 * t,
+                80.0 + 2.0 * t,
+            ]
+        };
         let mut k = KalmanBox::new(at(0.0));
         for t in 1..30 {
             k.predict();
@@ -213,9 +218,9 @@ mod tests {
             [0.5, 0.0, 0.1, 1.0],
         ];
         let inv = invert4(&m).unwrap();
-        for i in 0..4 {
+        for (i, row) in m.iter().enumerate() {
             for j in 0..4 {
-                let p: f64 = (0..4).map(|k| m[i][k] * inv[k][j]).sum();
+                let p: f64 = row.iter().zip(&inv).map(|(a, b)| a * b[j]).sum();
                 assert!((p - if i == j { 1.0 } else { 0.0 }).abs() < 1e-12);
             }
         }

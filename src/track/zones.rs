@@ -60,9 +60,7 @@ impl Side {
 }
 
 fn counts(labels: &Option<Vec<String>>, label: &str) -> bool {
-    labels
-        .as_ref()
-        .is_none_or(|l| l.iter().any(|x| x == label))
+    labels.as_ref().is_none_or(|l| l.iter().any(|x| x == label))
 }
 
 impl Zone {
@@ -220,7 +218,14 @@ mod tests {
         assert!(!z.contains([15.0, 25.0]));
         // A concave L shape.
         let l = Zone {
-            polygon: vec![[0.0, 0.0], [10.0, 0.0], [10.0, 4.0], [4.0, 4.0], [4.0, 10.0], [0.0, 10.0]],
+            polygon: vec![
+                [0.0, 0.0],
+                [10.0, 0.0],
+                [10.0, 4.0],
+                [4.0, 4.0],
+                [4.0, 10.0],
+                [0.0, 10.0],
+            ],
             ..square()
         };
         assert!(l.contains([2.0, 8.0]));
@@ -237,7 +242,11 @@ mod tests {
         };
         assert_eq!(line.crossing([50.0, 40.0], [50.0, 60.0]), Some(Side::Right));
         assert_eq!(line.crossing([50.0, 60.0], [50.0, 40.0]), Some(Side::Left));
-        assert_eq!(line.crossing([50.0, 40.0], [50.0, 45.0]), None, "no crossing");
+        assert_eq!(
+            line.crossing([50.0, 40.0], [50.0, 45.0]),
+            None,
+            "no crossing"
+        );
         assert_eq!(
             line.crossing([150.0, 40.0], [150.0, 60.0]),
             None,

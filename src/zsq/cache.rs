@@ -286,11 +286,7 @@ impl Cache {
 
     /// Waits for, then holds, the exclusive lock of `key`; with `cancel`, polls every
     /// 50 ms and gives up with `Cancelled` once it is raised.
-    fn lock(
-        &self,
-        key: &CacheKey,
-        cancel: Option<&AtomicBool>,
-    ) -> Result<CacheLock, ZsqError> {
+    fn lock(&self, key: &CacheKey, cancel: Option<&AtomicBool>) -> Result<CacheLock, ZsqError> {
         let path = self.dir.join(format!("{}.lock", key.hex));
         let file = OpenOptions::new()
             .create(true)
@@ -502,10 +498,7 @@ mod tests {
             });
             cache.get_or_create(&key(), Some(&cancel), || panic!("never got the lock"))
         });
-        assert!(
-            matches!(result, Err(ZsqError::Cancelled)),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(ZsqError::Cancelled)), "{result:?}");
         assert!(started.elapsed() >= Duration::from_millis(150));
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -19,7 +19,7 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
-use thermalzsq::detect::{Frame, PixelFormat};
+use thermalzsq::imaging::{Frame, PixelFormat};
 use thermalzsq::track::{
     Analytics, FrameEvents, FrameUpdate, Track, TrackState, Tracker, TrackerConfig, Zones,
 };

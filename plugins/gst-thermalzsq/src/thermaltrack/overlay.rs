@@ -8,8 +8,9 @@
 use std::collections::{HashMap, VecDeque};
 
 use thermalzsq::detect::Detection;
-use thermalzsq::detect::FrameMut;
-use thermalzsq::detect::draw::{Style, draw_boxes, draw_detections};
+use thermalzsq::detect::draw::{Style, draw_detections};
+use thermalzsq::imaging::FrameMut;
+use thermalzsq::imaging::draw::draw_boxes;
 use thermalzsq::track::{Track, TrackState, Tracker, Zones, reference_point};
 
 /// Points kept per track for `draw-trails`: one second at 30 fps.
@@ -91,7 +92,11 @@ impl Overlay<'_> {
                 bbox: t.bbox,
             })
             .collect();
-        draw_detections(frame, &labelled, &Style::default());
+        let style = Style {
+            confidence: false,
+            ..Style::default()
+        };
+        draw_detections(frame, &labelled, &style);
     }
 }
 
