@@ -14,4 +14,5 @@ pub mod imaging;
 pub mod onnx;
 pub mod runtime;
 pub mod synth;
+pub mod track;
 pub mod zsq;

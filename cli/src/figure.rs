@@ -89,6 +89,7 @@ pub fn render(
         &Style {
             thickness: 2,
             labels: true,
+            confidence: true,
         },
     );
     // Last, so a detection on the spot does not hide it.

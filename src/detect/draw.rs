@@ -15,8 +15,11 @@ use crate::imaging::frame::{FrameMut, PixelFormat};
 pub struct Style {
     /// Line width of boxes in pixels (0: no boxes).
     pub thickness: usize,
-    /// Whether to write "label confidence" above each box.
+    /// Whether to write the label above each box.
     pub labels: bool,
+    /// Whether the label ends with the confidence ("person 0.91"); trackers label
+    /// identities ("person #12") and leave it out.
+    pub confidence: bool,
 }
 
 impl Default for Style {
@@ -24,6 +27,7 @@ impl Default for Style {
         Style {
             thickness: 2,
             labels: true,
+            confidence: true,
         }
     }
 }
@@ -70,7 +74,11 @@ pub fn draw_detections(frame: &mut FrameMut, detections: &[Detection], style: &S
             outline(frame, [x0, y0, x1, y1], t, ink);
         }
         if style.labels {
-            let text = format!("{} {:.2}", d.label, d.confidence);
+            let text = if style.confidence {
+                format!("{} {:.2}", d.label, d.confidence)
+            } else {
+                d.label.clone()
+            };
             let (tw, th) = (
                 (text.len() * font::WIDTH * scale + 2) as i64,
                 (font::HEIGHT * scale) as i64,
@@ -122,6 +130,7 @@ mod tests {
                 &Style {
                     thickness: 2,
                     labels: false,
+                    confidence: false,
                 },
             );
             let (data, stride) = (&planes[0].0, planes[0].1);

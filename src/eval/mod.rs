@@ -16,6 +16,7 @@ mod coco;
 mod detector;
 mod iou;
 mod matching;
+mod mot;
 mod report;
 mod stream;
 
@@ -29,6 +30,7 @@ pub use detector::{
     read_detections,
 };
 pub use iou::box_iou;
+pub use mot::{MotBox, MotSummary, evaluate_mot, parse_mot_ground_truth, parse_mot_hypotheses};
 pub use report::{ClassAp, EvalResult};
 pub use stream::{StreamEval, StreamReport};
 

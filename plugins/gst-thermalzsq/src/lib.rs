@@ -1,5 +1,6 @@
-//! GStreamer plugin `thermalzsq`: thermal object detection (`thermaldetect`) and
-//! zero-shot int8 calibration (`zsqcalibrate`) on ONNX Runtime.
+//! GStreamer plugin `thermalzsq`: thermal object detection (`thermaldetect`),
+//! tracking with zones and events (`thermaltrack`) and zero-shot int8 calibration
+//! (`zsqcalibrate`) on ONNX Runtime.
 #![allow(clippy::non_send_fields_in_send_ty, unused_doc_comments)]
 
 use gst::glib;
@@ -9,11 +10,14 @@ pub mod modelevent;
 mod ortlog;
 mod props;
 mod thermaldetect;
+mod thermaltrack;
+pub mod trackmeta;
 mod zsqcalibrate;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     ortlog::install();
     thermaldetect::register(plugin)?;
+    thermaltrack::register(plugin)?;
     zsqcalibrate::register(plugin)?;
     Ok(())
 }

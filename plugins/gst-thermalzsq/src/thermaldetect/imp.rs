@@ -707,6 +707,7 @@ impl ThermalDetect {
             let style = Style {
                 thickness: settings.box_thickness as usize,
                 labels: settings.draw_labels,
+                confidence: true,
             };
             draw_detections(&mut frame, detections, &style);
         }
