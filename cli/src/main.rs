@@ -65,14 +65,21 @@ enum Command {
         #[arg(long, value_name = "FORMAT", default_value = "gray16le")]
         recording_format: synth::RecordingFormat,
     },
-    /// COCO mAP of detections against ground truth, computed as pycocotools does.
+    /// COCO mAP of detections against ground truth, computed as pycocotools does; or,
+    /// with --tracks, the MOT metrics of a tracker as py-motmetrics computes them.
     Eval {
         /// Ground truth: a COCO dataset json (e.g. annotations.json of `zsq synth`).
-        #[arg(long, value_name = "GT.json")]
-        coco: PathBuf,
+        #[arg(long, value_name = "GT.json", required_unless_present = "tracks")]
+        coco: Option<PathBuf>,
+        /// Score tracks: MOTChallenge ground truth (the gt.txt of `zsq synth
+        /// --recording`) and the tracker's output, thermaltrack JSON lines
+        /// (json-location, frame N = gt frame N + 1) or MOTChallenge result rows. Prints
+        /// MOTA, MOTP, IDF1, ID switches, mostly tracked/lost (IoU >= 0.5).
+        #[arg(long, num_args = 2, value_names = ["GT.txt", "TRACKS"], conflicts_with_all = ["coco", "detections", "model"])]
+        tracks: Option<Vec<PathBuf>>,
         /// Detections: COCO results ([{image_id, category_id, bbox, score}]) or the JSON
         /// lines thermaldetect writes (json-location), frame N = image N.
-        #[arg(long, value_name = "DETS.json", conflicts_with_all = ["model", "images"], required_unless_present = "model")]
+        #[arg(long, value_name = "DETS.json", conflicts_with_all = ["model", "images"], required_unless_present_any = ["model", "tracks"])]
         detections: Option<PathBuf>,
         /// Run this detector (same pre-processing as thermaldetect) instead of reading detections.
         #[arg(long, value_name = "M.onnx", requires = "images")]
@@ -255,14 +262,20 @@ fn main() -> ExitCode {
             recording_format,
         }),
         Command::Eval {
+            tracks: Some(tracks),
+            json,
+            ..
+        } => run_eval_tracks(&tracks[0], &tracks[1], json),
+        Command::Eval {
             coco,
             detections,
             model,
             images,
             draw,
             json,
+            tracks: None,
         } => run_eval(
-            &coco,
+            &coco.expect("clap requires --coco without --tracks"),
             detections.as_deref(),
             model.as_deref().zip(images.as_deref()),
             draw.as_deref(),
@@ -328,6 +341,25 @@ fn run_eval(
         println!("{}", result.to_json());
     } else {
         print!("{result}");
+    }
+    Ok(())
+}
+
+/// `zsq eval --tracks GT.txt TRACKS`: the MOT metrics of one sequence.
+fn run_eval_tracks(gt: &Path, tracks: &Path, json: bool) -> Result<(), String> {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let gt_boxes =
+        eval::parse_mot_ground_truth(&read(gt)?).map_err(|e| format!("{}: {e}", gt.display()))?;
+    let hypotheses =
+        eval::parse_tracks(&read(tracks)?).map_err(|e| format!("{}: {e}", tracks.display()))?;
+    let summary = eval::evaluate_mot(&gt_boxes, &hypotheses).map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&summary).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{summary}");
     }
     Ok(())
 }

@@ -30,7 +30,10 @@ pub use detector::{
     read_detections,
 };
 pub use iou::box_iou;
-pub use mot::{MotBox, MotSummary, evaluate_mot, parse_mot_ground_truth, parse_mot_hypotheses};
+pub use mot::{
+    MotBox, MotSummary, evaluate_mot, parse_mot_ground_truth, parse_mot_hypotheses,
+    parse_track_records, parse_tracks,
+};
 pub use report::{ClassAp, EvalResult};
 pub use stream::{StreamEval, StreamReport};
 

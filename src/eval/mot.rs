@@ -11,8 +11,9 @@
 //!
 //! The inputs are what motmetrics' `apps/eval_motchallenge.py` reads for one sequence:
 //! ground truth as MOTChallenge `gt.txt` ([`parse_mot_ground_truth`]) and tracker output
-//! as MOTChallenge result rows ([`parse_mot_hypotheses`]); both can also be built in
-//! memory as [`MotBox`]es (the tracker's own JSON lines, for instance).
+//! as MOTChallenge result rows ([`parse_mot_hypotheses`]) or as the JSON lines the
+//! `thermaltrack` element writes ([`parse_track_records`]); both can also be built in
+//! memory as [`MotBox`]es.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -20,6 +21,7 @@ use serde::Serialize;
 
 use super::EvalError;
 use crate::track::assign::assign;
+use crate::track::record::FrameRecord;
 
 /// Largest 1 − IoU at which an object and a hypothesis may be matched (IoU ≥ 0.5): the
 /// `max_iou=0.5` of `mm.distances.iou_matrix`, inclusive.
@@ -71,6 +73,33 @@ pub struct MotSummary {
     pub recall: f64,
 }
 
+impl std::fmt::Display for MotSummary {
+    /// The summary as `zsq eval --tracks` prints it: ratios to four decimals, the
+    /// counts motmetrics' `render_summary` shows.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let objects = self.mostly_tracked + self.partially_tracked + self.mostly_lost;
+        writeln!(f, "MOTA      {:.4}", self.mota)?;
+        writeln!(f, "MOTP      {:.4}  (mean 1 - IoU of matches)", self.motp)?;
+        writeln!(f, "IDF1      {:.4}", self.idf1)?;
+        writeln!(f, "IDP       {:.4}", self.idp)?;
+        writeln!(f, "IDR       {:.4}", self.idr)?;
+        writeln!(f, "precision {:.4}", self.precision)?;
+        writeln!(f, "recall    {:.4}", self.recall)?;
+        writeln!(f, "ID switches       {}", self.num_switches)?;
+        writeln!(f, "fragmentations    {}", self.num_fragmentations)?;
+        writeln!(
+            f,
+            "mostly tracked    {} / partially {} / mostly lost {} (of {objects} objects)",
+            self.mostly_tracked, self.partially_tracked, self.mostly_lost
+        )?;
+        writeln!(
+            f,
+            "false positives   {}, misses {}, ground-truth boxes {}, frames {}",
+            self.num_false_positives, self.num_misses, self.num_objects, self.num_frames
+        )
+    }
+}
+
 /// Reads a MOTChallenge `gt.txt`: `frame, id, x, y, w, h, flag, class, visibility`,
 /// separated by commas or white space.
 ///
@@ -93,6 +122,50 @@ pub fn parse_mot_hypotheses(text: &str) -> Result<Vec<MotBox>, EvalError> {
         .into_iter()
         .map(|(b, _)| b)
         .collect())
+}
+
+/// Reads the tracks of `thermaltrack`'s JSON lines (`json-location`, one
+/// [`FrameRecord`] per frame): frame N (from 0) becomes MOT frame N + 1, so that it
+/// meets row N + 1 of the recording's `gt.txt`; boxes `[x0, y0, x1, y1]` become
+/// `[x0, y0, x1 − x0, y1 − y0]`. Events are not read.
+pub fn parse_track_records(text: &str) -> Result<Vec<MotBox>, EvalError> {
+    let mut boxes = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: FrameRecord = serde_json::from_str(line).map_err(|e| {
+            EvalError(format!(
+                "tracks, line {}: not a thermaltrack JSON line: {e}",
+                n + 1
+            ))
+        })?;
+        let frame = i64::try_from(record.frame)
+            .ok()
+            .and_then(|f| f.checked_add(1))
+            .ok_or_else(|| EvalError(format!("tracks, line {}: frame out of range", n + 1)))?;
+        for t in record.tracks {
+            let [x0, y0, x1, y1] = t.bbox.map(f64::from);
+            boxes.push(MotBox {
+                frame,
+                id: i64::try_from(t.id).map_err(|_| {
+                    EvalError(format!("tracks, line {}: id {} out of range", n + 1, t.id))
+                })?,
+                bbox: [x0, y0, x1 - x0, y1 - y0],
+            });
+        }
+    }
+    Ok(boxes)
+}
+
+/// Reads tracker output in either form: `thermaltrack` JSON lines (the first non-blank
+/// character is `{`) or MOTChallenge result rows.
+pub fn parse_tracks(text: &str) -> Result<Vec<MotBox>, EvalError> {
+    if text.trim_start().starts_with('{') {
+        parse_track_records(text)
+    } else {
+        parse_mot_hypotheses(text)
+    }
 }
 
 /// Scores `hypotheses` against `gt` as py-motmetrics does with

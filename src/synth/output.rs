@@ -9,8 +9,11 @@
 //! DIR/recording.gray16le    N raw little-endian 16-bit frames, centikelvin, no header
 //!                           (or .gray8, .yuy2, recording/*.png: see RecordingFormat)
 //! DIR/recording.json        COCO of the recording (file_name frame_000000, ...)
+//! DIR/gt.txt                MOTChallenge ground truth of the recording (identities)
 //! ```
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -375,5 +378,38 @@ fn write_recording(spec: &DatasetSpec) -> Result<usize, SynthError> {
         &spec.out.join("recording.json"),
         &coco(spec.width, spec.height, &frames),
     )?;
+    let gt_path = spec.out.join("gt.txt");
+    fs::write(&gt_path, mot_ground_truth(&rec, &frames)).map_err(|e| io_err(&gt_path, e))?;
     Ok(count)
+}
+
+/// The recording's labels as MOTChallenge `gt.txt` rows `frame, id, x, y, w, h, 1, class,
+/// visibility` (frame and box corner counted from 1, class the COCO category id), for
+/// scoring a tracker with `zsq eval --tracks`.
+///
+/// An id is one physical object: a label identity on one pass along its loop (an
+/// object that wraps around has left at one end and a new one enters at the other).
+/// Ids count from 1 in order of first appearance. An object hidden or out of frame for
+/// a while keeps its id when it comes back, as in MOTChallenge.
+fn mot_ground_truth(rec: &Recording, frames: &[(i64, String, Vec<Label>)]) -> String {
+    let mut ids: HashMap<(u32, u32), usize> = HashMap::new();
+    let mut text = String::new();
+    for (index, _, labels) in frames {
+        for l in labels {
+            let object = (l.track, rec.pass(l.track, *index as u32));
+            let next = ids.len() + 1;
+            let id = *ids.entry(object).or_insert(next);
+            let [x, y, w, h] = l.bbox;
+            let _ = writeln!(
+                text,
+                "{},{id},{},{},{w},{h},1,{},{:.3}",
+                index + 1,
+                x + 1.0,
+                y + 1.0,
+                l.class.category_id(),
+                l.visible
+            );
+        }
+    }
+    text
 }

@@ -163,6 +163,15 @@ impl Recording {
         self.world.camera.height
     }
 
+    /// The pass of the object a label of frame `index` belongs to along its loop (see
+    /// [`super::world::Actor::pass`]); `(label.track, pass)` is one physical object.
+    pub fn pass(&self, track: u32, index: u32) -> u32 {
+        self.world
+            .actors
+            .get((track / 4) as usize)
+            .map_or(0, |a| a.pass(index as f32 / FRAME_RATE))
+    }
+
     /// Frame `index` (time `index / FRAME_RATE` seconds), independent of other frames.
     pub fn frame(&self, index: u32) -> RecordingFrame {
         let rendered = render::render(&self.world, &self.background, index as f32 / FRAME_RATE);

@@ -175,6 +175,19 @@ impl Actor {
         )
     }
 
+    /// Which pass along its loop the actor is on at time `t` (0 for one standing still):
+    /// wrapping from the loop's end to its start is a jump, so the ground truth counts the
+    /// passes as different objects. Computed from the same remainder as [`Self::position`],
+    /// so a pass changes on exactly the frame the jump happens.
+    pub fn pass(&self, t: f32) -> u32 {
+        if self.speed == 0.0 {
+            return 0;
+        }
+        let span = 2.0 * self.path;
+        let along = self.speed * t + self.path;
+        ((along - along.rem_euclid(span)) / span).round() as u32
+    }
+
     /// Half extents (across, along its heading) of the ground footprint.
     pub fn footprint(&self) -> (f32, f32) {
         match &self.body {
@@ -244,5 +257,10 @@ mod tests {
         assert_eq!(a.position(0.0), (0.0, 10.0));
         assert!((a.position(2.0).1 - 12.0).abs() < 1e-5);
         assert!((a.position(6.0).1 - 6.0).abs() < 1e-5);
+        // The jump from z = 15 back to z = 5 happens at t = 5: the second pass.
+        assert_eq!(
+            (a.pass(0.0), a.pass(4.9), a.pass(5.1), a.pass(15.1)),
+            (0, 0, 1, 2)
+        );
     }
 }
