@@ -397,7 +397,11 @@ impl Chain {
     /// one stood, so that each frame has events (`new`, and `end` of the one before).
     fn push_busy(&mut self, n: usize) {
         for _ in 0..n {
-            let x = if self.frames % 2 == 0 { 60 } else { 260 };
+            let x = if self.frames.is_multiple_of(2) {
+                60
+            } else {
+                260
+            };
             self.push(Some(x));
         }
     }
@@ -616,7 +620,8 @@ fn a_broker_restart_mid_stream_neither_stalls_the_stream_nor_loses_or_reorders_e
         .filter(|w| w.contains("Cannot reach the MQTT broker"))
         .collect();
     assert_eq!(warned.len(), 1, "warned once per outage: {warned:?}");
-    chain.wait_message(gst::MessageType::Info, "again");
+    let info = chain.wait_message(gst::MessageType::Info, "again: delivering");
+    assert!(info.contains("; 0 dropped so far"), "{info}");
 }
 
 /// A broker that knows `sub`'s persistent session but is stopped: what is published

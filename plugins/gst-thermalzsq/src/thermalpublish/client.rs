@@ -57,8 +57,9 @@ pub struct Message {
 pub enum Notice {
     /// The broker cannot be reached (first failure of an outage only).
     Unreachable(String),
-    /// Connected again after an outage; `dropped` is the total so far.
-    Reconnected { dropped: u64 },
+    /// Connected again after an outage, `queued` messages to deliver; `dropped` is
+    /// the total so far.
+    Reconnected { queued: usize, dropped: u64 },
     /// The queue overflowed (first time of an outage only).
     Overflow,
     /// The broker refused our credentials: retrying will not help.
@@ -323,11 +324,12 @@ impl Session<'_> {
         let mut link = self.link.borrow_mut();
         link.lost();
         link.connected = true;
-        {
+        let queued = {
             let mut q = self.shared.queue.lock().unwrap();
             link.next = q.oldest();
             q.overflow_reported = false;
-        }
+            q.items.len()
+        };
         if self
             .client
             .try_publish(self.status_topic, self.qos, true, "online")
@@ -337,6 +339,7 @@ impl Session<'_> {
         }
         if std::mem::take(&mut link.outage) {
             (self.shared.notify)(Notice::Reconnected {
+                queued,
                 dropped: self.shared.dropped.load(Ordering::Relaxed),
             });
         }

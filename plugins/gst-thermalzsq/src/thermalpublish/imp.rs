@@ -144,7 +144,7 @@ impl ObjectImpl for ThermalPublish {
                     .build(),
                 glib::ParamSpecUInt::builder("max-queued")
                     .nick("Maximum queued")
-                    .blurb("Messages kept while the broker is unreachable; beyond it the oldest are dropped (and counted in `dropped`)")
+                    .blurb("Messages kept waiting for the broker (unreachable, or slower than the stream); beyond it the oldest are dropped (and counted in `dropped`)")
                     .minimum(1)
                     .default_value(d.max_queued)
                     .mutable_ready()
@@ -157,7 +157,7 @@ impl ObjectImpl for ThermalPublish {
                     .build(),
                 glib::ParamSpecUInt64::builder("dropped")
                     .nick("Dropped")
-                    .blurb("Messages dropped since start because the queue was full (max-queued) while the broker was unreachable")
+                    .blurb("Messages dropped since start because the queue was full (max-queued)")
                     .read_only()
                     .build(),
             ]
@@ -245,12 +245,13 @@ impl ThermalPublish {
                         max_queued
                     ]
                 ),
-                Notice::Reconnected { dropped } => gst::element_info!(
+                Notice::Reconnected { queued, dropped } => gst::element_info!(
                     element,
                     gst::ResourceError::OpenWrite,
                     (
-                        "Connected to the MQTT broker {} again; {} messages dropped so far",
+                        "Connected to the MQTT broker {} again: delivering {} queued messages; {} dropped so far",
                         url,
+                        queued,
                         dropped
                     )
                 ),
@@ -258,7 +259,7 @@ impl ThermalPublish {
                     element,
                     gst::ResourceError::NoSpaceLeft,
                     (
-                        "MQTT queue full (max-queued={}): dropping the oldest messages until the broker {} is back",
+                        "MQTT queue full (max-queued={}): dropping the oldest messages (the broker {} is unreachable or slower than the stream)",
                         max_queued,
                         url
                     ),
@@ -378,7 +379,7 @@ impl BaseTransformImpl for ThermalPublish {
             let stamp = Stamp::now(frame.pts, frame.frame);
             messages.extend(payload::frame_messages(&state.topics, &stamp, &frame));
         }
-        if detections > 0 && index % detections as u64 == 0 {
+        if detections > 0 && index.is_multiple_of(detections as u64) {
             let stamp = Stamp::now(buf.pts(), index);
             messages.push(payload::tracks_message(&state.topics, &stamp, buf));
         }
