@@ -1,5 +1,6 @@
 //! GStreamer plugin `thermalzsq`: thermal object detection (`thermaldetect`),
-//! tracking with zones and events (`thermaltrack`) and zero-shot int8 calibration
+//! tracking with zones and events (`thermaltrack`), MQTT publishing of the events
+//! (`thermalpublish`) and zero-shot int8 calibration
 //! (`zsqcalibrate`) on ONNX Runtime.
 #![allow(clippy::non_send_fields_in_send_ty, unused_doc_comments)]
 
@@ -10,6 +11,7 @@ pub mod modelevent;
 mod ortlog;
 mod props;
 mod thermaldetect;
+mod thermalpublish;
 mod thermaltrack;
 pub mod trackmeta;
 mod zsqcalibrate;
@@ -17,6 +19,7 @@ mod zsqcalibrate;
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     ortlog::install();
     thermaldetect::register(plugin)?;
+    thermalpublish::register(plugin)?;
     thermaltrack::register(plugin)?;
     zsqcalibrate::register(plugin)?;
     Ok(())
