@@ -159,7 +159,8 @@ rtsp_payloader() {
 }
 
 # start_server LAUNCH [SERVE ARGS...]: runs the RTSP server on LAUNCH in the background,
-# stopped when the script exits; sets SERVER_PID and RTSP_URL (the URL it printed).
+# stopped when the script exits (with the servers started before); sets SERVER_PID and
+# RTSP_URL (the URL it printed).
 start_server() {
   local launch=$1 urlfile server
   shift
@@ -167,8 +168,9 @@ start_server() {
   urlfile=$(mktemp)
   "$server" "$@" "$launch" > "$urlfile" &
   SERVER_PID=$!
-  # shellcheck disable=SC2064 # the value now, not at exit
-  trap "kill $SERVER_PID 2>/dev/null || true" EXIT
+  SERVER_PIDS="${SERVER_PIDS:-} $SERVER_PID"
+  # shellcheck disable=SC2064 # the values now, not at exit
+  trap "kill $SERVER_PIDS 2>/dev/null || true" EXIT
   for _ in $(seq 300); do
     [ -s "$urlfile" ] && break
     kill -0 "$SERVER_PID" 2>/dev/null || die "the RTSP server exited (see above)"
