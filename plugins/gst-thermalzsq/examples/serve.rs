@@ -29,8 +29,7 @@ struct Args {
     launch: String,
 }
 
-const USAGE: &str =
-    "usage: serve [--address A] [--port P] [--mount /PATH] 'LAUNCH ending in a payloader named pay0'";
+const USAGE: &str = "usage: serve [--address A] [--port P] [--mount /PATH] 'LAUNCH ending in a payloader named pay0'";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
