@@ -131,12 +131,12 @@ rtsp_source() {
 # h264_encoder: an H.264 encoder Debian ships without extra licences (openh264enc from
 # gstreamer1.0-plugins-bad), else x264enc (-ugly, GPL); H264ENC overrides (a Jetson's
 # nvv4l2h264enc). Keyframes every second, so a client joining a shared stream starts
-# within one.
+# within one; 2 Mbit/s (openh264enc's default, 128 kbit/s, blurs people into blocks).
 h264_encoder() {
   if [ -n "${H264ENC:-}" ]; then
     echo "$H264ENC"
   elif gst-inspect-1.0 openh264enc >/dev/null 2>&1; then
-    echo "openh264enc gop-size=30 complexity=low"
+    echo "openh264enc gop-size=30 complexity=low bitrate=2000000"
   elif gst-inspect-1.0 x264enc >/dev/null 2>&1; then
     echo "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30"
   else

@@ -70,7 +70,7 @@ fn payloader(codec: &str) -> &'static str {
     match codec {
         "mjpeg" => "jpegenc quality=85 ! rtpjpegpay name=pay0 pt=26",
         "h264" => {
-            "openh264enc gop-size=30 ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1"
+            "openh264enc gop-size=30 bitrate=2000000 ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1"
         }
         other => panic!("no payloader for {other}"),
     }
