@@ -8,7 +8,8 @@ SHELL := /bin/bash
 ORT_VERSION := 1.31.1
 ORTLIB := .ortlib/onnxruntime/capi/libonnxruntime.so.$(ORT_VERSION)
 APT_PACKAGES := libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools \
-	gstreamer1.0-plugins-base gstreamer1.0-plugins-good pkg-config python3-pip \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+	libgstrtspserver-1.0-dev pkg-config python3-pip \
 	mosquitto mosquitto-clients libssl-dev openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -92,3 +92,101 @@ check_json() {
   [ "$lines" = "$2" ] || die "selftest: $lines JSON lines for $2 frames in $1"
   grep -q '"detections":\[{' "$1" || die "selftest: no detections in $1"
 }
+
+# --- RTSP (live.sh rtsp, camera.sh, serve.sh) ---
+
+SERVE=${SERVE:-$REPO/target/release/examples/serve}
+
+# serve_binary: the RTSP server (plugins/gst-thermalzsq/examples/serve.rs; GStreamer has
+# no server element for gst-launch-1.0), built on first use.
+serve_binary() {
+  if [ ! -x "$SERVE" ]; then
+    echo "building the RTSP server: cargo build --release -p gst-plugin-thermalzsq --example serve" >&2
+    (cd "$REPO" && cargo build --release -q -p gst-plugin-thermalzsq --example serve) >&2 \
+      || die "cannot build $SERVE (apt install libgstrtspserver-1.0-dev)"
+  fi
+  echo "$SERVE"
+}
+
+# rtsp_source URL LATENCY_MS TCP CODEC: an RTSP camera's video stream decoded to I420,
+# whose luma thermaldetect runs on. CODEC: auto (decodebin picks depayloader and
+# decoder) or h264 | h265 | mjpeg (only that stream is taken). A leaky queue in front
+# of the detector drops the frames it cannot keep up with, so latency stays bounded.
+rtsp_source() {
+  local url=$1 latency=$2 tcp=$3 codec=$4 protocols="" depay
+  need_element rtspsrc decodebin
+  [ "$tcp" = 1 ] && protocols="protocols=tcp"
+  case $codec in
+    auto) depay="application/x-rtp,media=video" ;;
+    h264) depay="application/x-rtp,media=video,encoding-name=H264 ! rtph264depay ! h264parse" ;;
+    h265) depay="application/x-rtp,media=video,encoding-name=H265 ! rtph265depay ! h265parse" ;;
+    mjpeg) depay="application/x-rtp,media=video,encoding-name=JPEG ! rtpjpegdepay" ;;
+    *) die "unknown codec '$codec' (auto, h264, h265, mjpeg)" ;;
+  esac
+  echo "rtspsrc location=\"$url\" latency=$latency $protocols ! $depay ! decodebin" \
+    "! queue leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0" \
+    "! videoconvert ! video/x-raw,format=I420"
+}
+
+# h264_encoder: an H.264 encoder Debian ships without extra licences (openh264enc from
+# gstreamer1.0-plugins-bad), else x264enc (-ugly, GPL); H264ENC overrides (a Jetson's
+# nvv4l2h264enc). Keyframes every second, so a client joining a shared stream starts
+# within one; 2 Mbit/s (openh264enc's default, 128 kbit/s, blurs people into blocks).
+h264_encoder() {
+  if [ -n "${H264ENC:-}" ]; then
+    echo "$H264ENC"
+  elif gst-inspect-1.0 openh264enc >/dev/null 2>&1; then
+    echo "openh264enc gop-size=30 complexity=low bitrate=2000000"
+  elif gst-inspect-1.0 x264enc >/dev/null 2>&1; then
+    echo "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30"
+  else
+    die "no H.264 encoder (apt install gstreamer1.0-plugins-bad for openh264enc), or use --codec mjpeg"
+  fi
+}
+
+# rtsp_payloader CODEC: encodes video for RTSP clients, ending in the payloader pay0 the
+# server streams. CODEC: mjpeg (jpegenc, -good) | h264.
+rtsp_payloader() {
+  case $1 in
+    mjpeg) need_element jpegenc rtpjpegpay
+      echo "videoconvert ! video/x-raw,format=I420 ! jpegenc quality=85 ! rtpjpegpay name=pay0 pt=26" ;;
+    h264) need_element h264parse rtph264pay
+      local enc
+      enc=$(h264_encoder) || exit 1
+      echo "videoconvert ! video/x-raw,format=I420 ! $enc ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1" ;;
+    *) die "unknown codec '$1' (mjpeg, h264)" ;;
+  esac
+}
+
+# start_server LAUNCH [SERVE ARGS...]: runs the RTSP server on LAUNCH in the background,
+# stopped when the script exits (with the servers started before); sets SERVER_PID and
+# RTSP_URL (the URL it printed).
+start_server() {
+  local launch=$1 urlfile server
+  shift
+  server=$(serve_binary) || exit 1
+  urlfile=$(mktemp)
+  "$server" "$@" "$launch" > "$urlfile" &
+  SERVER_PID=$!
+  SERVER_PIDS="${SERVER_PIDS:-} $SERVER_PID"
+  # shellcheck disable=SC2064 # the values now, not at exit
+  trap "kill $SERVER_PIDS 2>/dev/null || true" EXIT
+  for _ in $(seq 300); do
+    [ -s "$urlfile" ] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || die "the RTSP server exited (see above)"
+    sleep 0.1
+  done
+  RTSP_URL=$(head -1 "$urlfile")
+  rm -f "$urlfile"
+  [ -n "$RTSP_URL" ] || die "the RTSP server printed no URL"
+}
+
+# selftest_rtsp_camera CODEC: a local RTSP "camera" on 127.0.0.1 streaming a generated
+# 640x512 8-bit AGC recording (30 frames at 30 fps) in CODEC; sets RTSP_URL.
+selftest_rtsp_camera() {
+  local rec pay
+  rec=$(selftest_recording gray8 640x512 30)
+  pay=$(rtsp_payloader "$1") || exit 1
+  start_server "filesrc location=\"$rec\" ! rawvideoparse format=gray8 width=640 height=512 framerate=30/1 ! $pay" \
+    --address 127.0.0.1 --port 0 --mount /selftest
+}

@@ -1,16 +1,23 @@
-//! Embedding `thermaldetect` in an application: build the pipeline in code, read the
-//! per-frame `thermaldetect` messages from the bus and raise an alert when an object of
-//! a class stays inside a zone for longer than a few seconds — what a security camera
-//! system does with the detections.
+//! Embedding the detector and the tracker in an application: build the pipeline in code,
+//! read the `thermaltrack-event` messages from the bus and print what a security desk
+//! wants to hear — "person 12 entered zone gate", "person 12 loitered 2.0 s in zone
+//! gate" — instead of raw boxes per frame. Identities, zones and dwell times come from
+//! `thermaltrack`; this program only words its events.
 //!
 //! ```sh
 //! cargo run --release -p gst-plugin-thermalzsq --example alerts -- \
 //!     --model models/det_thermal_ft.onnx --zone 200,150,450,400 --label person --seconds 2 \
-//!     out/demo/recording.gray16le          # or /dev/video0 for a camera
+//!     out/demo/recording.gray16le          # or /dev/video0, or rtsp://camera/stream
 //! ```
-//! A `.gray16le` file is read as raw 640x512 GRAY16_LE at 30 fps (`--size WxH` changes
-//! it); anything else is taken as a V4L2 device.
+//! `--zone x0,y0,x1,y1` watches one rectangle (named by `--zone-name`, default "watched")
+//! for objects labelled `--label` (default: every label); `--zones FILE` takes a
+//! thermaltrack zones file instead (polygons, lines, labels per zone). A track is in a
+//! zone when its box's bottom centre is. `--seconds` is how long it must stay before a
+//! loiter alert. A `.gray16le` (or `.gray8`) file is read as raw 640x512 frames at
+//! 30 fps (`--size WxH` changes it); an `rtsp://` URL is decoded from the network;
+//! anything else is taken as a V4L2 device.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use gst::prelude::*;
@@ -18,18 +25,24 @@ use gst::prelude::*;
 struct Args {
     source: String,
     model: String,
-    zone: [f64; 4],
-    label: String,
+    zones: Option<PathBuf>,
+    zone: Option<[f64; 4]>,
+    zone_name: String,
+    label: Option<String>,
     seconds: f64,
     size: (u32, u32),
 }
+
+const USAGE: &str = "usage: alerts [--model M] [--zone x0,y0,x1,y1 [--zone-name N] [--label L] | --zones FILE] [--seconds S] [--size WxH] FILE.gray16le|FILE.gray8|/dev/videoN|rtsp://URL";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         source: String::new(),
         model: "models/det_thermal_ft.onnx".into(),
-        zone: [0.0, 0.0, f64::MAX, f64::MAX],
-        label: "person".into(),
+        zones: None,
+        zone: None,
+        zone_name: "watched".into(),
+        label: None,
         seconds: 2.0,
         size: (640, 512),
     };
@@ -38,7 +51,9 @@ fn parse_args() -> Result<Args, String> {
         let mut value = || it.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
             "--model" => args.model = value()?,
-            "--label" => args.label = value()?,
+            "--zones" => args.zones = Some(value()?.into()),
+            "--zone-name" => args.zone_name = value()?,
+            "--label" => args.label = Some(value()?),
             "--seconds" => {
                 args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?
             }
@@ -48,9 +63,10 @@ fn parse_args() -> Result<Args, String> {
                     .map(|x| x.trim().parse())
                     .collect::<Result<_, _>>()
                     .map_err(|e| format!("--zone: {e}"))?;
-                args.zone = v
-                    .try_into()
-                    .map_err(|_| "--zone takes x0,y0,x1,y1".to_string())?;
+                args.zone = Some(
+                    v.try_into()
+                        .map_err(|_| "--zone takes x0,y0,x1,y1".to_string())?,
+                );
             }
             "--size" => {
                 let v = value()?;
@@ -61,27 +77,64 @@ fn parse_args() -> Result<Args, String> {
                 );
             }
             s if !s.starts_with("--") && args.source.is_empty() => args.source = s.into(),
-            other => return Err(format!("unknown argument {other}")),
+            other => return Err(format!("unknown argument {other}; {USAGE}")),
         }
     }
     if args.source.is_empty() {
-        return Err("usage: alerts [--model M] [--zone x0,y0,x1,y1] [--label L] [--seconds S] [--size WxH] FILE.gray16le|/dev/videoN".into());
+        return Err(USAGE.into());
+    }
+    if args.zones.is_some() && (args.zone.is_some() || args.label.is_some()) {
+        return Err(
+            "--zones FILE holds the zones and their labels; --zone and --label build one instead"
+                .into(),
+        );
     }
     Ok(args)
 }
 
-fn pipeline(args: &Args) -> Result<gst::Pipeline, String> {
-    let detect = format!(
-        "thermaldetect name=detect model=\"{}\" draw=false",
+/// The thermaltrack zones file for `--zone`: one rectangle, for one label or all.
+fn zone_file(args: &Args, [x0, y0, x1, y1]: [f64; 4]) -> Result<PathBuf, String> {
+    let mut zone = serde_json::json!({
+        "name": args.zone_name,
+        "polygon": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]],
+    });
+    if let Some(label) = &args.label {
+        zone["labels"] = serde_json::json!([label]);
+    }
+    let path = std::env::temp_dir().join(format!("alerts-zones-{}.json", std::process::id()));
+    std::fs::write(&path, serde_json::json!({ "zones": [zone] }).to_string())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+fn pipeline(args: &Args, zones: Option<&PathBuf>) -> Result<gst::Pipeline, String> {
+    let mut track = format!(
+        "thermaltrack name=track loiter-seconds={} draw=false",
+        args.seconds
+    );
+    if let Some(z) = zones {
+        track += &format!(" zones=\"{}\"", z.display());
+    }
+    let chain = format!(
+        "thermaldetect model=\"{}\" draw=false post-messages=false ! {track} ! fakesink",
         args.model
     );
-    let description = if args.source.ends_with(".gray16le") {
+    let (w, h) = args.size;
+    let source = &args.source;
+    let description = if let Some(format) = [("gray16le", "gray16-le"), ("gray8", "gray8")]
+        .iter()
+        .find_map(|(ext, f)| source.ends_with(&format!(".{ext}")).then_some(f))
+    {
         format!(
-            "filesrc location=\"{}\" ! rawvideoparse format=gray16-le width={} height={} framerate=30/1 ! {detect} ! fakesink",
-            args.source, args.size.0, args.size.1
+            "filesrc location=\"{source}\" ! rawvideoparse format={format} width={w} height={h} framerate=30/1 ! {chain}"
+        )
+    } else if source.starts_with("rtsp://") {
+        format!(
+            "rtspsrc location=\"{source}\" latency=200 ! application/x-rtp,media=video ! decodebin \
+             ! videoconvert ! video/x-raw,format=I420 ! {chain}"
         )
     } else {
-        format!("v4l2src device=\"{}\" ! {detect} ! fakesink", args.source)
+        format!("v4l2src device=\"{source}\" ! {chain}")
     };
     gst::parse::launch(&description)
         .map_err(|e| e.to_string())?
@@ -89,83 +142,50 @@ fn pipeline(args: &Args) -> Result<gst::Pipeline, String> {
         .map_err(|_| "not a pipeline".to_string())
 }
 
-/// How long an object of the watched class has been in the zone.
-struct Zone {
-    since: Option<gst::ClockTime>,
-    alerted: bool,
-}
-
-impl Zone {
-    /// One frame's detections; returns the line to print, if any.
-    fn update(
-        &mut self,
-        args: &Args,
-        pts: gst::ClockTime,
-        detections: &gst::List,
-    ) -> Option<String> {
-        let [zx0, zy0, zx1, zy1] = args.zone;
-        let inside = detections
-            .iter()
-            .filter_map(|v| v.get::<gst::Structure>().ok())
-            .any(|d| {
-                let f = |k: &str| d.get::<f64>(k).unwrap_or(0.0);
-                let (cx, cy) = (f("x") + f("width") / 2.0, f("y") + f("height") / 2.0);
-                d.get::<String>("label").is_ok_and(|l| l == args.label)
-                    && (zx0..zx1).contains(&cx)
-                    && (zy0..zy1).contains(&cy)
-            });
-        match (inside, self.since) {
-            (true, None) => {
-                self.since = Some(pts);
-                None
-            }
-            (true, Some(since)) if !self.alerted && (pts - since).seconds_f64() >= args.seconds => {
-                self.alerted = true;
-                Some(format!(
-                    "ALERT {} in zone for {:.1} s (since {since})",
-                    args.label,
-                    (pts - since).seconds_f64()
-                ))
-            }
-            (false, Some(_)) => {
-                let was = std::mem::replace(
-                    self,
-                    Zone {
-                        since: None,
-                        alerted: false,
-                    },
-                );
-                was.alerted
-                    .then(|| format!("clear: no {} in zone at {pts}", args.label))
-            }
-            _ => None,
-        }
-    }
+/// One `thermaltrack-event` in words; `None` for the events a desk does not watch
+/// (`new`, `end`: a track starting or ending without a zone or a line).
+fn describe(event: &gst::StructureRef) -> Option<String> {
+    let kind = event.get::<&str>("type").ok()?;
+    let who = format!(
+        "{} {}",
+        event.get::<&str>("label").unwrap_or("object"),
+        event.get::<u64>("track-id").ok()?
+    );
+    let zone = event.get::<&str>("zone").unwrap_or("?");
+    Some(match kind {
+        "enter" => format!("{who} entered zone {zone}"),
+        "exit" => format!("{who} left zone {zone}"),
+        "loiter" => format!(
+            "{who} loitered {:.1} s in zone {zone}",
+            event.get::<f64>("dwell").unwrap_or(0.0)
+        ),
+        "cross" => format!(
+            "{who} crossed line {} ({})",
+            event.get::<&str>("line").unwrap_or("?"),
+            event.get::<&str>("direction").unwrap_or("?")
+        ),
+        _ => return None,
+    })
 }
 
 fn run(args: &Args) -> Result<(), String> {
     gst::init().map_err(|e| e.to_string())?;
-    let pipeline = pipeline(args)?;
+    let generated = args.zone.map(|z| zone_file(args, z)).transpose()?;
+    let pipeline = pipeline(args, generated.as_ref().or(args.zones.as_ref()))?;
     pipeline
         .set_state(gst::State::Playing)
         .map_err(|_| "the pipeline cannot start (see the error above)".to_string())?;
     let bus = pipeline.bus().expect("a pipeline has a bus");
-    let mut zone = Zone {
-        since: None,
-        alerted: false,
-    };
     let result = loop {
         let Some(msg) = bus.timed_pop(gst::ClockTime::NONE) else {
             continue;
         };
         match msg.view() {
             gst::MessageView::Element(e) => {
-                let Some(s) = e.structure().filter(|s| s.name() == "thermaldetect") else {
-                    continue;
-                };
-                let pts = gst::ClockTime::from_nseconds(s.get::<u64>("pts").unwrap_or(0));
-                if let Ok(dets) = s.get::<gst::List>("detections")
-                    && let Some(line) = zone.update(args, pts, &dets)
+                if let Some(line) = e
+                    .structure()
+                    .filter(|s| s.name() == "thermaltrack-event")
+                    .and_then(describe)
                 {
                     println!("{line}");
                 }
@@ -180,6 +200,9 @@ fn run(args: &Args) -> Result<(), String> {
     pipeline
         .set_state(gst::State::Null)
         .map_err(|e| e.to_string())?;
+    if let Some(path) = generated {
+        let _ = std::fs::remove_file(path);
+    }
     result
 }
 

@@ -27,6 +27,18 @@ fn cache_home() -> &'static Path {
     })
 }
 
+/// The RTSP server example (serve.sh, and the local RTSP camera of the rtsp selftests),
+/// which a plain `cargo test` builds next to the tests.
+fn serve_example() -> PathBuf {
+    let path = target_dir().join("examples/serve");
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo test` without --test filters",
+        path.display()
+    );
+    path
+}
+
 fn selftest(script: &str, args: &[&str]) -> String {
     let zsq = target_dir().join("zsq");
     assert!(
@@ -40,6 +52,7 @@ fn selftest(script: &str, args: &[&str]) -> String {
         .arg("--selftest")
         .args(args)
         .env("ZSQ", &zsq)
+        .env("SERVE", serve_example())
         .env("GST_PLUGIN_PATH", plugin_dir())
         .env("GST_REGISTRY", cache_home().join("registry.bin"))
         .env("XDG_CACHE_HOME", cache_home())
@@ -65,6 +78,27 @@ fn every_pipeline_script_passes_its_selftest() {
             "{out}"
         );
     }
+    // A local RTSP camera streaming MJPEG, then H.264, each over TCP and UDP.
+    let out = selftest("live.sh", &["rtsp"]);
+    for stream in ["mjpeg, tcp", "mjpeg", "h264, tcp", "h264"] {
+        assert!(
+            out.contains(&format!("selftest live rtsp ({stream}): ok")),
+            "{out}"
+        );
+    }
+    for source in ["boson", "rtsp"] {
+        let out = selftest("camera.sh", &[source]);
+        assert!(
+            out.contains(&format!("selftest camera {source} (display): ok")),
+            "{out}"
+        );
+    }
+    let out = selftest("serve.sh", &["boson"]);
+    assert!(out.contains("annotated frames over RTSP (mjpeg)"), "{out}");
+    assert!(out.contains("selftest camera boson (serve): ok"), "{out}");
+    // The P2 Pro's display half only, as H.264.
+    let out = selftest("serve.sh", &["--codec", "h264", "p2pro"]);
+    assert!(out.contains("annotated frames over RTSP (h264)"), "{out}");
     let out = selftest("replay.sh", &[]);
     assert!(out.contains("selftest replay: ok"), "{out}");
     assert!(out.lines().any(|l| l.starts_with("mAP50-95=")), "{out}");

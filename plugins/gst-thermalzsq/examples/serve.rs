@@ -1,0 +1,132 @@
+//! An RTSP server for one GStreamer pipeline: how `pipelines/serve.sh` re-streams the
+//! annotated thermal video to a video-management system (VMS).
+//!
+//! GStreamer has no RTSP server element that `gst-launch-1.0` could run, so this small
+//! program wraps gst-rtsp-server: it mounts one media factory whose launch description
+//! ends in a payloader named `pay0`, shares that media between every client (a camera
+//! opens once, the model calibrates once), and prints the URL when it listens.
+//!
+//! ```sh
+//! cargo run --release -p gst-plugin-thermalzsq --example serve -- --port 8554 --mount /thermal \
+//!     'videotestsrc is-live=true ! jpegenc ! rtpjpegpay name=pay0 pt=26'
+//! gst-launch-1.0 rtspsrc location=rtsp://127.0.0.1:8554/thermal ! decodebin ! autovideosink
+//! ```
+//! `--port 0` takes any free port; the first line on stdout is the URL to give clients.
+//! Errors and warnings of the media pipeline go to stderr (the server keeps running, a
+//! client's next request starts the media again).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use gst::glib;
+use gst::prelude::*;
+use gst_rtsp_server::prelude::*;
+
+struct Args {
+    address: String,
+    port: u16,
+    mount: String,
+    launch: String,
+}
+
+const USAGE: &str = "usage: serve [--address A] [--port P] [--mount /PATH] 'LAUNCH ending in a payloader named pay0'";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        address: "0.0.0.0".into(),
+        port: 8554,
+        mount: "/thermal".into(),
+        launch: String::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = || it.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--address" => args.address = value()?,
+            "--port" => args.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
+            "--mount" => args.mount = value()?,
+            "-h" | "--help" => return Err(USAGE.into()),
+            s if !s.starts_with("--") && args.launch.is_empty() => args.launch = s.into(),
+            other => return Err(format!("unknown argument {other}; {USAGE}")),
+        }
+    }
+    if args.launch.is_empty() {
+        return Err(USAGE.into());
+    }
+    if !args.mount.starts_with('/') {
+        return Err(format!("--mount {}: a path starting with /", args.mount));
+    }
+    Ok(args)
+}
+
+/// Prints the media pipeline's errors and warnings: gst-rtsp-server only logs them at
+/// debug level, and a user whose model path is wrong must see why clients get nothing.
+fn report_bus_problems(media: &gst_rtsp_server::RTSPMedia) {
+    let Some(bus) = media
+        .element()
+        .parent()
+        .and_then(|p| p.downcast::<gst::Pipeline>().ok())
+        .and_then(|p| p.bus())
+    else {
+        return;
+    };
+    bus.enable_sync_message_emission();
+    bus.connect_sync_message(None, |_, msg| {
+        let (kind, text) = match msg.view() {
+            gst::MessageView::Error(e) => ("error", (e.error(), e.debug())),
+            gst::MessageView::Warning(w) => ("warning", (w.error(), w.debug())),
+            _ => return,
+        };
+        let source = msg.src().map(|s| s.path_string()).unwrap_or_default();
+        eprintln!(
+            "serve: {kind} from {source}: {} ({})",
+            text.0,
+            text.1.unwrap_or_default()
+        );
+    });
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    gst::init().map_err(|e| e.to_string())?;
+    // Fails here, not at the first client, when an element is missing or misspelt.
+    gst::parse::launch(&format!("( {} )", args.launch))
+        .map_err(|e| format!("the media description does not parse: {e}"))?;
+
+    let server = gst_rtsp_server::RTSPServer::new();
+    server.set_address(&args.address);
+    server.set_service(&args.port.to_string());
+    let factory = gst_rtsp_server::RTSPMediaFactory::new();
+    factory.set_launch(&format!("( {} )", args.launch));
+    factory.set_shared(true);
+    // Stopping the media sends EOS first, so that JSON lines and queued events are
+    // flushed when the last client leaves.
+    factory.set_eos_shutdown(true);
+    factory.connect_media_configure(|_, media| report_bus_problems(media));
+    server
+        .mount_points()
+        .ok_or("the server has no mount points")?
+        .add_factory(&args.mount, factory);
+
+    let main_loop = glib::MainLoop::new(None, false);
+    server
+        .attach(None)
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.address, args.port))?;
+    let host = match args.address.as_str() {
+        "0.0.0.0" | "::" => "127.0.0.1",
+        a => a,
+    };
+    println!("rtsp://{host}:{}{}", server.bound_port(), args.mount);
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    main_loop.run();
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match parse_args().and_then(|a| run(&a)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
