@@ -112,6 +112,107 @@ fn every_pipeline_script_passes_its_selftest() {
     );
 }
 
+/// The whole chain into a real broker: camera.sh --broker runs thermalpublish, and a
+/// subscriber sees the camera come online, its tracks enter the watched zone and the
+/// zone's count.
+#[test]
+fn the_camera_chain_publishes_its_events_to_mqtt() {
+    use std::io::{BufRead, BufReader};
+    let dir = cache_home().join("mqtt");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+    )
+    .unwrap();
+    let mut broker = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mosquitto (make deps installs it)");
+    // mosquitto_sub gives up at once on a refused connection: wait for the listener.
+    let listening = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(listening, "mosquitto did not listen on {port}");
+    let port_arg = port.to_string();
+    let mut sub = Command::new("timeout")
+        .args(["600", "mosquitto_sub", "-h", "127.0.0.1", "-p", &port_arg])
+        .args(["-v", "-t", "thermalzsq/#", "-t", "probe"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(sub.stdout.take().unwrap()).lines();
+    // The subscriber is ready when it hears a probe (the broker may still be starting).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.by_ref().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut ready = false;
+    for _ in 0..100 {
+        let _ = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port_arg, "-t", "probe", "-m", "x"])
+            .stderr(std::process::Stdio::null())
+            .status();
+        if rx
+            .recv_timeout(std::time::Duration::from_millis(200))
+            .is_ok()
+        {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "mosquitto_sub never received the probe");
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let out = selftest(
+        "camera.sh",
+        &["--broker", &url, "--camera", "gate", "boson"],
+    );
+    assert!(out.contains("selftest camera boson (display): ok"), "{out}");
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        let done = line == "thermalzsq/gate/status offline";
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = sub.kill();
+    let _ = broker.kill();
+    let _ = sub.wait();
+    let _ = broker.wait();
+    let text = seen.join("\n");
+    assert!(text.contains("thermalzsq/gate/status online"), "{text}");
+    assert!(
+        seen.iter().any(|l| l.starts_with("thermalzsq/gate/events ")
+            && l.contains(r#""type":"enter""#)
+            && l.contains(r#""zone":"frame""#)),
+        "{text}"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("thermalzsq/gate/zones/frame/") && l.contains(r#""count":"#)),
+        "{text}"
+    );
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("thermalzsq/gate/status offline")
+    );
+}
+
 #[test]
 fn every_script_parses() {
     for entry in std::fs::read_dir(repo().join("pipelines")).unwrap() {
