@@ -69,9 +69,10 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
         .iter()
         .map(|(p, _)| p.to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 3 * 3 + 3, "{names:?}");
+    assert_eq!(names.len(), 3 * 3 + 4, "{names:?}");
     assert!(names.contains(&"thermal16/000002.png".to_string()));
     assert!(names.contains(&"recording.gray16le".to_string()));
+    assert!(names.contains(&"gt.txt".to_string()), "MOT identities");
     assert_eq!(ta, tb, "same seed must give the same bytes");
     for ((name, x), (_, y)) in ta.iter().zip(&tc) {
         if name
