@@ -674,27 +674,7 @@ fn a_full_queue_drops_the_oldest_messages_and_counts_them() {
 
 /// Starting `videotestsrc ! thermalpublish ! fakesink` with `props` fails; the error.
 fn start_error(props: &[(&str, &str)]) -> String {
-    init();
-    let pipeline =
-        gst::parse::launch("videotestsrc num-buffers=1 ! thermalpublish name=p ! fakesink")
-            .unwrap()
-            .downcast::<gst::Pipeline>()
-            .unwrap();
-    let p = pipeline.by_name("p").unwrap();
-    for (name, value) in props {
-        p.set_property_from_str(name, value);
-    }
-    assert!(
-        pipeline.set_state(gst::State::Paused).is_err(),
-        "start must fail"
-    );
-    let msg = pipeline
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
-        .expect("an error message");
-    pipeline.set_state(gst::State::Null).unwrap();
-    message_text(&msg)
+    message_text(&common::start_error("thermalpublish", props))
 }
 
 #[test]

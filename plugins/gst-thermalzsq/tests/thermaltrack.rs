@@ -560,29 +560,9 @@ fn loitering_is_reported_after_loiter_seconds() {
 
 /// Starting fails with an error on the bus; returns its text.
 fn start_error(props: &[(&str, &str)]) -> String {
-    init();
-    let pipeline =
-        gst::parse::launch("videotestsrc num-buffers=1 ! thermaltrack name=t ! fakesink")
-            .unwrap()
-            .downcast::<gst::Pipeline>()
-            .unwrap();
-    let t = pipeline.by_name("t").unwrap();
-    for (name, value) in props {
-        t.set_property_from_str(name, value);
-    }
-    assert!(
-        pipeline.set_state(gst::State::Paused).is_err(),
-        "start must fail"
-    );
-    let msg = pipeline
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
-        .expect("an error message");
-    pipeline.set_state(gst::State::Null).unwrap();
-    match msg.view() {
+    match common::start_error("thermaltrack", props).view() {
         gst::MessageView::Error(e) => e.error().to_string(),
-        _ => unreachable!(),
+        _ => unreachable!("start_error returns an error message"),
     }
 }
 

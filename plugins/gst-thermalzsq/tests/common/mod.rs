@@ -51,3 +51,31 @@ pub fn plugin_dir() -> PathBuf {
     })
     .clone()
 }
+
+/// `videotestsrc num-buffers=1 ! ELEMENT ! fakesink` with `props` set on the element must
+/// fail to start; the error message it posted (bad properties are errors at start).
+pub fn start_error(element: &str, props: &[(&str, &str)]) -> gst::Message {
+    use gst::prelude::*;
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=1 ! {element} name=e ! fakesink"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let e = pipeline.by_name("e").unwrap();
+    for (name, value) in props {
+        e.set_property_from_str(name, value);
+    }
+    assert!(
+        pipeline.set_state(gst::State::Paused).is_err(),
+        "start must fail"
+    );
+    let msg = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
+        .expect("an error message");
+    pipeline.set_state(gst::State::Null).unwrap();
+    msg
+}
