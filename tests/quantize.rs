@@ -24,17 +24,14 @@ use thermalzsq::zsq::qparams::Precision;
 use thermalzsq::zsq::quantize::{fold_batch_norms, plan_qdq};
 use thermalzsq::zsq::report::runtime_op_counts;
 
+#[path = "support/data.rs"]
+mod data;
+use data::{synth_dataset, temp_dir};
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/onnx")
         .join(name)
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("thermalzsq-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn pattern_for(model: &Model, n: usize, seed: u64) -> Array4<f32> {
@@ -432,22 +429,6 @@ fn unsupported_models_are_clear_errors() {
     let err = quantize(&model, &QuantizeSettings::default(), &mut |_| {}).unwrap_err();
     assert!(matches!(err, ZsqError::NoBatchNorm), "{err:?}");
     assert!(err.to_string().contains("BatchNormalization"), "{err}");
-}
-
-/// A small `zsq synth` data set (thermal16/, thermal8/, rgb/).
-fn synth_dataset(name: &str, scenes: u64) -> PathBuf {
-    let dir = temp_dir(name);
-    thermalzsq::synth::write_dataset(&thermalzsq::synth::DatasetSpec {
-        out: dir.clone(),
-        scenes,
-        seed: 3,
-        width: 96,
-        height: 80,
-        recording: 0,
-        recording_format: Default::default(),
-    })
-    .unwrap();
-    dir
 }
 
 #[test]

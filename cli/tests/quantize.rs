@@ -8,33 +8,14 @@ use std::process::Command;
 use thermalzsq::onnx::{DataType, Model, ValueInfoProto};
 use thermalzsq::runtime::{ProviderOptions, load_session_from_memory};
 
+#[path = "../../tests/support/data.rs"]
+mod data;
+use data::{synth_dataset, temp_dir};
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures/onnx")
         .join(name)
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("thermalzsq-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A small `zsq synth` data set (thermal16/, thermal8/, rgb/).
-fn synth_dataset(name: &str, scenes: u64) -> PathBuf {
-    let dir = temp_dir(name);
-    thermalzsq::synth::write_dataset(&thermalzsq::synth::DatasetSpec {
-        out: dir.clone(),
-        scenes,
-        seed: 3,
-        width: 96,
-        height: 80,
-        recording: 0,
-        recording_format: Default::default(),
-    })
-    .unwrap();
-    dir
 }
 
 fn zsq(args: &[&str], cache: &Path) -> (bool, String, String) {
