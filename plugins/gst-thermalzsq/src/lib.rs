@@ -10,6 +10,7 @@ mod enums;
 pub mod modelevent;
 mod ortlog;
 mod props;
+mod sync;
 mod thermaldetect;
 mod thermalpublish;
 mod thermaltrack;

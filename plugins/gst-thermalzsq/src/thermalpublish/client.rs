@@ -30,6 +30,7 @@ use rumqttc::{
 use tokio::sync::Notify;
 
 use super::broker::INFLIGHT;
+use crate::sync::lock;
 
 /// Messages handed to rumqttc and not yet delivered: below the packet-id cycle so that
 /// no id is reused while its acknowledgement is outstanding (with in-order acks).
@@ -160,7 +161,7 @@ impl Publisher {
     /// message is dropped (and counted).
     pub fn push(&self, message: Message) {
         let overflowed = {
-            let mut q = self.shared.queue.lock().unwrap();
+            let mut q = lock(&self.shared.queue);
             let seq = q.next_seq;
             q.next_seq += 1;
             q.items.push_back(Queued { seq, message });
@@ -278,7 +279,7 @@ impl Session<'_> {
                     let sent = link.collided.take().or_else(|| link.handed.pop_front());
                     if let Some(Some(seq)) = sent {
                         match self.qos {
-                            QoS::AtMostOnce => self.shared.queue.lock().unwrap().delivered(seq),
+                            QoS::AtMostOnce => lock(&self.shared.queue).delivered(seq),
                             _ => {
                                 link.inflight.insert(pkid, seq);
                             }
@@ -292,7 +293,7 @@ impl Session<'_> {
                 }
                 Ok(Event::Incoming(Packet::PubAck(ack))) => {
                     if let Some(seq) = self.link.borrow_mut().inflight.remove(&ack.pkid) {
-                        self.shared.queue.lock().unwrap().delivered(seq);
+                        lock(&self.shared.queue).delivered(seq);
                     }
                     self.shared.wake.notify_one();
                 }
@@ -325,7 +326,7 @@ impl Session<'_> {
         link.lost();
         link.connected = true;
         let queued = {
-            let mut q = self.shared.queue.lock().unwrap();
+            let mut q = lock(&self.shared.queue);
             link.next = q.oldest();
             q.overflow_reported = false;
             q.items.len()
@@ -355,7 +356,7 @@ impl Session<'_> {
             if !link.connected {
                 continue;
             }
-            let q = self.shared.queue.lock().unwrap();
+            let q = lock(&self.shared.queue);
             for item in q.items.range(q.index_from(link.next)..) {
                 if link.outstanding() >= WINDOW {
                     break;
@@ -386,7 +387,7 @@ impl Session<'_> {
         let drain = async {
             loop {
                 let idle = self.link.borrow().outstanding() == 0
-                    && self.shared.queue.lock().unwrap().items.is_empty();
+                    && lock(&self.shared.queue).items.is_empty();
                 if idle {
                     break;
                 }

@@ -22,6 +22,7 @@ use super::broker::{self, BrokerUrl, Login, MAX_PACKET};
 use super::client::{Message, Notice, Publisher};
 use super::payload::{self, Stamp, Topics};
 use crate::props::{filter_pad_templates, path_from, path_value};
+use crate::sync::lock;
 use crate::trackmeta;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -166,7 +167,7 @@ impl ObjectImpl for ThermalPublish {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = self.settings.lock().unwrap();
+        let mut s = lock(&self.settings);
         match pspec.name() {
             "broker" => s.broker = string_from(value).unwrap_or_default(),
             "ca-file" => s.ca_file = path_from(value),
@@ -184,7 +185,7 @@ impl ObjectImpl for ThermalPublish {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.settings.lock().unwrap();
+        let s = lock(&self.settings);
         match pspec.name() {
             "broker" => s.broker.to_value(),
             "ca-file" => path_value(&s.ca_file).to_value(),
@@ -290,7 +291,7 @@ impl BaseTransformImpl for ThermalPublish {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = true;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let s = self.settings.lock().unwrap().clone();
+        let s = lock(&self.settings).clone();
         let url: BrokerUrl = s.broker.parse().map_err(Self::settings_error)?;
         let camera = s
             .camera
@@ -341,7 +342,7 @@ impl BaseTransformImpl for ThermalPublish {
             s.broker,
             topics.events()
         );
-        *self.state.lock().unwrap() = Some(State {
+        *lock(&self.state) = Some(State {
             publisher,
             topics,
             frames: 0,
@@ -350,7 +351,7 @@ impl BaseTransformImpl for ThermalPublish {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        let state = self.state.lock().unwrap().take();
+        let state = lock(&self.state).take();
         if let Some(state) = state {
             // After everything queued; the client delivers it if it is connected, for a
             // bounded time, and disconnects (so the will is not sent).
@@ -368,8 +369,8 @@ impl BaseTransformImpl for ThermalPublish {
         &self,
         buf: &gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let detections = self.settings.lock().unwrap().detections;
-        let mut guard = self.state.lock().unwrap();
+        let detections = lock(&self.settings).detections;
+        let mut guard = lock(&self.state);
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let index = state.frames;
         state.frames += 1;
