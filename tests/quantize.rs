@@ -744,8 +744,11 @@ fn zero_shot_distills_then_quantizes() {
     };
     let mut stages = Vec::new();
     let q = quantize(&model, &s, &mut |p| stages.push(p.stage)).unwrap();
-    // (A few steps on a tiny fixture: the head logits are not held to 0.99 here;
-    // zero-shot accuracy is measured on the demo detector, docs/quantize.md.)
+    // The outputs follow fp32. The head logits are not held here: this fixture's weights
+    // are random, its logits are noise that no calibration reproduces (measured: head
+    // cosines 0.47-0.83 on unseen test patterns whether calibrated zero-shot or on the
+    // patterns themselves). Zero-shot head logits are asserted >= 0.99 on a trained
+    // detector: demo_models.rs, the_fine_tuned_thermal_model_quantizes_zero_shot.
     check_quantized_head("yolov8_scenes.onnx", &q, Precision::U8S8, false);
     assert!(stages.contains(&Stage::Distill));
     assert_eq!(q.report.calibration.source, "zero-shot");
@@ -756,6 +759,10 @@ fn zero_shot_distills_then_quantizes() {
         .as_ref()
         .expect("distillation reported");
     assert_eq!(d.loss_per_iteration.len(), 30);
+    // Distillation did its job: the images match the BN statistics far better than the
+    // start (measured: 2.08 -> 0.44).
+    let (first, last) = (d.loss_per_iteration[0], d.loss_per_iteration[29]);
+    assert!(last < 0.3 * first, "BN loss {first} -> {last}");
     assert!(d.thermal_prior, "the fixture says thermal");
     assert!(q.report.timings.iter().any(|t| t.stage == "distill"));
     let grid = thermalzsq::imaging::image::read_png(&preview).unwrap();
