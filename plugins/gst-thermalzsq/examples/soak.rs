@@ -186,7 +186,7 @@ fn run(args: &Args) -> Result<Vec<Sample>, String> {
     let recorded = samples.clone();
     pad("sink", "sink")?.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
         let n = seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if n % every == 0 {
+        if n.is_multiple_of(every) {
             let s = Sample {
                 frame: n,
                 rss_kb: status_field("VmRSS:"),
