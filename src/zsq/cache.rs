@@ -5,24 +5,32 @@
 //! `<dir>/<key>.lock` (an empty file that writers lock).
 //!
 //! The key is the sha256 of a canonical text naming everything that changes the
-//! result: the sha256 of the model bytes, every setting (precision, observer,
-//! calibration source and its parameters), and the thermalzsq version. Equal key, equal
-//! model.
+//! result: the sha256 of the model bytes, every setting (see
+//! [`super::pipeline::QuantizeSettings::canonical`]: the execution provider and the
+//! loaded ONNX Runtime included), the thermalzsq version and this build's identity
+//! ([`super::build_id`]: a hash of the code that makes models). Equal key, equal model.
 //!
-//! Writes are atomic: each file goes to a temporary file in the same directory, is
-//! synced, then renamed; the report is written last, so an entry exists only once both
-//! files are complete. Two processes calibrating the same model serialise on an
-//! exclusive lock of `<key>.lock` (`flock`); the second finds the first's entry when it
-//! gets the lock and does not recompute it; a writer that crashes releases its lock with
-//! its process, and [`Cache::open`] removes temporary files older than a day.
-//! [`Cache::lookup`] checks an entry (the model decodes as ONNX, its sha256 matches the
-//! report's) and removes a corrupt one.
+//! Writes are atomic: both files go to temporary files in the same directory and are
+//! synced before either is renamed into place, the report last, so an entry exists only
+//! once both files are complete, and a full disk leaves nothing behind. Two processes
+//! calibrating the same model serialise on an exclusive lock of `<key>.lock` (`flock`);
+//! the second finds the first's entry when it gets the lock and does not recompute it;
+//! a writer that crashes releases its lock with its process, and [`Cache::open`]
+//! removes temporary files older than a day.
+//!
+//! Reading never deletes: [`Cache::lookup`] checks an entry (the model decodes as ONNX,
+//! its sha256 matches the report's) and answers a miss when it cannot prove the entry
+//! sound. Only a holder of the key's lock removes an entry, and only a proven-corrupt
+//! one (bytes that do not match the report, a report that is not JSON, a model that is
+//! not ONNX): without the lock a mismatch may be another process's store half done,
+//! and an I/O error says nothing about the entry, which another pipeline may be using.
 //!
 //! [`Cache::get_or_create`] is the one policy every caller uses: look up, else wait
-//! for the lock (giving up when the caller cancels), look up again, else create and
-//! store. Its [`CacheOutcome`] says which happened; a model made but not stored is
-//! handed back with the store error, so a caller can warn and keep it in memory
-//! instead of losing minutes of calibration to a full disk.
+//! for the lock (giving up when the caller cancels), check again, else create and
+//! store. [`Cache::replace`] creates and stores under the lock whatever the cache holds
+//! (a forced recalibration). Their [`CacheOutcome`] says which happened; a model made
+//! but not stored is handed back with the store error, so a caller can warn and keep it
+//! in memory instead of losing minutes of calibration to a full disk.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -33,6 +41,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::ZsqError;
+use super::build_id::build_id;
 use crate::onnx::Model;
 
 /// Lower-case hexadecimal.
@@ -61,12 +70,14 @@ pub struct CacheKey {
 impl CacheKey {
     /// The key of `model_bytes` quantized with the settings written in `settings`
     /// (one `name=value` per line, in a fixed order; see
-    /// [`super::pipeline::QuantizeSettings::canonical`]). The crate version is part of
-    /// the key: another version may quantize differently.
+    /// [`super::pipeline::QuantizeSettings::canonical`]). The crate version and this
+    /// build's identity are part of the key: other code may quantize differently, and
+    /// the version alone does not change when the code does.
     pub fn new(model_bytes: &[u8], settings: &str) -> CacheKey {
         let canonical = format!(
-            "thermalzsq={}\nmodel_sha256={}\n{}",
+            "thermalzsq={}\nbuild={}\nmodel_sha256={}\n{}",
             env!("CARGO_PKG_VERSION"),
+            build_id(),
             sha256_hex(model_bytes),
             settings.trim_end()
         );
@@ -96,7 +107,7 @@ impl CacheEntry {
     }
 }
 
-/// What [`Cache::get_or_create`] found or did.
+/// What [`Cache::get_or_create`] or [`Cache::replace`] found or did.
 #[derive(Debug)]
 pub enum CacheOutcome {
     /// The entry was in the cache, also when another process stored it while this one
@@ -111,6 +122,26 @@ pub enum CacheOutcome {
         report: serde_json::Value,
         error: ZsqError,
     },
+}
+
+/// Why an entry is not used.
+#[derive(Debug)]
+enum Fault {
+    /// No report: no entry (or a store not finished).
+    Missing,
+    /// A file could not be read (an I/O error): nothing is known about the entry.
+    Unreadable(String),
+    /// The files were read and are wrong: under the key's lock, proof of corruption.
+    Corrupt(String),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Missing => f.write_str("no entry"),
+            Fault::Unreadable(why) | Fault::Corrupt(why) => f.write_str(why),
+        }
+    }
 }
 
 /// A held exclusive lock on one key; released when dropped.
@@ -190,37 +221,34 @@ impl Cache {
         )
     }
 
-    /// The entry of `key` if it is complete and intact. A damaged entry (report
-    /// unreadable, model missing, not ONNX, or not the bytes the report names) is
-    /// removed and reported as a miss.
+    /// The entry of `key` if it is complete and intact; else a miss. Never deletes (see
+    /// the module documentation): a damaged entry is replaced or removed by the next
+    /// [`Cache::get_or_create`], under the key's lock.
     pub fn lookup(&self, key: &CacheKey) -> Option<CacheEntry> {
-        let (model, report) = self.paths(key);
-        if !report.exists() {
-            return None;
-        }
-        match verify(&model, &report, key) {
-            Ok((report_json, output_sha256)) => Some(CacheEntry {
-                model,
-                report,
-                report_json,
-                output_sha256,
-            }),
-            Err(_) => {
-                let _ = std::fs::remove_file(&report);
-                let _ = std::fs::remove_file(&model);
-                None
-            }
-        }
+        self.verified(key).ok()
     }
 
     /// Why the entry of `key` would not be used (`Ok` if it is sound); for diagnostics.
     pub fn check(&self, key: &CacheKey) -> Result<(), String> {
+        self.verified(key).map(|_| ()).map_err(|f| f.to_string())
+    }
+
+    fn verified(&self, key: &CacheKey) -> Result<CacheEntry, Fault> {
         let (model, report) = self.paths(key);
-        verify(&model, &report, key).map(|_| ())
+        let (report_json, output_sha256) = verify(&model, &report, key)?;
+        Ok(CacheEntry {
+            model,
+            report,
+            report_json,
+            output_sha256,
+        })
     }
 
     /// Stores a model and its report (a JSON object; `output_sha256` and `cache_key`
-    /// are added), atomically: model first, report last.
+    /// are added), atomically: both files written and synced first, then renamed into
+    /// place, the report last. A failure leaves no temporary file. Callers that share
+    /// the directory with other writers hold the key's lock ([`Cache::get_or_create`]
+    /// and [`Cache::replace`] do).
     pub fn store(
         &self,
         key: &CacheKey,
@@ -242,8 +270,12 @@ impl Cache {
         report.insert("cache_canonical".into(), key.canonical.clone().into());
         let report = serde_json::Value::Object(report);
         let text = serde_json::to_vec_pretty(&report).expect("JSON values serialise");
-        write_atomically(&model_path, model_bytes)?;
-        write_atomically(&report_path, &text)?;
+        let model_temp = Temporary::write(&model_path, model_bytes)?;
+        let report_temp = Temporary::write(&report_path, &text)?;
+        model_temp.rename()?;
+        pause_if_a_test_asks();
+        report_temp.rename()?;
+        sync_dir(&report_path);
         Ok(CacheEntry {
             model: model_path,
             report: report_path,
@@ -258,6 +290,9 @@ impl Cache {
     /// raising `cancel` gives up with [`ZsqError::Cancelled`] (within 50 ms): a
     /// pipeline going to NULL must not wait for another pipeline's calibration.
     ///
+    /// Under the lock, a proven-corrupt entry is removed before it is made again; an
+    /// entry that cannot be read is made again (and stored over, if it can be).
+    ///
     /// An error of `create`, or of the lock, is the error; an error storing what
     /// `create` made is [`CacheOutcome::MadeNotStored`].
     pub fn get_or_create(
@@ -270,9 +305,34 @@ impl Cache {
             return Ok(CacheOutcome::Hit(entry));
         }
         let _lock = self.lock(key, cancel)?;
-        if let Some(entry) = self.lookup(key) {
-            return Ok(CacheOutcome::Hit(entry));
+        match self.verified(key) {
+            Ok(entry) => return Ok(CacheOutcome::Hit(entry)),
+            Err(Fault::Corrupt(_)) => self.remove(key),
+            Err(Fault::Missing | Fault::Unreadable(_)) => {}
         }
+        self.create_and_store(key, create)
+    }
+
+    /// Makes the entry of `key` with `create` and stores it in place of whatever the
+    /// cache holds (a forced recalibration), under the key's lock: a concurrent
+    /// [`Cache::get_or_create`] waits, then finds the new entry. Cancelling and errors
+    /// as there.
+    pub fn replace(
+        &self,
+        key: &CacheKey,
+        cancel: Option<&AtomicBool>,
+        create: impl FnOnce() -> Result<(Vec<u8>, serde_json::Value), ZsqError>,
+    ) -> Result<CacheOutcome, ZsqError> {
+        let _lock = self.lock(key, cancel)?;
+        self.create_and_store(key, create)
+    }
+
+    /// `create`, then [`Cache::store`]; the caller holds the key's lock.
+    fn create_and_store(
+        &self,
+        key: &CacheKey,
+        create: impl FnOnce() -> Result<(Vec<u8>, serde_json::Value), ZsqError>,
+    ) -> Result<CacheOutcome, ZsqError> {
         let (bytes, report) = create()?;
         Ok(match self.store(key, &bytes, report.clone()) {
             Ok(entry) => CacheOutcome::Made(entry),
@@ -282,6 +342,14 @@ impl Cache {
                 error,
             },
         })
+    }
+
+    /// Removes the entry of `key` (report first: a model without its report is no
+    /// entry); the caller holds the key's lock and has proven the entry corrupt.
+    fn remove(&self, key: &CacheKey) {
+        let (model, report) = self.paths(key);
+        let _ = std::fs::remove_file(report);
+        let _ = std::fs::remove_file(model);
     }
 
     /// Waits for, then holds, the exclusive lock of `key`; with `cancel`, polls every
@@ -317,28 +385,52 @@ impl Cache {
     }
 }
 
-/// The report of a sound entry and the model sha256 it records; else why not.
+/// Test hook: when this variable names a file, [`Cache::store`] creates that file
+/// between renaming the model and the report into place, then sleeps two minutes, so a
+/// test (tests/cache.rs) can kill a writer with SIGKILL mid-store deterministically.
+/// Read only there; nothing else sets or reads it.
+pub const TEST_PAUSE_IN_STORE: &str = "THERMALZSQ_TEST_PAUSE_IN_STORE";
+
+fn pause_if_a_test_asks() {
+    if let Some(marker) = std::env::var_os(TEST_PAUSE_IN_STORE) {
+        let _ = std::fs::write(marker, b"paused");
+        std::thread::sleep(Duration::from_secs(120));
+    }
+}
+
+/// The report of a sound entry and the model sha256 it records; else why not. Only an
+/// I/O error reading a file is `Unreadable`; what was read and is wrong is `Corrupt`.
 fn verify(
     model: &Path,
     report: &Path,
     key: &CacheKey,
-) -> Result<(serde_json::Value, String), String> {
-    let text = std::fs::read(report).map_err(|e| format!("report: {e}"))?;
+) -> Result<(serde_json::Value, String), Fault> {
+    let read = |path: &Path, what: &str| {
+        std::fs::read(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound if what == "report" => Fault::Missing,
+            std::io::ErrorKind::NotFound => Fault::Corrupt(format!("{what} missing")),
+            _ => Fault::Unreadable(format!("{what}: {e}")),
+        })
+    };
+    let corrupt = |why: String| Fault::Corrupt(why);
+    let text = read(report, "report")?;
     let json: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| format!("report is not JSON: {e}"))?;
+        serde_json::from_slice(&text).map_err(|e| corrupt(format!("report is not JSON: {e}")))?;
     let recorded = json
         .get("output_sha256")
         .and_then(|v| v.as_str())
-        .ok_or("report has no output_sha256")?
+        .ok_or_else(|| corrupt("report has no output_sha256".into()))?
         .to_string();
     if json.get("cache_key").and_then(|v| v.as_str()) != Some(key.hex.as_str()) {
-        return Err("report belongs to another key".into());
+        return Err(corrupt("report belongs to another key".into()));
     }
-    let bytes = std::fs::read(model).map_err(|e| format!("model: {e}"))?;
+    let bytes = read(model, "model")?;
     if sha256_hex(&bytes) != recorded {
-        return Err("model bytes do not match the report's sha256".into());
+        return Err(corrupt(
+            "model bytes do not match the report's sha256".into(),
+        ));
     }
-    Model::from_bytes(&bytes).map_err(|e| format!("model is not ONNX: {e}"))?;
+    Model::from_bytes(&bytes).map_err(|e| corrupt(format!("model is not ONNX: {e}")))?;
     Ok((json, recorded))
 }
 
@@ -369,28 +461,60 @@ pub(crate) fn unique() -> u64 {
     COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Writes through a synced temporary file in the same directory and a rename, then
-/// syncs the directory so the rename itself is durable.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ZsqError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = path.with_file_name(format!(".{name}.{}.{}.tmp", std::process::id(), unique()));
-    let result = File::create(&temp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&temp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&temp);
-        return Err(ZsqError::Io {
+/// A complete, synced temporary file beside its destination; removed when dropped
+/// unless renamed into place.
+struct Temporary {
+    temp: PathBuf,
+    path: PathBuf,
+    renamed: bool,
+}
+
+impl Temporary {
+    /// Writes `bytes` to a temporary file in `path`'s directory and syncs it.
+    fn write(path: &Path, bytes: &[u8]) -> Result<Temporary, ZsqError> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = Temporary {
+            temp: path.with_file_name(format!(".{name}.{}.{}.tmp", std::process::id(), unique())),
             path: path.to_path_buf(),
-            action: "write",
-            source: e,
-        });
+            renamed: false,
+        };
+        File::create(&temp.temp)
+            .and_then(|mut f| {
+                f.write_all(bytes)?;
+                f.sync_all()
+            })
+            .map_err(|e| temp.error(e))?;
+        Ok(temp)
     }
+
+    fn rename(mut self) -> Result<(), ZsqError> {
+        std::fs::rename(&self.temp, &self.path).map_err(|e| self.error(e))?;
+        self.renamed = true;
+        Ok(())
+    }
+
+    fn error(&self, source: std::io::Error) -> ZsqError {
+        ZsqError::Io {
+            path: self.path.clone(),
+            action: "write",
+            source,
+        }
+    }
+}
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        if !self.renamed {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Syncs the directory of `path`, so renames into it are durable.
+fn sync_dir(path: &Path) {
     if let Some(d) = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -398,6 +522,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ZsqError> {
     {
         let _ = d.sync_all();
     }
+}
+
+/// Writes through a synced temporary file in the same directory and a rename, then
+/// syncs the directory so the rename itself is durable.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ZsqError> {
+    Temporary::write(path, bytes)?.rename()?;
+    sync_dir(path);
     Ok(())
 }
 
@@ -481,6 +612,89 @@ mod tests {
         assert!(matches!(error, ZsqError::Io { .. }), "{error:?}");
         assert!(cache.lookup(&key()).is_none());
         assert!(temporaries(&dir).is_empty(), "{:?}", temporaries(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_entry_whose_report_cannot_be_read_is_a_miss_and_is_not_deleted() {
+        let dir = temp_dir("unreadable");
+        let cache = Cache::open(&dir).unwrap();
+        let entry = cache.store(&key(), MODEL, serde_json::json!({})).unwrap();
+        // Reading the report fails for a reason that says nothing about its content (a
+        // transient I/O error): its path is a directory. (Permissions do not stop root.)
+        std::fs::remove_file(&entry.report).unwrap();
+        std::fs::create_dir(&entry.report).unwrap();
+        assert!(cache.lookup(&key()).is_none(), "a miss");
+        assert_eq!(std::fs::read(&entry.model).unwrap(), MODEL, "not deleted");
+        // Under the lock too: made again (and not stored over the directory), nothing
+        // deleted.
+        let outcome = cache.get_or_create(&key(), None, made).unwrap();
+        assert!(
+            matches!(outcome, CacheOutcome::MadeNotStored { .. }),
+            "{outcome:?}"
+        );
+        assert!(entry.report.is_dir());
+        assert_eq!(std::fs::read(&entry.model).unwrap(), MODEL);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_corrupt_entry_is_removed_only_under_the_lock() {
+        let dir = temp_dir("corrupt");
+        let cache = Cache::open(&dir).unwrap();
+        let entry = cache.store(&key(), MODEL, serde_json::json!({})).unwrap();
+        // The model no longer matches its report: corrupt, or another writer's store
+        // half done (it renames the model, then the report, holding the lock).
+        std::fs::write(&entry.model, &MODEL[..MODEL.len() / 2]).unwrap();
+        let held = cache.lock(&key(), None).unwrap();
+        assert!(cache.lookup(&key()).is_none(), "not a hit");
+        assert!(
+            entry.model.exists() && entry.report.exists(),
+            "not removed without the lock"
+        );
+        let cancel = AtomicBool::new(false);
+        let outcome = std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                cache.get_or_create(&key(), Some(&cancel), || {
+                    assert!(
+                        !entry.model.exists() && !entry.report.exists(),
+                        "removed under the lock, before the entry is made again"
+                    );
+                    made()
+                })
+            });
+            // The waiter looks the entry up and waits for the lock meanwhile.
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(
+                entry.model.exists() && entry.report.exists(),
+                "not removed while another holds the lock"
+            );
+            drop(held);
+            waiter.join().unwrap()
+        });
+        assert!(matches!(outcome, Ok(CacheOutcome::Made(_))), "{outcome:?}");
+        assert_eq!(std::fs::read(&entry.model).unwrap(), MODEL, "whole again");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn replace_makes_the_entry_again_although_the_cache_holds_it() {
+        let dir = temp_dir("replace");
+        let cache = Cache::open(&dir).unwrap();
+        let first = cache
+            .store(&key(), MODEL, serde_json::json!({ "run": 1 }))
+            .unwrap();
+        let outcome = cache
+            .replace(&key(), None, || {
+                Ok((MODEL.to_vec(), serde_json::json!({ "run": 2 })))
+            })
+            .unwrap();
+        let CacheOutcome::Made(entry) = outcome else {
+            panic!("replace makes the entry: {outcome:?}");
+        };
+        assert_eq!(entry.model, first.model);
+        assert_eq!(entry.report_json["run"], 2);
+        assert_eq!(cache.lookup(&key()).unwrap().report_json["run"], 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

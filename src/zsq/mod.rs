@@ -13,6 +13,7 @@
 mod adam;
 pub mod autodiff;
 pub mod bn;
+pub mod build_id;
 pub mod cache;
 pub mod calibrate;
 pub mod distill;

@@ -17,6 +17,7 @@ use ort::value::TensorRef;
 
 use super::ZsqError;
 use super::autodiff::{LossTerms, Statistics};
+use super::build_id::onnxruntime_identity;
 use super::cache::{Cache, CacheKey, CacheOutcome, sha256_hex};
 use super::calibrate::{Calibration, CalibrationOptions, Observer, calibrate};
 use super::distill::{DistillOptions, distill};
@@ -30,7 +31,7 @@ use super::report::{
     RangeReport, SettingsReport, StageTiming, cosine, runtime_op_counts,
 };
 use crate::onnx::{DataType, Model};
-use crate::runtime::{ProviderOptions, load_session_from_memory};
+use crate::runtime::{Provider, ProviderOptions, load_session_from_memory};
 
 /// Where calibration images come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,33 +171,40 @@ impl Default for QuantizeSettings {
 }
 
 impl QuantizeSettings {
-    /// One `name=value` line per setting that changes the result, in a fixed order:
-    /// the settings part of the cache key. Threads and the provider are left out
-    /// (they change speed, not the model); real images are named by the sha256 of
-    /// their names and contents.
+    /// One `name=value` line per input of the result, in a fixed order: the settings
+    /// part of the cache key. Every field is named (a new one does not compile until
+    /// it is placed here); so are the options distillation really runs with (learning
+    /// rate, warm-up, starting noise: fixed today, but part of what makes the model),
+    /// the execution provider (GPU kernels compute otherwise than the CPU's) and the
+    /// loaded ONNX Runtime. Left out, because they change neither the model nor its
+    /// report: the cancel flag, the preview path, the thread count, the GPU index and
+    /// TensorRT's engine cache. Real images are named by the sha256 of their names and
+    /// contents. Loads ONNX Runtime if need be (to name it).
     pub fn canonical(&self, model: &Model) -> Result<String, ZsqError> {
+        let QuantizeSettings {
+            precision,
+            observer,
+            source,
+            distill: _, // through `distill_options`, below
+            provider,
+            check_images,
+            cancel: _,
+            preview: _,
+            reduce_range,
+        } = self;
         let mut lines = vec![
-            format!("precision={}", self.precision),
-            format!("observer={}", canonical_observer(self.observer)),
-            format!("source={}", self.source.kind()),
+            format!("onnxruntime={}", onnxruntime_identity()?),
+            canonical_provider(provider)?,
+            format!("trt_fp16={}", provider.trt_fp16),
+            format!("precision={precision}"),
+            format!("observer={}", canonical_observer(*observer)),
+            format!("source={}", source.kind()),
+            format!("reduce_range={reduce_range}"),
+            format!("check_images={check_images}"),
         ];
-        // Only when set, so that keys made before the setting existed stay valid.
-        if self.reduce_range {
-            lines.push("reduce_range=true".into());
-        }
-        match &self.source {
+        match source {
             CalibrationSource::ZeroShot => {
-                let d = &self.distill;
-                let prior = thermal_prior(model, d.thermal_prior);
-                lines.extend([
-                    format!("loss={}", d.loss),
-                    format!("iterations={}", d.iterations),
-                    format!("batch={}", d.batch),
-                    format!("seed={}", d.seed),
-                    format!("thermal_prior={prior}"),
-                    format!("statistics={}", d.statistics),
-                    format!("total_variation={}", d.total_variation),
-                ]);
+                lines.extend(canonical_distill(&distill_options(model, self)));
             }
             CalibrationSource::ImageDir { dir, count } => {
                 let colour = is_colour(model);
@@ -212,6 +220,97 @@ impl QuantizeSettings {
             }
         }
         Ok(lines.join("\n"))
+    }
+}
+
+/// `provider=…`: the provider asked for; for `auto`, also the providers this runtime
+/// offers, which are what `auto` chooses among (the first that starts). The device
+/// index, threads and TensorRT's cache directory change where and how fast, not what.
+fn canonical_provider(options: &ProviderOptions) -> Result<String, ZsqError> {
+    let ProviderOptions {
+        provider,
+        device_id: _,
+        threads: _,
+        trt_cache_dir: _,
+        trt_fp16: _, // its own line
+    } = options;
+    Ok(match provider {
+        Provider::Auto => {
+            let mut offered = Vec::new();
+            for p in Provider::AUTO_ORDER {
+                if p.is_compiled_in()? {
+                    offered.push(p.as_str());
+                }
+            }
+            format!("provider=auto({})", offered.join(","))
+        }
+        explicit => format!("provider={explicit}"),
+    })
+}
+
+/// One `distill.name=value` line per option distillation runs with.
+fn canonical_distill(options: &DistillOptions) -> Vec<String> {
+    let DistillOptions {
+        batch,
+        iterations,
+        learning_rate,
+        warmup,
+        loss,
+        statistics,
+        total_variation,
+        thermal,
+        seed,
+        size,
+        init_mean,
+        init_std,
+        init_smoothness,
+        pixel_range,
+        cancel: _,
+    } = options;
+    vec![
+        format!("distill.loss={loss:?}"),
+        format!("distill.iterations={iterations}"),
+        format!("distill.batch={batch}"),
+        format!("distill.seed={seed}"),
+        format!("distill.thermal_prior={thermal:?}"),
+        format!("distill.statistics={statistics}"),
+        format!("distill.total_variation={total_variation}"),
+        format!("distill.learning_rate={learning_rate}"),
+        format!("distill.warmup={warmup}"),
+        format!("distill.size={size:?}"),
+        format!("distill.init_mean={init_mean}"),
+        format!("distill.init_std={init_std}"),
+        format!("distill.init_smoothness={init_smoothness}"),
+        format!("distill.pixel_range={pixel_range:?}"),
+    ]
+}
+
+/// The options distillation runs with for `settings` (the settings' own, the engine's
+/// defaults for the rest): one function, so the cache key names exactly what runs.
+fn distill_options(model: &Model, settings: &QuantizeSettings) -> DistillOptions {
+    let DistillSettings {
+        loss,
+        iterations,
+        batch,
+        seed,
+        thermal_prior: asked,
+        statistics,
+        total_variation,
+    } = &settings.distill;
+    DistillOptions {
+        batch: *batch,
+        iterations: *iterations,
+        loss: match loss {
+            DistillLoss::Mean => LossTerms::Mean,
+            DistillLoss::Std => LossTerms::Std,
+            DistillLoss::MeanStd => LossTerms::MeanStd,
+        },
+        statistics: *statistics,
+        total_variation: *total_variation,
+        thermal: Some(thermal_prior(model, *asked)),
+        seed: *seed,
+        cancel: settings.cancel.clone(),
+        ..DistillOptions::default()
     }
 }
 
@@ -348,21 +447,7 @@ fn distilled_images(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Array4<f32>, ZsqError> {
     let d = &settings.distill;
-    let options = DistillOptions {
-        batch: d.batch,
-        iterations: d.iterations,
-        loss: match d.loss {
-            DistillLoss::Mean => LossTerms::Mean,
-            DistillLoss::Std => LossTerms::Std,
-            DistillLoss::MeanStd => LossTerms::MeanStd,
-        },
-        statistics: d.statistics,
-        total_variation: d.total_variation,
-        thermal: Some(thermal_prior(model, d.thermal_prior)),
-        seed: d.seed,
-        cancel: settings.cancel.clone(),
-        ..DistillOptions::default()
-    };
+    let options = distill_options(model, settings);
     let distilled = distill(model, &options, &settings.provider, &mut |p| {
         progress(&Progress {
             stage: Stage::Distill,
@@ -765,7 +850,8 @@ pub fn check_agreement(
     })
 }
 
-/// The cache key of quantizing `model` with `settings`.
+/// The cache key of quantizing `model` with `settings`: the model's bytes (external
+/// data inlined), [`QuantizeSettings::canonical`] and this build ([`CacheKey::new`]).
 pub fn cache_key(model: &Model, settings: &QuantizeSettings) -> Result<CacheKey, ZsqError> {
     let mut source = model.clone();
     source.inline_external_data()?;
@@ -786,10 +872,32 @@ pub fn quantize_cached(
 ) -> Result<CacheOutcome, ZsqError> {
     let key = cache_key(model, settings)?;
     cache.get_or_create(&key, settings.cancel.as_deref(), || {
-        let q = quantize(model, settings, progress)?;
-        let json = serde_json::to_value(&q.report).expect("reports serialise");
-        Ok((q.bytes, json))
+        quantize_for_cache(model, settings, progress)
     })
+}
+
+/// [`quantize`] into the cache whatever it holds (`force`): the new model replaces the
+/// entry, under the key's lock ([`Cache::replace`]).
+pub fn quantize_replacing_cached(
+    cache: &Cache,
+    model: &Model,
+    settings: &QuantizeSettings,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<CacheOutcome, ZsqError> {
+    let key = cache_key(model, settings)?;
+    cache.replace(&key, settings.cancel.as_deref(), || {
+        quantize_for_cache(model, settings, progress)
+    })
+}
+
+fn quantize_for_cache(
+    model: &Model,
+    settings: &QuantizeSettings,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(Vec<u8>, serde_json::Value), ZsqError> {
+    let q = quantize(model, settings, progress)?;
+    let json = serde_json::to_value(&q.report).expect("reports serialise");
+    Ok((q.bytes, json))
 }
 
 struct Timer {

@@ -458,3 +458,251 @@ fn two_pipelines_calibrating_one_model_make_one_valid_entry() {
     assert_eq!(models, 1);
     thermalzsq::onnx::Model::load(&results[0].0).expect("a valid model");
 }
+
+#[test]
+fn force_recalibrates_and_replaces_the_cached_entry() {
+    use std::os::unix::fs::MetadataExt;
+    let cache = tmp("force");
+    let mut first = run(&quick("hotspot_v8.onnx", &cache));
+    first.push_until(Duration::from_secs(120), |r| {
+        !r.messages("zsqcalibrate-done").is_empty()
+    });
+    let entry = first
+        .element("zc")
+        .property::<Option<String>>("output-location")
+        .unwrap();
+    drop(first);
+    let report = PathBuf::from(&entry).with_extension("json");
+    let stored = std::fs::metadata(&report).unwrap().ino();
+
+    let mut forced = run(&format!("{} force=true", quick("hotspot_v8.onnx", &cache)));
+    assert_eq!(state(&forced.element("zc")), "calibrating");
+    forced.push_until(Duration::from_secs(120), |r| {
+        !r.messages("zsqcalibrate-done").is_empty()
+    });
+    let done = &forced.messages("zsqcalibrate-done")[0];
+    eprintln!(
+        "forced recalibration: {:.2} s",
+        done.get::<f64>("seconds").unwrap()
+    );
+    assert!(
+        !done.get::<bool>("cache-hit").unwrap(),
+        "force calibrates although the cache holds the model"
+    );
+    assert_eq!(done.get::<String>("location").unwrap(), entry);
+    assert_ne!(
+        std::fs::metadata(&report).unwrap().ino(),
+        stored,
+        "the entry is replaced"
+    );
+    thermalzsq::onnx::Model::load(&entry).expect("a whole model");
+    drop(forced);
+
+    let mut warm = run(&quick("hotspot_v8.onnx", &cache));
+    let done = warm.messages("zsqcalibrate-done");
+    assert!(
+        done[0].get::<bool>("cache-hit").unwrap(),
+        "the new entry hits"
+    );
+}
+
+/// `gst-launch-1.0 -v` (property changes printed) of a GRAY8 test source through
+/// zsqcalibrate with `props` and its calibration worker made to panic (the element's
+/// test hook); killed by `timeout` after 60 s.
+fn launch_with_a_panicking_worker(name: &str, props: &str) -> (Option<i32>, String) {
+    let dir = tmp(name);
+    let out = std::process::Command::new("timeout")
+        .args([
+            "60",
+            "gst-launch-1.0",
+            "-v",
+            "videotestsrc",
+            "num-buffers=30",
+            "!",
+        ])
+        .args([
+            "video/x-raw,format=GRAY8,width=64,height=64",
+            "!",
+            "zsqcalibrate",
+        ])
+        .arg("name=zc")
+        .args(quick("hotspot_v8.onnx", &dir.join("cache")).split_whitespace())
+        .args(props.split_whitespace())
+        .args(["!", "fakesink"])
+        .env("GST_PLUGIN_PATH", common::plugin_dir())
+        .env("GST_REGISTRY", dir.join("registry.bin"))
+        .env("THERMALZSQ_TEST_PANIC_IN_CALIBRATION", "1")
+        .output()
+        .expect("gst-launch-1.0 runs (apt install gstreamer1.0-tools)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn a_panicking_worker_fails_calibration_and_releases_blocked_frames() {
+    // block=true: frames wait for calibration; the panic must release them, so the
+    // pipeline reaches EOS on fp32 instead of waiting until `timeout` kills it.
+    let (code, text) = launch_with_a_panicking_worker("panic-warn", "block=true on-failure=warn");
+    assert_ne!(code, Some(124), "the pipeline hung: {text}");
+    assert_eq!(code, Some(0), "EOS reached: {text}");
+    assert!(text.contains("zc: state = failed"), "{text}");
+    let warning = text
+        .lines()
+        .find(|l| l.contains("WARNING: from element") && l.contains("zc"))
+        .unwrap_or_else(|| panic!("no warning: {text}"));
+    assert!(
+        warning.contains("Zero-shot calibration failed"),
+        "{warning}"
+    );
+    assert!(text.contains("panicked"), "{text}");
+
+    let (code, text) = launch_with_a_panicking_worker("panic-error", "block=true on-failure=error");
+    assert_ne!(code, Some(124), "the pipeline hung: {text}");
+    assert_ne!(code, Some(0), "on-failure=error stops the pipeline: {text}");
+    // (gst-launch stops at the error, posted before `state` changes: no state line.)
+    let error = text
+        .lines()
+        .find(|l| l.contains("ERROR: from element") && l.contains("zc"))
+        .unwrap_or_else(|| panic!("no error: {text}"));
+    assert!(error.contains("Zero-shot calibration failed"), "{error}");
+}
+
+#[test]
+fn blocked_frames_are_released_by_a_flushing_seek_and_by_going_to_null() {
+    init();
+    let cache = tmp("block-flush");
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc ! video/x-raw,format=GRAY8,width=64,height=64 \
+         ! zsqcalibrate {} iterations=100000 block=true ! fakesink",
+        quick("hotspot_v8.onnx", &cache)
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let bus = pipeline.bus().unwrap();
+    let _ = pipeline.set_state(gst::State::Playing); // async: the first frame waits
+    let progress = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(60),
+        &[gst::MessageType::Element],
+    );
+    assert!(progress.is_some(), "calibration started");
+    // A watchdog: each step must return while the frame is still held for calibration.
+    let within = |what: &str, f: Box<dyn FnOnce() -> bool + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        let ok = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{what} hung"));
+        assert!(ok, "{what} failed");
+    };
+    let p = pipeline.clone();
+    within(
+        "a flushing seek",
+        Box::new(move || {
+            p.seek_simple(gst::SeekFlags::FLUSH, gst::ClockTime::ZERO)
+                .is_ok()
+        }),
+    );
+    let p = pipeline.clone();
+    within(
+        "going to NULL",
+        Box::new(move || p.set_state(gst::State::Null).is_ok()),
+    );
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct Mount(PathBuf);
+
+impl Mount {
+    /// Mounts a tmpfs with `options` on `dir`; `None` where this process may not mount
+    /// (not root, no CAP_SYS_ADMIN), after printing why: the test then checks nothing.
+    fn tmpfs(dir: &Path, options: &str) -> Option<Mount> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(Mount(dir.to_path_buf())),
+            Ok(out) => {
+                eprintln!(
+                    "SKIPPED: cannot mount a tmpfs here (needs root): {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Runs `zsqcalibrate ! thermaldetect` on `cache` until int8 runs; the int8 model must
+/// be the in-memory one, announced with a warning containing `warning`, and detect.
+fn runs_on_the_in_memory_model(cache: &Path, warning: &str) {
+    let mut r = run(&quick("hotspot_v8.onnx", cache));
+    r.push_until(Duration::from_secs(120), |r| {
+        r.switches().iter().any(|s| s.1 == "u8s8")
+    });
+    for _ in 0..3 {
+        r.push_frame(); // detections on int8 (push_frame checks the boxes)
+    }
+    let active = r
+        .element("td")
+        .property::<Option<String>>("active-model")
+        .unwrap();
+    assert!(active.starts_with("memory://"), "{active}");
+    let warnings = r.texts("warning");
+    assert!(warnings.iter().any(|w| w.contains(warning)), "{warnings:?}");
+    assert_eq!(state(&r.element("zc")), "ready");
+}
+
+#[test]
+fn a_full_cache_filesystem_keeps_the_model_in_memory_and_leaves_no_partial_file() {
+    let dir = tmp("full-fs");
+    let Some(mount) = Mount::tmpfs(&dir.join("fs"), "size=64k") else {
+        return;
+    };
+    // Full but one page: the cache opens (its probe fits), the entry does not.
+    let filler = mount.0.join("filler");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        while file.write_all(&[0u8; 4096]).is_ok() {}
+        let len = std::fs::metadata(&filler).unwrap().len();
+        file.set_len(len.saturating_sub(4096) / 4096 * 4096)
+            .unwrap();
+    }
+    runs_on_the_in_memory_model(&mount.0, "Cannot cache the int8 model");
+    let mut left: Vec<String> = std::fs::read_dir(&mount.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "filler" && !n.ends_with(".lock"))
+        .collect();
+    left.sort();
+    assert!(left.is_empty(), "no partial entry or temporary: {left:?}");
+}
+
+#[test]
+fn a_read_only_cache_directory_keeps_the_model_in_memory() {
+    let dir = tmp("ro-fs");
+    let Some(mount) = Mount::tmpfs(&dir.join("fs"), "ro,size=64k") else {
+        return;
+    };
+    runs_on_the_in_memory_model(&mount.0, "Read-only file system");
+}

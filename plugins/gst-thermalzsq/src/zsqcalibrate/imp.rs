@@ -25,13 +25,14 @@ use thermalzsq::zsq::ZsqError;
 use thermalzsq::zsq::cache::{Cache, CacheEntry, CacheOutcome, sha256_hex};
 use thermalzsq::zsq::pipeline::{
     CalibrationSource, DistillLoss, DistillSettings, Progress, QuantizeSettings, Stage, cache_key,
-    quantize, quantize_cached,
+    quantize, quantize_cached, quantize_replacing_cached,
 };
 
 use super::{Loss, OnFailure, Precision, State};
 use crate::enums::ExecutionProvider;
 use crate::modelevent::ModelAnnouncement;
 use crate::props::{filter_pad_templates, path_from, path_value};
+use crate::sync::lock;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -40,6 +41,13 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("Zero-shot int8 calibration"),
     )
 });
+
+/// Test hook: when set (to anything) in the environment of the process, the calibration
+/// worker panics as it starts. A worker panic is a bug we cannot cause on purpose
+/// otherwise, and what the element does then (state `failed`, the warning or error of
+/// `on-failure`, blocked frames released) must be tested; the variable is read only on
+/// the worker, so it cannot disturb a pipeline that has no reason to calibrate.
+const TEST_PANIC_IN_CALIBRATION: &str = "THERMALZSQ_TEST_PANIC_IN_CALIBRATION";
 
 /// Progress messages are posted at most this often.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
@@ -125,12 +133,18 @@ struct Status {
     output: Option<String>,
     /// The announcement to send downstream before the next buffer.
     pending: Option<ModelAnnouncement>,
+    /// Frames must not wait for calibration: the sink pad is flushing (a flushing
+    /// seek) or the element is stopping. Set before the streaming thread must leave
+    /// `transform_ip_passthrough`, with `changed` notified, so a held frame is released
+    /// at once.
+    flushing: bool,
 }
 
 pub struct ZsqCalibrate {
     settings: Mutex<Settings>,
     status: Mutex<Status>,
-    /// Notified whenever the state leaves `calibrating` (for `block`).
+    /// Notified whenever the state leaves `calibrating` and when `flushing` is set: a
+    /// frame held by `block` waits on it.
     changed: Condvar,
     cancel: Mutex<Arc<AtomicBool>>,
     worker: Mutex<Option<JoinHandle<()>>>,
@@ -144,6 +158,7 @@ impl Default for ZsqCalibrate {
                 state: State::Idle,
                 output: None,
                 pending: None,
+                flushing: false,
             }),
             changed: Condvar::new(),
             cancel: Mutex::new(Arc::new(AtomicBool::new(false))),
@@ -221,7 +236,7 @@ impl ZsqCalibrate {
         // Posted first: an application that sees frames run int8 has seen this too.
         self.post_done(&location, cache_hit, started);
         {
-            let mut status = self.status.lock().unwrap();
+            let mut status = lock(&self.status);
             status.state = State::Ready;
             status.output = Some(location.clone());
             status.pending = Some(announcement);
@@ -231,10 +246,10 @@ impl ZsqCalibrate {
         self.obj().notify("output-location");
     }
 
-    fn failed(&self, error: &ZsqError, on_failure: OnFailure) {
-        self.status.lock().unwrap().state = State::Failed;
-        self.changed.notify_all();
-        self.obj().notify("state");
+    /// Calibration failed: the warning or error of `on-failure`, then `state=failed`,
+    /// then frames held by `block` go on. In that order, so the bus holds both messages
+    /// before those frames (or the EOS behind them) reach anyone downstream.
+    fn failed(&self, error: &dyn std::fmt::Display, on_failure: OnFailure) {
         match on_failure {
             OnFailure::Warn => gst::element_imp_warning!(
                 self,
@@ -252,6 +267,9 @@ impl ZsqCalibrate {
                 )
             }
         }
+        lock(&self.status).state = State::Failed;
+        self.obj().notify("state");
+        self.changed.notify_all();
     }
 
     /// Posts `zsqcalibrate-progress`, at most every [`PROGRESS_INTERVAL`] (and at the
@@ -285,29 +303,54 @@ impl ZsqCalibrate {
     }
 
     /// The worker: waits for another process calibrating the same model (the cache
-    /// lock), else distills + quantizes, stores the result, and announces it.
+    /// lock), else distills + quantizes, stores the result, and announces it. A panic
+    /// (a bug) is caught and is a failure like any other: `failed` with the warning or
+    /// error of `on-failure`, and frames held by `block` released.
     fn calibrate(&self, job: Job) {
+        let on_failure = job.on_failure;
+        let started = job.started;
+        let work = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.work(job)));
+        match work {
+            Ok(Ok((announcement, hit))) => self.ready(announcement, hit, started),
+            Ok(Err(ZsqError::Cancelled)) => gst::debug!(CAT, imp = self, "calibration cancelled"),
+            Ok(Err(e)) => self.failed(&e, on_failure),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("no message");
+                self.failed(&format!("the worker panicked: {what}"), on_failure)
+            }
+        }
+    }
+
+    /// The calibration itself: the model to announce, and whether it was a cache hit.
+    fn work(&self, job: Job) -> Result<(ModelAnnouncement, bool), ZsqError> {
+        if std::env::var_os(TEST_PANIC_IN_CALIBRATION).is_some() {
+            panic!("{TEST_PANIC_IN_CALIBRATION} is set: the worker panics, as a test asked");
+        }
         let Job {
             model,
             settings,
             cache,
             fp32,
             precision,
-            on_failure,
-            started,
+            force,
+            ..
         } = job;
         let mut last = None;
         let mut progress = |p: &Progress| self.progress(p, &mut last);
-        let result = match &cache {
+        match &cache {
+            // `force`: calibrate whatever the cache holds, and replace its entry.
+            Some(cache) if force => {
+                quantize_replacing_cached(cache, &model, &settings, &mut progress)
+                    .map(|outcome| self.announcement(outcome, &fp32, &precision))
+            }
             Some(cache) => quantize_cached(cache, &model, &settings, &mut progress)
                 .map(|outcome| self.announcement(outcome, &fp32, &precision)),
             None => quantize(&model, &settings, &mut progress)
                 .map(|q| (memory_announcement(q.bytes, &fp32, &precision), false)),
-        };
-        match result {
-            Ok((announcement, hit)) => self.ready(announcement, hit, started),
-            Err(ZsqError::Cancelled) => gst::debug!(CAT, imp = self, "calibration cancelled"),
-            Err(e) => self.failed(&e, on_failure),
         }
     }
 
@@ -336,11 +379,18 @@ impl ZsqCalibrate {
         }
     }
 
+    /// Releases a frame held by `block` (the streaming thread must leave the transform
+    /// before a flush or a stop can proceed).
+    fn release_held_frames(&self) {
+        lock(&self.status).flushing = true;
+        self.changed.notify_all();
+    }
+
     /// Stops a running worker (raising its cancel flag) and waits for it.
     fn stop_worker(&self) {
-        self.cancel.lock().unwrap().store(true, Ordering::Relaxed);
-        self.changed.notify_all();
-        if let Some(handle) = self.worker.lock().unwrap().take() {
+        lock(&self.cancel).store(true, Ordering::Relaxed);
+        self.release_held_frames();
+        if let Some(handle) = lock(&self.worker).take() {
             let started = Instant::now();
             let _ = handle.join();
             gst::debug!(CAT, imp = self, "worker stopped in {:?}", started.elapsed());
@@ -355,6 +405,8 @@ struct Job {
     cache: Option<Cache>,
     fp32: ModelAnnouncement,
     precision: String,
+    /// Calibrate although the cache holds the model, and replace its entry.
+    force: bool,
     on_failure: OnFailure,
     started: Instant,
 }
@@ -371,7 +423,7 @@ impl ObjectImpl for ZsqCalibrate {
                     .build(),
                 glib::ParamSpecString::builder("cache-dir")
                     .nick("Cache directory")
-                    .blurb("Where int8 models are kept, keyed by the model's sha256 and the settings (default $XDG_CACHE_HOME/thermalzsq, else ~/.cache/thermalzsq)")
+                    .blurb("Where int8 models are kept, keyed by the model's sha256, the settings, the execution provider, the ONNX Runtime and this build (default $XDG_CACHE_HOME/thermalzsq, else ~/.cache/thermalzsq)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("iterations")
@@ -417,7 +469,7 @@ impl ObjectImpl for ZsqCalibrate {
                     .build(),
                 glib::ParamSpecBoolean::builder("force")
                     .nick("Force")
-                    .blurb("Calibrate even when the cache has the model")
+                    .blurb("Calibrate even when the cache has the model, and replace its entry")
                     .default_value(d.force)
                     .mutable_ready()
                     .build(),
@@ -448,7 +500,7 @@ impl ObjectImpl for ZsqCalibrate {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = self.settings.lock().unwrap();
+        let mut s = lock(&self.settings);
         match pspec.name() {
             "model" => s.model = path_from(value),
             "cache-dir" => s.cache_dir = path_from(value),
@@ -474,7 +526,7 @@ impl ObjectImpl for ZsqCalibrate {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.settings.lock().unwrap();
+        let s = lock(&self.settings);
         match pspec.name() {
             "model" => path_value(&s.model).to_value(),
             "cache-dir" => path_value(&s.cache_dir).to_value(),
@@ -488,8 +540,8 @@ impl ObjectImpl for ZsqCalibrate {
             "force" => s.force.to_value(),
             "block" => s.block.to_value(),
             "on-failure" => s.on_failure.to_value(),
-            "state" => self.status.lock().unwrap().state.to_value(),
-            "output-location" => self.status.lock().unwrap().output.to_value(),
+            "state" => lock(&self.status).state.to_value(),
+            "output-location" => lock(&self.status).output.to_value(),
             other => unreachable!("no property {other}"),
         }
     }
@@ -518,6 +570,18 @@ impl ElementImpl for ZsqCalibrate {
         });
         PAD_TEMPLATES.as_ref()
     }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::PausedToReady {
+            // Deactivating the pads (below) waits for the streaming thread, which may
+            // be holding a frame for `block`: let it go first.
+            self.release_held_frames();
+        }
+        self.parent_change_state(transition)
+    }
 }
 
 impl BaseTransformImpl for ZsqCalibrate {
@@ -528,7 +592,8 @@ impl BaseTransformImpl for ZsqCalibrate {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let started = Instant::now();
-        let settings = self.settings.lock().unwrap().clone();
+        lock(&self.status).flushing = false;
+        let settings = lock(&self.settings).clone();
         let Some(path) = settings.model.clone() else {
             return Err(gst::error_msg!(
                 gst::LibraryError::Settings,
@@ -556,7 +621,7 @@ impl BaseTransformImpl for ZsqCalibrate {
             report: None,
         };
         let cancel = Arc::new(AtomicBool::new(false));
-        *self.cancel.lock().unwrap() = cancel.clone();
+        *lock(&self.cancel) = cancel.clone();
         let qsettings = settings
             .quantize_settings(cancel)
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
@@ -581,24 +646,28 @@ impl BaseTransformImpl for ZsqCalibrate {
             }
         };
         // The fast path: a cache hit announces int8 from the first frame on. `force`
-        // skips only this lookup: the worker's get-or-create still takes a sound entry.
-        if let Some(cache) = &cache {
-            let key = cache_key(&model, &qsettings)
-                .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
-            if !settings.force
-                && let Some(entry) = cache.lookup(&key)
-            {
-                self.ready(
-                    cached_announcement(&entry, &fp32, &precision),
-                    true,
-                    started,
-                );
-                return Ok(());
+        // skips it, and the worker replaces the entry. A key that cannot be computed
+        // here fails the worker again, which reports it as `on-failure` says.
+        if let Some(cache) = &cache
+            && !settings.force
+        {
+            match cache_key(&model, &qsettings) {
+                Ok(key) => {
+                    if let Some(entry) = cache.lookup(&key) {
+                        self.ready(
+                            cached_announcement(&entry, &fp32, &precision),
+                            true,
+                            started,
+                        );
+                        return Ok(());
+                    }
+                }
+                Err(e) => gst::debug!(CAT, imp = self, "no cache lookup at start: {e}"),
             }
         }
 
         {
-            let mut status = self.status.lock().unwrap();
+            let mut status = lock(&self.status);
             status.state = State::Calibrating;
             status.output = None;
             status.pending = Some(fp32.clone());
@@ -610,6 +679,7 @@ impl BaseTransformImpl for ZsqCalibrate {
             cache,
             fp32,
             precision,
+            force: settings.force,
             on_failure: settings.on_failure,
             started,
         };
@@ -627,7 +697,7 @@ impl BaseTransformImpl for ZsqCalibrate {
                     ("Cannot start the calibration thread: {}", e)
                 )
             })?;
-        *self.worker.lock().unwrap() = Some(handle);
+        *lock(&self.worker) = Some(handle);
         gst::info!(
             CAT,
             imp = self,
@@ -637,9 +707,19 @@ impl BaseTransformImpl for ZsqCalibrate {
         Ok(())
     }
 
+    fn sink_event(&self, event: gst::Event) -> bool {
+        match event.view() {
+            // A flushing seek waits for the streaming thread: release a held frame.
+            gst::EventView::FlushStart(_) => self.release_held_frames(),
+            gst::EventView::FlushStop(_) => lock(&self.status).flushing = false,
+            _ => {}
+        }
+        self.parent_sink_event(event)
+    }
+
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         self.stop_worker();
-        let mut status = self.status.lock().unwrap();
+        let mut status = lock(&self.status);
         status.state = State::Idle;
         status.pending = None;
         Ok(())
@@ -649,8 +729,8 @@ impl BaseTransformImpl for ZsqCalibrate {
         &self,
         _buf: &gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let block = self.settings.lock().unwrap().block;
-        let mut status = self.status.lock().unwrap();
+        let block = lock(&self.settings).block;
+        let mut status = lock(&self.status);
         gst::log!(
             CAT,
             imp = self,
@@ -658,22 +738,23 @@ impl BaseTransformImpl for ZsqCalibrate {
             status.state
         );
         if block {
-            // Hold the frame until the int8 model is ready; give up when the pad
-            // flushes (the pipeline is stopping), or state changes could not proceed.
+            // Hold the frame until the int8 model is ready (or calibration failed);
+            // let it go when the pad flushes or the element stops, or neither could
+            // proceed: both wait for the streaming thread to leave this function.
             while status.state == State::Calibrating {
-                if self
-                    .obj()
-                    .sink_pad()
-                    .pad_flags()
-                    .contains(gst::PadFlags::FLUSHING)
+                if status.flushing
+                    || self
+                        .obj()
+                        .sink_pad()
+                        .pad_flags()
+                        .contains(gst::PadFlags::FLUSHING)
                 {
                     return Err(gst::FlowError::Flushing);
                 }
                 status = self
                     .changed
-                    .wait_timeout(status, Duration::from_millis(100))
-                    .unwrap()
-                    .0;
+                    .wait(status)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
         }
         let pending = status.pending.take();
