@@ -350,9 +350,12 @@ impl<S: Sink> Encoder<S> {
 
     pub(crate) fn message<M: Message>(&mut self, number: u32, value: Option<&M>) {
         if let Some(m) = value {
+            let len = encoded_len(m);
             put_key(&mut self.0, number, WireType::Len);
-            put_varint(&mut self.0, encoded_len(m) as u64);
-            m.encode_fields(self);
+            put_varint(&mut self.0, len as u64);
+            if !self.0.counted(len) {
+                m.encode_fields(self);
+            }
         }
     }
 

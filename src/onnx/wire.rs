@@ -217,11 +217,21 @@ impl<'a> Reader<'a> {
 /// messages are length-prefixed, so their size is needed before their bytes).
 pub(crate) trait Sink {
     fn put(&mut self, bytes: &[u8]);
+
+    /// Takes an embedded message of `len` bytes, already measured, as counted if this
+    /// sink only counts, and says whether it did; a buffer needs the bytes written.
+    /// (Measuring a message by writing it into the counter after measuring it would
+    /// measure every level twice over: 2^depth work.)
+    fn counted(&mut self, len: usize) -> bool;
 }
 
 impl Sink for Vec<u8> {
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
+    }
+
+    fn counted(&mut self, _len: usize) -> bool {
+        false
     }
 }
 
@@ -232,6 +242,11 @@ pub(crate) struct Counter(pub usize);
 impl Sink for Counter {
     fn put(&mut self, bytes: &[u8]) {
         self.0 += bytes.len();
+    }
+
+    fn counted(&mut self, len: usize) -> bool {
+        self.0 += len;
+        true
     }
 }
 
