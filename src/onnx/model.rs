@@ -182,10 +182,16 @@ fn visit_tensors_mut(
     for node in &mut graph.node {
         for attr in &mut node.attribute {
             attr.t
-                .iter_mut()
+                .as_deref_mut()
+                .into_iter()
                 .chain(attr.tensors.iter_mut())
                 .try_for_each(&mut *f)?;
-            for g in attr.g.iter_mut().chain(attr.graphs.iter_mut()) {
+            for g in attr
+                .g
+                .as_deref_mut()
+                .into_iter()
+                .chain(attr.graphs.iter_mut())
+            {
                 visit_tensors_mut(g, f)?;
             }
         }
