@@ -3,7 +3,7 @@
 //! tools/fixtures/export_onnx_fixtures.py), graph queries, surgery checked by running
 //! the edited model in ONNX Runtime, and robustness on damaged bytes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, IxDyn};
@@ -758,19 +758,54 @@ fn damaged_bytes_give_errors_never_panics() {
     };
     for name in ["mobilenet_tiny.onnx", "all_fields.onnx"] {
         let bytes = read(name);
-        // Truncation at ~2,000 offsets spread over the file, the first 64 all included.
-        let step = (bytes.len() / 2000).max(1);
-        let ends: Vec<usize> = (0..bytes.len())
-            .filter(|&i| i < 64 || i % step == 0)
-            .collect();
-        let errors = ends
+        let full = Model::from_bytes(&bytes).unwrap();
+        // Truncation. A prefix decodes only if the cut falls exactly after one of the
+        // ModelProto's own fields, at or after the end of the graph: a cut anywhere
+        // else leaves a key, a varint or a length-delimited field (the graph, which
+        // holds everything nested) running past the end, and a prefix without the
+        // graph is not a model. Such a prefix is the model without its later fields
+        // (opset_import, metadata...): it re-encodes to exactly the prefix, so it is
+        // a different model, never the original passed off as whole.
+        let field_ends = top_level_field_ends(&bytes);
+        let graph_end = field_ends
             .iter()
-            .filter(|&&end| Model::from_bytes(&bytes[..end]).is_err())
-            .count();
-        assert!(
-            errors * 2 > ends.len(),
-            "{name}: most truncations are detected ({errors})"
-        );
+            .find(|&&(number, _)| number == 7)
+            .map(|&(_, end)| end)
+            .unwrap();
+        let decodable: BTreeSet<usize> = field_ends
+            .iter()
+            .map(|&(_, end)| end)
+            .filter(|&end| end >= graph_end && end < bytes.len())
+            .collect();
+        assert!(!decodable.is_empty(), "{name}: a field follows the graph");
+        // ~2,000 cuts spread over the file, the first 64, and every field boundary
+        // with its neighbours.
+        let step = (bytes.len() / 2000).max(1);
+        let ends: BTreeSet<usize> = (0..bytes.len())
+            .filter(|&i| i < 64 || i % step == 0)
+            .chain(
+                field_ends
+                    .iter()
+                    .flat_map(|&(_, end)| [end.saturating_sub(1), end, end + 1]),
+            )
+            .filter(|&end| end < bytes.len())
+            .collect();
+        for end in ends {
+            match Model::from_bytes(&bytes[..end]) {
+                Ok(model) => {
+                    assert!(
+                        decodable.contains(&end),
+                        "{name}: the cut at {end} is inside a field, yet it decoded"
+                    );
+                    assert!(model.to_bytes() == bytes[..end], "{name}: cut at {end}");
+                    assert!(model != full, "{name}: cut at {end}");
+                }
+                Err(_) => assert!(
+                    !decodable.contains(&end),
+                    "{name}: the cut at {end} leaves whole fields and the graph, yet failed"
+                ),
+            }
+        }
         // A few bit flips at a time.
         let mut damaged = bytes.clone();
         for _ in 0..1500 {
@@ -788,6 +823,39 @@ fn damaged_bytes_give_errors_never_panics() {
             }
         }
     }
+}
+
+/// (field number, end offset) of each field of a message's own (top-level) fields.
+fn top_level_field_ends(bytes: &[u8]) -> Vec<(u64, usize)> {
+    fn varint(bytes: &[u8], pos: &mut usize) -> u64 {
+        let mut value = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = bytes[*pos];
+            *pos += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        value
+    }
+    let mut pos = 0;
+    let mut out = Vec::new();
+    while pos < bytes.len() {
+        let key = varint(bytes, &mut pos);
+        match key & 7 {
+            0 => drop(varint(bytes, &mut pos)),
+            1 => pos += 8,
+            2 => {
+                let len = varint(bytes, &mut pos);
+                pos += len as usize;
+            }
+            5 => pos += 4,
+            other => panic!("wire type {other} in a fixture"),
+        }
+        out.push((key >> 3, pos));
+    }
+    out
 }
 
 /// TypeProto { sequence_type { elem_type { sequence_type ... } } }, `levels` deep.
