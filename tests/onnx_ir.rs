@@ -3,14 +3,14 @@
 //! tools/fixtures/export_onnx_fixtures.py), graph queries, surgery checked by running
 //! the edited model in ONNX Runtime, and robustness on damaged bytes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, IxDyn};
 use serde_json::Value;
 use thermalzsq::onnx::{
-    AttributeType, DataType, DimValue, GraphProto, Model, ModelProto, NodeBuilder, OnnxError,
-    TensorProto, TypeProto, TypeValue, UniqueNames,
+    AttributeType, DataLocation, DataType, DimValue, GraphProto, Model, ModelProto, NodeBuilder,
+    OnnxError, StringStringEntryProto, TensorProto, TypeProto, TypeValue, UniqueNames,
 };
 
 const FIXTURES: [&str; 7] = [
@@ -577,6 +577,156 @@ fn external_data_is_read_from_beside_the_model() {
     assert_eq!(outputs[0].1, [1, 8, 16, 16]);
 }
 
+/// A model whose one initializer, `w`, FLOAT of `dims`, lives in external data with
+/// these `external_data` entries, resolved against `dir`.
+fn external_model(dir: &Path, entries: &[(&str, &str)], dims: &[i64]) -> Model {
+    let w = TensorProto {
+        name: Some("w".into()),
+        dims: dims.to_vec(),
+        data_type: Some(DataType::Float as i32),
+        data_location: Some(DataLocation::External as i32),
+        external_data: entries
+            .iter()
+            .map(|&(k, v)| StringStringEntryProto::new(k, v))
+            .collect(),
+        ..TensorProto::default()
+    };
+    let mut model = Model::from_proto(ModelProto {
+        graph: Some(GraphProto {
+            initializer: vec![w],
+            ..GraphProto::default()
+        }),
+        ..ModelProto::default()
+    });
+    model.set_base_dir(dir);
+    model
+}
+
+fn external_error(model: &Model) -> String {
+    let w = &model.graph().initializer[0];
+    let err = match model.tensor_data(w) {
+        Ok(t) => panic!("read {:?} bytes", t.raw_data.as_ref().map(Vec::len)),
+        Err(e) => e.to_string(),
+    };
+    // Inlining reads the same way and fails the same way.
+    let mut inlined = model.clone();
+    assert_eq!(inlined.inline_external_data().unwrap_err().to_string(), err);
+    err
+}
+
+#[test]
+fn external_data_never_leaves_the_models_directory() {
+    let root = TempDir::new("external-escape");
+    let dir = root.0.join("model");
+    let outside = root.0.join("outside");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    let floats: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(outside.join("secret.bin"), &floats).unwrap();
+    std::fs::write(dir.join("w.bin"), &floats).unwrap();
+    let link =
+        |target: &Path, name: &str| std::os::unix::fs::symlink(target, dir.join(name)).unwrap();
+    link(&outside.join("secret.bin"), "secret.bin");
+    link(Path::new("../outside/secret.bin"), "relative.bin");
+    link(Path::new("/etc/passwd"), "passwd");
+    link(&outside, "sub");
+    link(Path::new("w.bin"), "alias.bin");
+
+    for location in ["secret.bin", "relative.bin", "passwd", "sub/secret.bin"] {
+        let model = external_model(&dir, &[("location", location)], &[4]);
+        let err = external_error(&model);
+        assert!(
+            err.contains(&format!("external data location '{location}'"))
+                && err.contains("outside the model's directory"),
+            "{location}: {err}"
+        );
+    }
+    // A link that stays inside is followed.
+    let model = external_model(&dir, &[("location", "alias.bin")], &[4]);
+    let w = &model.graph().initializer[0];
+    assert_eq!(
+        model
+            .tensor_array::<f32>(w)
+            .unwrap()
+            .into_raw_vec_and_offset()
+            .0,
+        [1.0, 2.0, 3.0, 4.0]
+    );
+    // Absolute paths and `..` are refused without looking at the disk.
+    for location in ["/etc/passwd", "../outside/secret.bin"] {
+        let model = external_model(&dir, &[("location", location)], &[4]);
+        assert!(
+            external_error(&model).contains("outside the model's directory"),
+            "{location}"
+        );
+    }
+}
+
+#[test]
+fn external_data_must_be_a_regular_file() {
+    let dir = TempDir::new("external-fifo");
+    let fifo = dir.0.join("w.bin");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    // Held open for reading and writing, so that a reader that does open the FIFO
+    // does not block forever (the old code did, with no writer): it then reads
+    // nothing instead, and the test fails rather than hangs.
+    let _held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    std::fs::create_dir(dir.0.join("sub")).unwrap();
+    for location in ["w.bin", "sub", "."] {
+        let model = external_model(&dir.0, &[("location", location)], &[0]);
+        let err = external_error(&model);
+        assert!(err.contains("not a regular file"), "{location}: {err}");
+    }
+}
+
+#[test]
+fn external_data_ranges_are_checked_against_the_file_and_the_dims() {
+    let dir = TempDir::new("external-ranges");
+    std::fs::write(dir.0.join("w.bin"), [0u8; 64]).unwrap();
+    type Entries<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Entries, &[i64], &str); 6] = [
+        // Past the end of the file.
+        (&[("offset", "1000")], &[4], "has 64 bytes"),
+        (&[("offset", "60"), ("length", "16")], &[4], "has 64 bytes"),
+        (
+            &[("offset", "18446744073709551615"), ("length", "16")],
+            &[4],
+            "has 64 bytes",
+        ),
+        // Not what the dims need: 4 floats are 16 bytes.
+        (&[("length", "32")], &[4], "need 16 bytes"),
+        (&[], &[4], "need 16 bytes"),
+        // Dims whose size overflows.
+        (&[], &[i64::MAX, 4], "overflow"),
+    ];
+    for (entries, dims, expected) in cases {
+        let mut all = vec![("location", "w.bin")];
+        all.extend_from_slice(entries);
+        let model = external_model(&dir.0, &all, dims);
+        let err = external_error(&model);
+        assert!(err.contains(expected), "{entries:?} {dims:?}: {err}");
+    }
+    // The right range reads.
+    let model = external_model(
+        &dir.0,
+        &[("location", "w.bin"), ("offset", "48"), ("length", "16")],
+        &[2, 2],
+    );
+    let w = &model.graph().initializer[0];
+    assert_eq!(model.tensor_array::<f32>(w).unwrap().shape(), [2, 2]);
+}
+
 #[test]
 fn unknown_and_non_canonical_fields_survive() {
     let mut bytes = read("resnet_tiny.onnx");
@@ -608,19 +758,54 @@ fn damaged_bytes_give_errors_never_panics() {
     };
     for name in ["mobilenet_tiny.onnx", "all_fields.onnx"] {
         let bytes = read(name);
-        // Truncation at ~2,000 offsets spread over the file, the first 64 all included.
-        let step = (bytes.len() / 2000).max(1);
-        let ends: Vec<usize> = (0..bytes.len())
-            .filter(|&i| i < 64 || i % step == 0)
-            .collect();
-        let errors = ends
+        let full = Model::from_bytes(&bytes).unwrap();
+        // Truncation. A prefix decodes only if the cut falls exactly after one of the
+        // ModelProto's own fields, at or after the end of the graph: a cut anywhere
+        // else leaves a key, a varint or a length-delimited field (the graph, which
+        // holds everything nested) running past the end, and a prefix without the
+        // graph is not a model. Such a prefix is the model without its later fields
+        // (opset_import, metadata...): it re-encodes to exactly the prefix, so it is
+        // a different model, never the original passed off as whole.
+        let field_ends = top_level_field_ends(&bytes);
+        let graph_end = field_ends
             .iter()
-            .filter(|&&end| Model::from_bytes(&bytes[..end]).is_err())
-            .count();
-        assert!(
-            errors * 2 > ends.len(),
-            "{name}: most truncations are detected ({errors})"
-        );
+            .find(|&&(number, _)| number == 7)
+            .map(|&(_, end)| end)
+            .unwrap();
+        let decodable: BTreeSet<usize> = field_ends
+            .iter()
+            .map(|&(_, end)| end)
+            .filter(|&end| end >= graph_end && end < bytes.len())
+            .collect();
+        assert!(!decodable.is_empty(), "{name}: a field follows the graph");
+        // ~2,000 cuts spread over the file, the first 64, and every field boundary
+        // with its neighbours.
+        let step = (bytes.len() / 2000).max(1);
+        let ends: BTreeSet<usize> = (0..bytes.len())
+            .filter(|&i| i < 64 || i % step == 0)
+            .chain(
+                field_ends
+                    .iter()
+                    .flat_map(|&(_, end)| [end.saturating_sub(1), end, end + 1]),
+            )
+            .filter(|&end| end < bytes.len())
+            .collect();
+        for end in ends {
+            match Model::from_bytes(&bytes[..end]) {
+                Ok(model) => {
+                    assert!(
+                        decodable.contains(&end),
+                        "{name}: the cut at {end} is inside a field, yet it decoded"
+                    );
+                    assert!(model.to_bytes() == bytes[..end], "{name}: cut at {end}");
+                    assert!(model != full, "{name}: cut at {end}");
+                }
+                Err(_) => assert!(
+                    !decodable.contains(&end),
+                    "{name}: the cut at {end} leaves whole fields and the graph, yet failed"
+                ),
+            }
+        }
         // A few bit flips at a time.
         let mut damaged = bytes.clone();
         for _ in 0..1500 {
@@ -638,6 +823,39 @@ fn damaged_bytes_give_errors_never_panics() {
             }
         }
     }
+}
+
+/// (field number, end offset) of each field of a message's own (top-level) fields.
+fn top_level_field_ends(bytes: &[u8]) -> Vec<(u64, usize)> {
+    fn varint(bytes: &[u8], pos: &mut usize) -> u64 {
+        let mut value = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = bytes[*pos];
+            *pos += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        value
+    }
+    let mut pos = 0;
+    let mut out = Vec::new();
+    while pos < bytes.len() {
+        let key = varint(bytes, &mut pos);
+        match key & 7 {
+            0 => drop(varint(bytes, &mut pos)),
+            1 => pos += 8,
+            2 => {
+                let len = varint(bytes, &mut pos);
+                pos += len as usize;
+            }
+            5 => pos += 4,
+            other => panic!("wire type {other} in a fixture"),
+        }
+        out.push((key >> 3, pos));
+    }
+    out
 }
 
 /// TypeProto { sequence_type { elem_type { sequence_type ... } } }, `levels` deep.

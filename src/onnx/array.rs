@@ -200,6 +200,25 @@ impl TensorProto {
         ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|e| fail(e.to_string()))
     }
 
+    /// The bytes the tensor's data takes in `raw_data` form, where its type has a fixed
+    /// size (`None` for strings, sub-byte and unknown types); an error if the dims are
+    /// negative or their product overflows.
+    pub(crate) fn fixed_data_len(&self) -> Result<Option<usize>> {
+        let Some(size) = self.data_type().and_then(element_size) else {
+            return Ok(None);
+        };
+        let fail = |problem: String| OnnxError::tensor(self.name(), problem);
+        self.dims
+            .iter()
+            .try_fold(size, |n, &d| {
+                let d = usize::try_from(d)
+                    .map_err(|_| fail(format!("negative dimension in {:?}", self.dims)))?;
+                n.checked_mul(d)
+                    .ok_or_else(|| fail(format!("dimensions {:?} overflow", self.dims)))
+            })
+            .map(Some)
+    }
+
     /// How many values the typed field for `dtype` holds; `None` for types without one.
     fn typed_len(&self, dtype: DataType) -> Option<usize> {
         use DataType::*;

@@ -38,14 +38,14 @@ impl AttributeProto {
 
     pub fn tensor(name: &str, value: TensorProto) -> Self {
         AttributeProto {
-            t: Some(value),
+            t: Some(Box::new(value)),
             ..Self::typed(name, AttributeType::Tensor)
         }
     }
 
     pub fn graph(name: &str, value: GraphProto) -> Self {
         AttributeProto {
-            g: Some(value),
+            g: Some(Box::new(value)),
             ..Self::typed(name, AttributeType::Graph)
         }
     }

@@ -116,8 +116,7 @@ impl<'a> Field<'_, 'a> {
     }
 
     pub(crate) fn bytes(self, name: &str, out: &mut Option<Vec<u8>>) -> Result<()> {
-        let bytes = self.read(name, WireType::Len, |r| r.len_delimited())?;
-        *out = Some(bytes.to_vec());
+        *out = Some(self.read(name, WireType::Len, read_bytes)?);
         Ok(())
     }
 
@@ -127,16 +126,17 @@ impl<'a> Field<'_, 'a> {
     }
 
     pub(crate) fn strings(self, name: &str, out: &mut Vec<String>) -> Result<()> {
-        out.push(self.read(name, WireType::Len, read_string)?);
-        Ok(())
+        self.read(name, WireType::Len, |r| {
+            let s = read_string(r)?;
+            r.push(out, s)
+        })
     }
 
     pub(crate) fn bytes_list(self, name: &str, out: &mut Vec<Vec<u8>>) -> Result<()> {
-        out.push(
-            self.read(name, WireType::Len, |r| r.len_delimited())?
-                .to_vec(),
-        );
-        Ok(())
+        self.read(name, WireType::Len, |r| {
+            let b = read_bytes(r)?;
+            r.push(out, b)
+        })
     }
 
     /// An embedded message; a second occurrence merges into the first.
@@ -145,9 +145,17 @@ impl<'a> Field<'_, 'a> {
         self.read(name, WireType::Len, |r| r.nested(|r| merge(message, r)))
     }
 
+    /// An embedded message kept in a box (large and rarely set: inline, it would make
+    /// every element of the vector holding its parent that much larger).
     pub(crate) fn boxed<M: Message>(self, name: &str, out: &mut Option<Box<M>>) -> Result<()> {
-        let message = out.get_or_insert_with(Box::default);
         self.read(name, WireType::Len, |r| {
+            let message = match out {
+                Some(message) => message,
+                None => {
+                    r.charge(size_of::<M>())?;
+                    out.insert(Box::default())
+                }
+            };
             r.nested(|r| merge(message.as_mut(), r))
         })
     }
@@ -174,12 +182,11 @@ impl<'a> Field<'_, 'a> {
     }
 
     pub(crate) fn messages<M: Message>(self, name: &str, out: &mut Vec<M>) -> Result<()> {
-        let mut message = M::default();
         self.read(name, WireType::Len, |r| {
-            r.nested(|r| merge(&mut message, r))
-        })?;
-        out.push(message);
-        Ok(())
+            let mut message = M::default();
+            r.nested(|r| merge(&mut message, r))?;
+            r.push(out, message)
+        })
     }
 
     pub(crate) fn int64s(self, name: &str, out: &mut Vec<i64>) -> Result<()> {
@@ -215,12 +222,16 @@ impl<'a> Field<'_, 'a> {
         };
         self.read(name, wire, |r| {
             if wire == WireType::Varint {
-                out.push(convert(r.varint()?));
-                return Ok(());
+                let value = convert(r.varint()?);
+                return r.push(out, value);
             }
             r.nested(|r| {
+                // Each varint ends in a byte below 0x80: that many values at most.
+                let count = r.rest().iter().filter(|&&b| b < 0x80).count();
+                r.reserve(out, count)?;
                 while !r.at_end() {
-                    out.push(convert(r.varint()?));
+                    let value = convert(r.varint()?);
+                    r.push(out, value)?;
                 }
                 Ok(())
             })
@@ -257,6 +268,7 @@ impl<'a> Field<'_, 'a> {
                     ),
                 ));
             }
+            r.reserve(out, bytes.len() / size)?;
             out.extend(bytes.chunks_exact(size).map(convert));
             Ok(())
         })
@@ -269,19 +281,28 @@ impl<'a> Field<'_, 'a> {
             key,
             message,
         } = self;
-        reader
-            .skip(key.wire)
-            .map_err(|e| e.within(message, &format!("<unknown field {}>", key.number)))?;
-        out.extend_from_slice(reader.since(key.start));
+        let within = |e: OnnxError| e.within(message, &format!("<unknown field {}>", key.number));
+        reader.skip(key.wire).map_err(within)?;
+        let bytes = reader.since(key.start);
+        reader.reserve(out, bytes.len()).map_err(within)?;
+        out.extend_from_slice(bytes);
         Ok(())
     }
+}
+
+fn read_bytes(r: &mut Reader<'_>) -> Result<Vec<u8>> {
+    let bytes = r.len_delimited()?;
+    r.copy(bytes)
 }
 
 fn read_string(r: &mut Reader<'_>) -> Result<String> {
     let start = r.pos();
     let bytes = r.len_delimited()?;
     match std::str::from_utf8(bytes) {
-        Ok(s) => Ok(s.to_owned()),
+        Ok(s) => {
+            r.charge(s.len())?;
+            Ok(s.to_owned())
+        }
         Err(e) => Err(OnnxError::decode(
             start,
             format!("string is not valid UTF-8 ({e})"),
@@ -350,9 +371,12 @@ impl<S: Sink> Encoder<S> {
 
     pub(crate) fn message<M: Message>(&mut self, number: u32, value: Option<&M>) {
         if let Some(m) = value {
+            let len = encoded_len(m);
             put_key(&mut self.0, number, WireType::Len);
-            put_varint(&mut self.0, encoded_len(m) as u64);
-            m.encode_fields(self);
+            put_varint(&mut self.0, len as u64);
+            if !self.0.counted(len) {
+                m.encode_fields(self);
+            }
         }
     }
 

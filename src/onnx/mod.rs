@@ -3,11 +3,12 @@
 //!
 //! The protobuf messages are written by hand (no generated code, no protobuf crate):
 //! ONNX needs a small corner of protobuf, and owning it buys three things the
-//! zero-shot quantizer relies on: decoding never panics on bad input and says which
-//! byte and field are wrong; decode → encode gives back the input bytes exactly
-//! (proto2 presence kept, packing as onnx.proto declares, unknown fields kept
-//! verbatim), so an untouched model is never silently altered; and large tensors are
-//! copied once, straight from the file buffer.
+//! zero-shot quantizer relies on: decoding never panics on bad input, says which
+//! byte and field are wrong, and never holds more than 64 bytes of memory per input
+//! byte (plus 1 MiB) however the input is crafted; decode → encode gives back the
+//! input bytes exactly (proto2 presence kept, packing as onnx.proto declares, unknown
+//! fields kept verbatim), so an untouched model is never silently altered; and large
+//! tensors are copied once, straight from the file buffer.
 //!
 //! ```no_run
 //! use thermalzsq::onnx::{DataType, Model};

@@ -182,10 +182,16 @@ fn visit_tensors_mut(
     for node in &mut graph.node {
         for attr in &mut node.attribute {
             attr.t
-                .iter_mut()
+                .as_deref_mut()
+                .into_iter()
                 .chain(attr.tensors.iter_mut())
                 .try_for_each(&mut *f)?;
-            for g in attr.g.iter_mut().chain(attr.graphs.iter_mut()) {
+            for g in attr
+                .g
+                .as_deref_mut()
+                .into_iter()
+                .chain(attr.graphs.iter_mut())
+            {
                 visit_tensors_mut(g, f)?;
             }
         }
@@ -195,6 +201,12 @@ fn visit_tensors_mut(
 
 /// The bytes of an external tensor: `location` relative to `base_dir`, from `offset`,
 /// `length` bytes (or to the end of the file).
+///
+/// Every entry comes from the model file, so none is trusted: the location must be a
+/// regular file inside the model's directory once every symlink is resolved (a model
+/// cannot read `/etc/passwd` through a link, nor hang its reader on a FIFO), and the
+/// range must lie inside the file and hold exactly what the tensor's dims need (a
+/// small model cannot make us allocate a large file's worth of memory).
 fn read_external(base_dir: Option<&Path>, tensor: &TensorProto) -> Result<Vec<u8>> {
     let name = tensor.name();
     let location = tensor.external_entry("location").ok_or_else(|| {
@@ -232,6 +244,7 @@ fn read_external(base_dir: Option<&Path>, tensor: &TensorProto) -> Result<Vec<u8
     };
     let offset = number("offset")?.unwrap_or(0);
     let path = base.join(relative);
+    let mut file = open_inside(base, &path, location).map_err(|e| e.about(name))?;
     let unreadable = |e: std::io::Error| {
         OnnxError::tensor(
             name,
@@ -241,7 +254,6 @@ fn read_external(base_dir: Option<&Path>, tensor: &TensorProto) -> Result<Vec<u8
             ),
         )
     };
-    let mut file = File::open(&path).map_err(unreadable)?;
     let file_len = file.metadata().map_err(unreadable)?.len();
     let length = match number("length")? {
         Some(length) => length,
@@ -258,6 +270,18 @@ fn read_external(base_dir: Option<&Path>, tensor: &TensorProto) -> Result<Vec<u8
             ),
         ));
     }
+    if let Some(needed) = tensor.fixed_data_len()?
+        && needed as u64 != length
+    {
+        return Err(OnnxError::tensor(
+            name,
+            format!(
+                "its dims {:?} need {needed} bytes, but its external data in {} is {length} bytes",
+                tensor.dims,
+                path.display()
+            ),
+        ));
+    }
     let length = usize::try_from(length).map_err(|_| {
         OnnxError::tensor(
             name,
@@ -268,6 +292,83 @@ fn read_external(base_dir: Option<&Path>, tensor: &TensorProto) -> Result<Vec<u8
     file.seek(SeekFrom::Start(offset)).map_err(unreadable)?;
     file.read_exact(&mut data).map_err(unreadable)?;
     Ok(data)
+}
+
+/// Why an external data file was not opened.
+enum Refused {
+    Io(PathBuf, std::io::Error),
+    Outside(String, PathBuf),
+    NotRegular(String, PathBuf),
+}
+
+impl Refused {
+    fn about(self, tensor: &str) -> OnnxError {
+        let problem = match self {
+            Refused::Io(path, e) => format!(
+                "its data is in external file {}, which cannot be read: {e}",
+                path.display()
+            ),
+            Refused::Outside(location, resolved) => format!(
+                "external data location '{location}' resolves to {}, outside the model's directory",
+                resolved.display()
+            ),
+            Refused::NotRegular(location, path) => format!(
+                "external data location '{location}' ({}) is not a regular file",
+                path.display()
+            ),
+        };
+        OnnxError::tensor(tensor, problem)
+    }
+}
+
+/// Opens `path` for reading if, every symlink resolved, it is a regular file inside
+/// `base`. The checks are made on the resolved path before opening, and again on
+/// the opened file, which is opened without blocking where the platform allows: a path
+/// swapped for a FIFO in between is then refused instead of waited on.
+fn open_inside(base: &Path, path: &Path, location: &str) -> Result<File, Refused> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| Refused::Io(p, e)
+    };
+    let root = base.canonicalize().map_err(io(base))?;
+    let resolved = path.canonicalize().map_err(io(path))?;
+    if !resolved.starts_with(&root) {
+        return Err(Refused::Outside(location.to_string(), resolved));
+    }
+    let not_regular = || Refused::NotRegular(location.to_string(), path.to_path_buf());
+    if !std::fs::metadata(&resolved).map_err(io(path))?.is_file() {
+        return Err(not_regular());
+    }
+    let file = open_nonblocking(&resolved).map_err(io(path))?;
+    if !file.metadata().map_err(io(path))?.is_file() {
+        return Err(not_regular());
+    }
+    Ok(file)
+}
+
+/// Opens a file for reading with `O_NONBLOCK` where its value is known: opening a FIFO
+/// then returns at once instead of waiting for a writer. On a regular file the flag
+/// changes nothing.
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "x86",
+            target_arch = "aarch64",
+            target_arch = "arm",
+            target_arch = "riscv64"
+        )
+    ))]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK of these architectures (asm-generic/fcntl.h and x86's).
+        const O_NONBLOCK: i32 = 0o4000;
+        options.custom_flags(O_NONBLOCK);
+    }
+    options.open(path)
 }
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename.

@@ -245,7 +245,7 @@ pub(crate) fn defined_names(graph: &GraphProto) -> HashSet<&str> {
     let sparse = graph
         .sparse_initializer
         .iter()
-        .filter_map(|s| s.values.as_ref())
+        .filter_map(|s| s.values.as_deref())
         .map(|t| t.name());
     graph
         .input
@@ -271,7 +271,7 @@ fn constant_value<'g>(node: &'g NodeProto, value: &str) -> Option<Cow<'g, Tensor
         ..TensorProto::default()
     };
     Some(match attr.name() {
-        "value" => Cow::Borrowed(attr.t.as_ref()?),
+        "value" => Cow::Borrowed(attr.t.as_deref()?),
         "value_float" => Cow::Owned(TensorProto {
             float_data: vec![attr.f?],
             ..tensor(DataType::Float, vec![])

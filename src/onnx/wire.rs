@@ -4,12 +4,31 @@
 //! Reading never trusts a length or count in the input: every read is checked against
 //! the end of the enclosing message first, so truncated or corrupted bytes give an
 //! error naming the offset, never a panic or a huge allocation.
+//!
+//! Nor does it trust the input's *shape*. An empty element of a repeated message is 2
+//! bytes on the wire and a whole struct in memory (a default `NodeProto` is 240 bytes),
+//! so a file of such elements would decode into hundreds of times its size. Every
+//! allocation the decoder makes is therefore charged to a budget of
+//! [`MEMORY_PER_INPUT_BYTE`] bytes per input byte plus [`MEMORY_ALLOWANCE`], before it
+//! is made; a file that would need more is refused as damaged or hostile.
 
 use super::error::{OnnxError, Result};
 
 /// How deeply messages may nest (graphs in attributes in nodes in graphs...). The
 /// protobuf libraries use the same limit; it keeps hostile input off the stack.
 const MAX_DEPTH: u32 = 100;
+
+/// The decoder holds at most this many bytes of heap per byte of input (plus
+/// [`MEMORY_ALLOWANCE`]). The committed models need 1.1x (weights dominate, copied
+/// once) to 17x (`all_fields.onnx`, all structure); a graph's structure alone, as in
+/// a model whose weights are in external files, takes 7-17x (every node, attribute
+/// and dimension is a struct). 64 leaves about four times the worst as headroom.
+pub(crate) const MEMORY_PER_INPUT_BYTE: usize = 64;
+
+/// A fixed allowance on top of the per-byte budget, so that a tiny model (a few
+/// hundred bytes, where fixed costs such as a vector's first slots dominate) is never
+/// refused.
+pub(crate) const MEMORY_ALLOWANCE: usize = 1 << 20;
 
 /// The encoding of a field's payload, from the low 3 bits of its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +93,8 @@ pub(crate) struct Reader<'a> {
     /// End of the message being read (nested messages narrow it).
     end: usize,
     depth: u32,
+    /// Heap bytes the decoded value may still take (see the module docs).
+    budget: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -83,6 +104,7 @@ impl<'a> Reader<'a> {
             pos: 0,
             end: buf.len(),
             depth: 0,
+            budget: memory_limit(buf.len()),
         }
     }
 
@@ -92,6 +114,11 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.end
+    }
+
+    /// The bytes left in the current message, without reading them.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        &self.buf[self.pos..self.end]
     }
 
     /// The bytes between two offsets this reader has already passed.
@@ -213,15 +240,89 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The most heap a decode of `input` bytes may hold.
+fn memory_limit(input: usize) -> usize {
+    input
+        .saturating_mul(MEMORY_PER_INPUT_BYTE)
+        .saturating_add(MEMORY_ALLOWANCE)
+}
+
+/// The memory budget: every allocation of the decoded value goes through these, and
+/// is charged before it is made.
+impl Reader<'_> {
+    /// Accounts for `bytes` of heap about to be allocated.
+    pub(crate) fn charge(&mut self, bytes: usize) -> Result<()> {
+        match self.budget.checked_sub(bytes) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => {
+                let input = self.buf.len();
+                Err(OnnxError::decode(
+                    self.pos,
+                    format!(
+                        "the model is too large or complex for its size: its {input} bytes \
+                         would decode into more than {} bytes of memory ({MEMORY_PER_INPUT_BYTE} \
+                         per byte + {MEMORY_ALLOWANCE}), which no well-formed model needs; \
+                         the file is damaged or crafted",
+                        memory_limit(input)
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Makes room for `additional` more elements in `vec`. Capacity at least doubles
+    /// (appends stay amortised O(1)), and the new buffer is charged in full while the
+    /// old one is still live; the old one is given back once freed, so what is charged
+    /// is what is held, at every moment.
+    pub(crate) fn reserve<T>(&mut self, vec: &mut Vec<T>, additional: usize) -> Result<()> {
+        let capacity = vec.capacity();
+        let needed = vec.len().saturating_add(additional);
+        if needed <= capacity {
+            return Ok(());
+        }
+        let new_capacity = needed.max(capacity.saturating_mul(2));
+        self.charge(new_capacity.saturating_mul(size_of::<T>()))?;
+        vec.reserve_exact(new_capacity - vec.len());
+        self.budget = self.budget.saturating_add(capacity * size_of::<T>());
+        Ok(())
+    }
+
+    /// Appends `value` to `vec`, charging any growth.
+    pub(crate) fn push<T>(&mut self, vec: &mut Vec<T>, value: T) -> Result<()> {
+        self.reserve(vec, 1)?;
+        vec.push(value);
+        Ok(())
+    }
+
+    /// A charged copy of input bytes.
+    pub(crate) fn copy(&mut self, bytes: &[u8]) -> Result<Vec<u8>> {
+        self.charge(bytes.len())?;
+        Ok(bytes.to_vec())
+    }
+}
+
 /// Where encoded bytes go: a buffer, or a counter that only measures (embedded
 /// messages are length-prefixed, so their size is needed before their bytes).
 pub(crate) trait Sink {
     fn put(&mut self, bytes: &[u8]);
+
+    /// Takes an embedded message of `len` bytes, already measured, as counted if this
+    /// sink only counts, and says whether it did; a buffer needs the bytes written.
+    /// (Measuring a message by writing it into the counter after measuring it would
+    /// measure every level twice over: 2^depth work.)
+    fn counted(&mut self, len: usize) -> bool;
 }
 
 impl Sink for Vec<u8> {
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
+    }
+
+    fn counted(&mut self, _len: usize) -> bool {
+        false
     }
 }
 
@@ -232,6 +333,11 @@ pub(crate) struct Counter(pub usize);
 impl Sink for Counter {
     fn put(&mut self, bytes: &[u8]) {
         self.0 += bytes.len();
+    }
+
+    fn counted(&mut self, len: usize) -> bool {
+        self.0 += len;
+        true
     }
 }
 
@@ -309,6 +415,30 @@ mod tests {
             err,
             "truncated protobuf (message of 5 bytes, only 2 left) at byte 1"
         );
+    }
+
+    #[test]
+    fn the_budget_holds_what_is_allocated_at_every_moment() {
+        let mut r = Reader::new(&[0; 10]);
+        let limit = 10 * MEMORY_PER_INPUT_BYTE + MEMORY_ALLOWANCE;
+        let mut v: Vec<u64> = Vec::new();
+        r.push(&mut v, 1).unwrap();
+        assert_eq!((v.capacity(), r.budget), (1, limit - 8));
+        // Growing to 2 charges the new 16 bytes while the old 8 are live, then gives
+        // the 8 back.
+        r.push(&mut v, 2).unwrap();
+        assert_eq!((v.capacity(), r.budget), (2, limit - 16));
+        r.reserve(&mut v, 3).unwrap();
+        assert_eq!((v.capacity(), r.budget), (5, limit - 40));
+        let left = r.budget;
+        let err = r.charge(left + 1).unwrap_err().to_string();
+        assert!(err.contains("too large or complex for its size"), "{err}");
+        r.charge(left).unwrap();
+        assert!(
+            r.push(&mut v, 3).is_ok(),
+            "no growth needed, nothing charged"
+        );
+        assert!(r.reserve(&mut v, 3).is_err(), "growth past the budget");
     }
 
     #[test]

@@ -118,20 +118,20 @@ impl NodeProto {
     }
 
     pub fn attr_tensor(&self, name: &str) -> Option<&TensorProto> {
-        self.attr(name).and_then(|a| a.t.as_ref())
+        self.attr(name).and_then(|a| a.t.as_deref())
     }
 
     /// Subgraphs held by attributes (bodies of If, Loop, Scan...).
     pub fn subgraphs(&self) -> impl Iterator<Item = &GraphProto> {
         self.attribute
             .iter()
-            .flat_map(|a| a.g.iter().chain(a.graphs.iter()))
+            .flat_map(|a| a.g.as_deref().into_iter().chain(a.graphs.iter()))
     }
 
     pub(crate) fn subgraphs_mut(&mut self) -> impl Iterator<Item = &mut GraphProto> {
         self.attribute
             .iter_mut()
-            .flat_map(|a| a.g.iter_mut().chain(a.graphs.iter_mut()))
+            .flat_map(|a| a.g.as_deref_mut().into_iter().chain(a.graphs.iter_mut()))
     }
 }
 

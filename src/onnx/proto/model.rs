@@ -148,8 +148,9 @@ impl Message for StringStringEntryProto {
 /// Training information: an initialization graph and an algorithm (training step) graph.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrainingInfoProto {
-    pub initialization: Option<GraphProto>,
-    pub algorithm: Option<GraphProto>,
+    // Boxed: two inline graphs made each (repeated) training info 600 bytes.
+    pub initialization: Option<Box<GraphProto>>,
+    pub algorithm: Option<Box<GraphProto>>,
     pub initialization_binding: Vec<StringStringEntryProto>,
     pub update_binding: Vec<StringStringEntryProto>,
     pub unknown_fields: Vec<u8>,
@@ -160,8 +161,8 @@ impl Message for TrainingInfoProto {
 
     fn merge_field(&mut self, f: Field<'_, '_>) -> Result<()> {
         match f.number() {
-            1 => f.message("initialization", &mut self.initialization),
-            2 => f.message("algorithm", &mut self.algorithm),
+            1 => f.boxed("initialization", &mut self.initialization),
+            2 => f.boxed("algorithm", &mut self.algorithm),
             3 => f.messages("initialization_binding", &mut self.initialization_binding),
             4 => f.messages("update_binding", &mut self.update_binding),
             _ => f.unknown(&mut self.unknown_fields),
@@ -169,8 +170,8 @@ impl Message for TrainingInfoProto {
     }
 
     fn encode_fields<S: Sink>(&self, out: &mut Encoder<S>) {
-        out.message(1, self.initialization.as_ref());
-        out.message(2, self.algorithm.as_ref());
+        out.message(1, self.initialization.as_deref());
+        out.message(2, self.algorithm.as_deref());
         out.messages(3, &self.initialization_binding);
         out.messages(4, &self.update_binding);
         out.raw(&self.unknown_fields);

@@ -142,7 +142,8 @@ pub struct TensorProto {
     pub dims: Vec<i64>,
     /// The [`DataType`] as stored.
     pub data_type: Option<i32>,
-    pub segment: Option<Segment>,
+    /// Boxed: rare, and inline it would grow every tensor.
+    pub segment: Option<Box<Segment>>,
     pub float_data: Vec<f32>,
     /// INT32, INT16, INT8, UINT16, UINT8, BOOL, FLOAT16 and BFLOAT16 (as bits) data.
     pub int32_data: Vec<i32>,
@@ -193,7 +194,7 @@ impl Message for TensorProto {
         match f.number() {
             1 => f.int64s("dims", &mut self.dims),
             2 => f.int32("data_type", &mut self.data_type),
-            3 => f.message("segment", &mut self.segment),
+            3 => f.boxed("segment", &mut self.segment),
             4 => f.floats("float_data", &mut self.float_data),
             5 => f.int32s("int32_data", &mut self.int32_data),
             6 => f.bytes_list("string_data", &mut self.string_data),
@@ -213,7 +214,7 @@ impl Message for TensorProto {
     fn encode_fields<S: Sink>(&self, out: &mut Encoder<S>) {
         out.int64s_unpacked(1, &self.dims);
         out.int32(2, self.data_type);
-        out.message(3, self.segment.as_ref());
+        out.message(3, self.segment.as_deref());
         out.packed_floats(4, &self.float_data);
         out.packed_int32s(5, &self.int32_data);
         out.bytes_list(6, &self.string_data);
@@ -259,8 +260,9 @@ impl Message for Segment {
 /// A sparse tensor in COO form: the non-zero `values` and their `indices`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SparseTensorProto {
-    pub values: Option<TensorProto>,
-    pub indices: Option<TensorProto>,
+    // Boxed: inline, two tensors made each sparse tensor 816 bytes, empty or not.
+    pub values: Option<Box<TensorProto>>,
+    pub indices: Option<Box<TensorProto>>,
     pub dims: Vec<i64>,
     pub unknown_fields: Vec<u8>,
 }
@@ -270,16 +272,16 @@ impl Message for SparseTensorProto {
 
     fn merge_field(&mut self, f: Field<'_, '_>) -> Result<()> {
         match f.number() {
-            1 => f.message("values", &mut self.values),
-            2 => f.message("indices", &mut self.indices),
+            1 => f.boxed("values", &mut self.values),
+            2 => f.boxed("indices", &mut self.indices),
             3 => f.int64s("dims", &mut self.dims),
             _ => f.unknown(&mut self.unknown_fields),
         }
     }
 
     fn encode_fields<S: Sink>(&self, out: &mut Encoder<S>) {
-        out.message(1, self.values.as_ref());
-        out.message(2, self.indices.as_ref());
+        out.message(1, self.values.as_deref());
+        out.message(2, self.indices.as_deref());
         out.int64s_unpacked(3, &self.dims);
         out.raw(&self.unknown_fields);
     }
