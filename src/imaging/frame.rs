@@ -464,7 +464,7 @@ mod tests {
 
     #[test]
     fn the_halves_of_a_two_half_frame_stay_inside_it() {
-        let mut data = vec![0u8; 8 * 4];
+        let mut data = [0u8; 8 * 4];
         let frame = Frame::new(PixelFormat::Yuy2, 4, 4, vec![(&data[..], 8)]).unwrap();
         let lower = lower_half_counts(&frame).unwrap();
         assert_eq!((lower.height, lower.planes[0].0.len()), (2, 16));
