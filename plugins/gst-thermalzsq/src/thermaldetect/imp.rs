@@ -361,7 +361,7 @@ impl ObjectImpl for ThermalDetect {
                     .build(),
                 glib::ParamSpecString::builder("json-location")
                     .nick("JSON location")
-                    .blurb("Write one JSON line per frame with its detections to this file")
+                    .blurb("Write one JSON line per frame with its detections to this file (to disk in batches, within about a second; all of it at EOS and at stop)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("output-agc")

@@ -251,7 +251,7 @@ impl ObjectImpl for ThermalTrack {
                     .build(),
                 glib::ParamSpecString::builder("json-location")
                     .nick("JSON location")
-                    .blurb("Write one JSON line per frame with its tracks and events to this file")
+                    .blurb("Write one JSON line per frame with its tracks and events to this file (to disk in batches, within about a second; all of it at EOS and at stop)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
