@@ -149,7 +149,12 @@ mod tests {
             .unwrap();
             draw_boxes(&mut frame, &[[20.0, 20.0, 40.0, 40.0]], [255, 255, 255], 2);
             let (data, stride) = (&planes[0].0, planes[0].1);
-            let bpp = stride / w;
+            // Bytes per pixel of plane 0 from the format (not stride / width, which
+            // padding would break).
+            let bpp = match format {
+                PixelFormat::Gray16Le | PixelFormat::Gray16Be | PixelFormat::Yuy2 => 2,
+                f => f.rgb_layout().map_or(1, |(bpp, _)| bpp),
+            };
             let luma_at = |x: usize, y: usize| data[y * stride + x * bpp];
             assert_ne!(luma_at(20, 19), 0, "{format}: top edge");
             assert_ne!(luma_at(40, 30), 0, "{format}: right edge");

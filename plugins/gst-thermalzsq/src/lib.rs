@@ -7,6 +7,7 @@
 use gst::glib;
 
 mod enums;
+mod jsonlines;
 pub mod modelevent;
 mod ortlog;
 mod props;
@@ -15,6 +16,7 @@ mod thermaldetect;
 mod thermalpublish;
 mod thermaltrack;
 pub mod trackmeta;
+mod videolayout;
 mod zsqcalibrate;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -404,11 +404,24 @@ fn bad_input_fails_at_start_with_the_cause() {
         "{e}"
     );
 
-    let e = start_error(&[("model", model), ("execution-provider", "tensorrt")]);
-    assert!(
-        e.contains("execution provider tensorrt is not available"),
-        "{e}"
-    );
+    // TensorRT: an error that says so where this ONNX Runtime lacks it, else it runs.
+    if thermalzsq::runtime::Provider::TensorRt
+        .is_compiled_in()
+        .unwrap()
+    {
+        let run = harness(&[("execution-provider", "tensorrt")]);
+        let e = run.h.element().unwrap();
+        assert_eq!(
+            e.property::<Option<String>>("active-provider").as_deref(),
+            Some("tensorrt")
+        );
+    } else {
+        let e = start_error(&[("model", model), ("execution-provider", "tensorrt")]);
+        assert!(
+            e.contains("execution provider tensorrt is not available"),
+            "{e}"
+        );
+    }
 
     let e = start_error(&[
         ("model", model),
@@ -420,36 +433,164 @@ fn bad_input_fails_at_start_with_the_cause() {
     );
 }
 
+/// The scene as one tightly packed buffer (no row padding) with a VideoMeta giving
+/// its layout, as a camera driver or a decoder with its own pool would hand it over.
+fn packed_buffer(format: PixelFormat, w: usize, h: usize) -> gst::Buffer {
+    let planes = encode_grey(format, w, h, &scene(w, h));
+    let (mut offsets, mut strides, mut data) = (Vec::new(), Vec::new(), Vec::new());
+    for (plane, stride) in &planes {
+        offsets.push(data.len());
+        strides.push(*stride as i32);
+        data.extend_from_slice(plane);
+    }
+    let mut buf = gst::Buffer::from_slice(data);
+    gst_video::VideoMeta::add_full(
+        buf.get_mut().unwrap(),
+        gst_video::VideoFrameFlags::empty(),
+        format.name().parse().unwrap(),
+        w as u32,
+        h as u32,
+        &offsets,
+        &strides,
+    )
+    .unwrap();
+    buf
+}
+
 #[test]
 fn odd_sizes_with_padded_strides_run_in_every_format() {
+    // 157x117: GStreamer pads the rows of every format but the 4-byte ones to a
+    // multiple of 4; the packed buffer with a VideoMeta has no padding at all. Both
+    // must find the same objects, and find them.
+    let (w, h) = (157, 117);
     for format in PixelFormat::ALL {
-        let (w, h) = (157, 117);
         let mut run = harness(&[]);
         run.h.set_src_caps(caps(format, w, h));
-        let out = run.h.push_and_pull(buffer(format, w, h, 0)).unwrap();
+        let padded = rois(&run.h.push_and_pull(buffer(format, w, h, 0)).unwrap());
+        let packed = rois(&run.h.push_and_pull(packed_buffer(format, w, h)).unwrap());
+        assert_eq!(padded, packed, "{format}: padding changes nothing");
+        let labels: Vec<&str> = padded.iter().map(|r| r.0.as_str()).collect();
         assert!(
-            rois(&out)
-                .iter()
-                .all(|r| r.1[0] + r.1[2] <= w as u32 && r.1[1] + r.1[3] <= h as u32)
+            labels.contains(&"hot") && labels.contains(&"cold"),
+            "{format}: both objects found at {w}x{h}: {padded:?}"
         );
+        for r in &padded {
+            assert!(
+                r.1[0] + r.1[2] <= w as u32 && r.1[1] + r.1[3] <= h as u32,
+                "{format}: {r:?} inside the frame"
+            );
+        }
     }
+}
+
+/// Element errors posted so far, as (domain error, message).
+fn errors(bus: &gst::Bus) -> Vec<(glib::Error, String)> {
+    std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Error(e) => Some((e.error(), e.error().to_string())),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
 fn a_truncated_buffer_is_a_stream_error_not_a_crash() {
-    let mut run = harness(&[]);
+    let json = tmp("truncated.json");
+    let mut run = harness(&[("json-location", json.to_str().unwrap())]);
     run.h.set_src_caps(caps(PixelFormat::Gray16Le, W, H));
     let short = gst::Buffer::with_size(W * H).unwrap(); // half a GRAY16 frame
     assert_eq!(run.h.push(short), Err(gst::FlowError::Error));
-    let error = std::iter::from_fn(|| run.bus.pop()).find_map(|m| match m.view() {
-        gst::MessageView::Error(e) => Some(e.error().to_string()),
-        _ => None,
-    });
+
+    // Exactly one error, a stream error that says what is missing; nothing of the
+    // half frame went on: no buffer, no detections message, no JSON line.
+    let errors = errors(&run.bus);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let (error, text) = &errors[0];
+    assert!(error.matches(gst::StreamError::Failed), "{error:?}");
     assert!(
-        error
-            .expect("an error message")
-            .contains("Cannot map the frame")
+        text.contains("Cannot map the frame") && text.contains(&format!("{}", W * H)),
+        "{text}"
     );
+    assert!(run.h.try_pull().is_none(), "the half frame went downstream");
+    assert!(detection_messages(&run.bus).is_empty());
+
+    // Not a crash: the element takes the next whole frame as if nothing happened.
+    let out = run
+        .h
+        .push_and_pull(buffer(PixelFormat::Gray16Le, W, H, 33))
+        .unwrap();
+    assert_hot_and_cold_rois(&out, "the frame after the short one");
+    drop(run);
+    let lines = std::fs::read_to_string(&json).unwrap();
+    assert_eq!(lines.lines().count(), 1, "only the whole frame: {lines}");
+    let line: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(line["frame"], 1, "the short buffer kept its index");
+}
+
+/// The scene in GRAY8 whose VideoMeta gives the one plane `offset` and `stride`.
+fn with_stride(offset: usize, stride: i32) -> gst::Buffer {
+    let mut buf = buffer(PixelFormat::Gray8, W, H, 0);
+    gst_video::VideoMeta::add_full(
+        buf.get_mut().unwrap(),
+        gst_video::VideoFrameFlags::empty(),
+        gst_video::VideoFormat::Gray8,
+        W as u32,
+        H as u32,
+        &[offset],
+        &[stride],
+    )
+    .unwrap();
+    buf
+}
+
+#[test]
+fn negative_and_huge_strides_in_a_video_meta_are_stream_errors_not_panics() {
+    // Bottom-up (last row first, negative stride), a stride past the end of the
+    // buffer, one that overflows 32-bit arithmetic, and an offset past the end.
+    let cases = [
+        (W * (H - 1), -(W as i32), "negative stride"),
+        (0, 4 * W as i32, "need"),
+        (0, i32::MAX, "need"),
+        (W * H + 1, W as i32, "past the end"),
+    ];
+    for (offset, stride, says) in cases {
+        // interval=2: frame 0 is detected on, frame 1 only drawn on (the last boxes).
+        for bad_frame in [0, 1] {
+            let mut run = harness(&[("interval", "2")]);
+            run.h.set_src_caps(caps(PixelFormat::Gray8, W, H));
+            let what = format!("offset {offset}, stride {stride}, bad frame {bad_frame}");
+            if bad_frame == 1 {
+                let out = run
+                    .h
+                    .push_and_pull(buffer(PixelFormat::Gray8, W, H, 0))
+                    .unwrap();
+                assert_hot_and_cold_rois(&out, &what);
+            }
+            assert_eq!(
+                run.h.push(with_stride(offset, stride)),
+                Err(gst::FlowError::Error),
+                "{what}"
+            );
+            let errors = errors(&run.bus);
+            assert_eq!(errors.len(), 1, "{what}: {errors:?}");
+            assert!(
+                errors[0].0.matches(gst::StreamError::Failed),
+                "{what}: {errors:?}"
+            );
+            assert!(errors[0].1.contains(says), "{what}: {}", errors[0].1);
+            // The element did not panic: good frames go through, frame 2 is detected.
+            if bad_frame == 0 {
+                run.h
+                    .push_and_pull(buffer(PixelFormat::Gray8, W, H, 33))
+                    .unwrap();
+            }
+            let out = run
+                .h
+                .push_and_pull(buffer(PixelFormat::Gray8, W, H, 66))
+                .unwrap();
+            assert_hot_and_cold_rois(&out, &what);
+        }
+    }
 }
 
 /// The announced model's precision as the `thermaldetect-model` messages tell it.
@@ -555,6 +696,285 @@ fn an_announced_model_is_swapped_in_between_frames_without_losing_any() {
         };
         assert!(model.ends_with(want), "frame {i}: {model}");
     }
+}
+
+/// A model file that is a named pipe: loading it reads until the test writes the model
+/// in, so the test, not the clock, decides when a load ends (a TensorRT engine build
+/// in miniature).
+struct SlowModel {
+    path: PathBuf,
+    released: bool,
+}
+
+impl SlowModel {
+    fn new(name: &str) -> Self {
+        let path = tmp(name);
+        let _ = std::fs::remove_file(&path);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo {}", path.display());
+        SlowModel {
+            path,
+            released: false,
+        }
+    }
+
+    fn announcement(&self) -> gstthermalzsq::modelevent::ModelAnnouncement {
+        let mut a = announcement("hotspot_v8.onnx", "fp32");
+        a.location = self.path.clone();
+        a
+    }
+
+    /// Lets the load finish: writes the model into the pipe, on a thread of its own
+    /// (opening the pipe waits for the loader to open it too).
+    fn release(&mut self) {
+        if !std::mem::replace(&mut self.released, true) {
+            let path = self.path.clone();
+            std::thread::spawn(move || {
+                let model = std::fs::read(fixture("hotspot_v8.onnx")).unwrap();
+                std::fs::write(path, model).unwrap();
+            });
+        }
+    }
+
+    /// Pushes the announcement of this model. A sink_event that waited for the load
+    /// would wait for ever on the empty pipe: after a minute a watchdog fills it, so
+    /// that such an element fails this test instead of hanging it.
+    fn announce(&mut self, h: &mut Harness) {
+        let (done, watch) = std::sync::mpsc::channel::<()>();
+        let path = self.path.clone();
+        let watchdog = std::thread::spawn(move || {
+            let timeout = std::time::Duration::from_secs(60);
+            if watch.recv_timeout(timeout).is_ok() {
+                return false;
+            }
+            let model = std::fs::read(fixture("hotspot_v8.onnx")).unwrap();
+            std::fs::write(path, model).unwrap();
+            true
+        });
+        assert!(h.push_event(self.announcement().to_event()));
+        let _ = done.send(());
+        let filled = watchdog.join().unwrap();
+        self.released |= filled;
+        assert!(!filled, "sink_event waited for the announced model to load");
+    }
+}
+
+/// `thermaldetect` without a `model` of its own, waiting for an announced one.
+fn harness_without_model(props: &[(&str, &str)]) -> Run {
+    init();
+    let element = gst::ElementFactory::make("thermaldetect").build().unwrap();
+    for (name, value) in props {
+        element.set_property_from_str(name, value);
+    }
+    let bus = gst::Bus::new();
+    element.set_bus(Some(&bus));
+    let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
+    h.set_src_caps(caps(PixelFormat::Gray8, W, H));
+    Run { h, bus }
+}
+
+fn active_model(h: &Harness) -> Option<String> {
+    h.element().unwrap().property("active-model")
+}
+
+#[test]
+fn with_wait_for_model_false_frames_pass_undetected_until_the_announced_model_is_ready() {
+    let json = tmp("pass-through.json");
+    let mut run = harness_without_model(&[
+        ("wait-for-model", "false"),
+        ("json-location", json.to_str().unwrap()),
+    ]);
+    let mut slow = SlowModel::new("pass-through.onnx");
+    slow.announce(&mut run.h);
+
+    // The pipe is empty, so the model cannot be there yet: frames pass untouched.
+    let mut pushed = 0u64;
+    for _ in 0..3 {
+        let input = buffer(PixelFormat::Gray8, W, H, pushed * 33);
+        let out = run.h.push_and_pull(input.clone()).unwrap();
+        assert!(rois(&out).is_empty());
+        let (a, b) = (input.map_readable().unwrap(), out.map_readable().unwrap());
+        assert!(a.as_slice() == b.as_slice(), "nothing drawn");
+        pushed += 1;
+    }
+    assert!(detection_messages(&run.bus).is_empty());
+    assert_eq!(active_model(&run.h), None);
+
+    slow.release();
+    while active_model(&run.h).is_none() {
+        assert!(pushed < 1000, "the announced model never became active");
+        run.h
+            .push_and_pull(buffer(PixelFormat::Gray8, W, H, pushed * 33))
+            .unwrap();
+        pushed += 1;
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for _ in 0..3 {
+        let out = run
+            .h
+            .push_and_pull(buffer(PixelFormat::Gray8, W, H, pushed * 33))
+            .unwrap();
+        assert_hot_and_cold_rois(&out, "once the model is ready");
+        pushed += 1;
+    }
+    let changes = model_changes(&run.bus);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let first_detected = changes[0].2;
+    assert!(first_detected >= 3, "{changes:?}");
+
+    drop(run);
+    let frames: Vec<u64> = std::fs::read_to_string(&json)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["frame"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        frames,
+        (first_detected..pushed).collect::<Vec<_>>(),
+        "a JSON line per detected frame, none for the frames that passed"
+    );
+}
+
+#[test]
+fn with_wait_for_model_frames_wait_for_the_announced_model_and_none_is_lost_or_undetected() {
+    let mut run = harness_without_model(&[]);
+    let mut slow = SlowModel::new("wait.onnx");
+    slow.announce(&mut run.h);
+
+    let Run { mut h, bus } = run;
+    let (started, pushing) = std::sync::mpsc::channel();
+    let pusher = std::thread::spawn(move || {
+        started.send(()).unwrap();
+        let outs: Vec<gst::Buffer> = (0..3u64)
+            .map(|i| {
+                h.push_and_pull(buffer(PixelFormat::Gray8, W, H, i * 33))
+                    .unwrap()
+            })
+            .collect();
+        (outs, h)
+    });
+    pushing.recv().unwrap();
+    // Let the first frame reach the element (the test holds whichever comes first).
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    slow.release();
+    let (outs, h) = pusher.join().unwrap();
+    assert_eq!(outs.len(), 3);
+    for (i, out) in outs.iter().enumerate() {
+        assert_hot_and_cold_rois(out, &format!("frame {i}"));
+    }
+    let changes = model_changes(&bus);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].2, 0, "the first frame already ran the model");
+    assert!(
+        h.element().unwrap().property::<bool>("wait-for-model"),
+        "waiting is the default"
+    );
+}
+
+#[test]
+fn a_frame_waiting_for_the_model_gives_up_on_flush_and_on_stop() {
+    let mut run = harness_without_model(&[]);
+    let mut slow = SlowModel::new("flush.onnx");
+    slow.announce(&mut run.h);
+    let element = run.h.element().unwrap();
+    let sinkpad = element.static_pad("sink").unwrap();
+
+    let Run { mut h, bus: _bus } = run;
+    let (to_test, from_pusher) = std::sync::mpsc::channel();
+    let (to_pusher, from_test) = std::sync::mpsc::channel::<()>();
+    let pusher = std::thread::spawn(move || {
+        to_test.send(None).unwrap();
+        let first = h.push(buffer(PixelFormat::Gray8, W, H, 0));
+        to_test.send(Some(first)).unwrap();
+        from_test.recv().unwrap();
+        h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+            gst::ClockTime,
+        >::new()));
+        to_test.send(None).unwrap();
+        let second = h.push(buffer(PixelFormat::Gray8, W, H, 33));
+        (second, h)
+    });
+
+    // Flush: the waiting frame returns, flushing.
+    assert_eq!(from_pusher.recv().unwrap(), None);
+    std::thread::sleep(std::time::Duration::from_millis(100)); // let it start waiting
+    assert!(sinkpad.send_event(gst::event::FlushStart::new()));
+    assert_eq!(
+        from_pusher.recv().unwrap(),
+        Some(Err(gst::FlowError::Flushing))
+    );
+    assert!(sinkpad.send_event(gst::event::FlushStop::new(true)));
+
+    // Stop: the next waiting frame returns, and the state change goes through
+    // (once the load it must wait for is over).
+    to_pusher.send(()).unwrap();
+    assert_eq!(from_pusher.recv().unwrap(), None);
+    std::thread::sleep(std::time::Duration::from_millis(100)); // let it start waiting
+    let stopper = {
+        let element = element.clone();
+        std::thread::spawn(move || element.set_state(gst::State::Null))
+    };
+    let (second, h) = pusher.join().unwrap();
+    assert_eq!(second, Err(gst::FlowError::Flushing));
+    // The load still reads the empty pipe: stopping waits for its thread, so that no
+    // thread outlives the session.
+    assert!(
+        !stopper.is_finished(),
+        "stop left the loading thread behind"
+    );
+    slow.release();
+    assert!(stopper.join().unwrap().is_ok());
+    assert_eq!(element.current_state(), gst::State::Null);
+    drop(h);
+}
+
+#[test]
+fn json_lines_are_written_in_batches_and_reach_the_disk_at_eos_stop_and_drop() {
+    // A disk write per frame wears an SD card out: one frame's line mid-stream stays
+    // in memory; EOS, stopping and dropping the element each put every line on disk.
+    let on_disk = |p: &PathBuf| std::fs::read_to_string(p).unwrap().lines().count();
+    let json = tmp("batched-eos.json");
+    let mut run = harness(&[("json-location", json.to_str().unwrap())]);
+    run.h.set_src_caps(caps(PixelFormat::Gray8, W, H));
+    run.h
+        .push_and_pull(buffer(PixelFormat::Gray8, W, H, 0))
+        .unwrap();
+    assert_eq!(on_disk(&json), 0, "one frame is not a disk write");
+    assert!(run.h.push_event(gst::event::Eos::new()));
+    assert_eq!(on_disk(&json), 1, "EOS writes every line");
+
+    let json = tmp("batched-stop.json");
+    let mut run = harness(&[("json-location", json.to_str().unwrap())]);
+    run.h.set_src_caps(caps(PixelFormat::Gray8, W, H));
+    for i in 0..3 {
+        run.h
+            .push_and_pull(buffer(PixelFormat::Gray8, W, H, i * 33))
+            .unwrap();
+    }
+    run.h
+        .element()
+        .unwrap()
+        .set_state(gst::State::Null)
+        .unwrap();
+    assert_eq!(on_disk(&json), 3, "stopping without EOS writes every line");
+
+    let json = tmp("batched-drop.json");
+    let mut run = harness(&[("json-location", json.to_str().unwrap())]);
+    run.h.set_src_caps(caps(PixelFormat::Gray8, W, H));
+    for i in 0..3 {
+        run.h
+            .push_and_pull(buffer(PixelFormat::Gray8, W, H, i * 33))
+            .unwrap();
+    }
+    drop(run);
+    assert_eq!(on_disk(&json), 3, "dropping the element writes every line");
 }
 
 #[test]

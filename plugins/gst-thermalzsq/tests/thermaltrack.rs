@@ -462,6 +462,91 @@ fn the_iou_tracker_works_and_drops_low_confidence_matches() {
     }
 }
 
+/// Lines of a JSON-lines file as they are on disk now.
+fn lines_on_disk(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path).unwrap().lines().count()
+}
+
+#[test]
+fn json_lines_are_written_in_batches_and_reach_the_disk_at_eos_stop_and_drop() {
+    // A disk write per frame wears an SD card out: one frame's line mid-stream stays
+    // in memory; EOS, stopping and dropping the element each put every line on disk.
+    let json = tmp("batched-eos.jsonl");
+    let mut run = harness(&[("json-location", json.to_str().unwrap())]);
+    run.push(&[person_at(100, 150)]);
+    assert_eq!(lines_on_disk(&json), 0, "one frame is not a disk write");
+    assert!(run.h.push_event(gst::event::Eos::new()));
+    assert_eq!(lines_on_disk(&json), 1, "EOS writes every line");
+
+    let json = tmp("batched-stop.jsonl");
+    let mut run = harness(&[("json-location", json.to_str().unwrap())]);
+    for _ in 0..3 {
+        run.push(&[person_at(100, 150)]);
+    }
+    run.h
+        .element()
+        .unwrap()
+        .set_state(gst::State::Null)
+        .unwrap();
+    assert_eq!(
+        lines_on_disk(&json),
+        3,
+        "stopping without EOS writes every line"
+    );
+
+    let json = tmp("batched-drop.jsonl");
+    let mut run = harness(&[("json-location", json.to_str().unwrap())]);
+    for _ in 0..3 {
+        run.push(&[person_at(100, 150)]);
+    }
+    drop(run);
+    assert_eq!(
+        lines_on_disk(&json),
+        3,
+        "dropping the element writes every line"
+    );
+}
+
+#[test]
+fn negative_and_huge_strides_in_a_video_meta_are_stream_errors_not_panics() {
+    // draw-zones: every frame is drawn on, through the layout its VideoMeta claims.
+    for (offset, stride, says) in [
+        ((W * (H - 1)) as usize, -(W as i32), "negative stride"),
+        (0, i32::MAX, "need"),
+    ] {
+        let mut run = harness(&[("zones", &zones_file()), ("draw-zones", "true")]);
+        let mut buf = frame(0, &[]);
+        gst_video::VideoMeta::add_full(
+            buf.get_mut().unwrap(),
+            gst_video::VideoFrameFlags::empty(),
+            gst_video::VideoFormat::Gray8,
+            W,
+            H,
+            &[offset],
+            &[stride],
+        )
+        .unwrap();
+        assert_eq!(
+            run.h.push(buf),
+            Err(gst::FlowError::Error),
+            "stride {stride}"
+        );
+        let errors: Vec<glib::Error> = std::iter::from_fn(|| run.bus.pop())
+            .filter_map(|m| match m.view() {
+                gst::MessageView::Error(e) => Some(e.error()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].matches(gst::StreamError::Failed), "{errors:?}");
+        assert!(errors[0].to_string().contains(says), "{}", errors[0]);
+        // No panic: the next frame is drawn on as usual.
+        run.frames = 1;
+        let out = run.push(&[]);
+        assert_ne!(out.map_readable().unwrap()[150], 128, "the gate's top edge");
+    }
+}
+
 #[test]
 fn draw_boxes_the_tracks_and_optionally_zones_and_trails() {
     let pixel = |buf: &gst::Buffer, x: u32, y: u32| {

@@ -6,17 +6,14 @@
 //! engine frames. Model swapping lives in `swap.rs`, the outputs (metas, messages, JSON
 //! lines, scoring) in `outputs.rs`.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Condvar, LazyLock, Mutex};
 use std::time::Instant;
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use thermalzsq::detect::draw::{Style, draw_detections};
 use thermalzsq::detect::labels::read_labels_file;
@@ -28,11 +25,14 @@ use thermalzsq::imaging::{Frame, PixelFormat};
 use thermalzsq::runtime::ProviderOptions;
 
 use super::outputs;
-use super::swap::{Loaded, ModelSource, Swap};
+use super::swap::{ForFrame, Loaded, ModelSource, Swap};
 use super::{AgcMode, InputLayout, Polarity};
 use crate::enums::ExecutionProvider;
+use crate::jsonlines::JsonLines;
 use crate::modelevent::ModelAnnouncement;
 use crate::props::{filter_pad_templates, path_from, path_value};
+use crate::sync::lock;
+use crate::videolayout::plane_layout;
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -89,6 +89,7 @@ pub(super) struct Settings {
     annotations: Option<PathBuf>,
     input_layout: InputLayout,
     output_agc: bool,
+    wait_for_model: bool,
 }
 
 impl Default for Settings {
@@ -119,6 +120,7 @@ impl Default for Settings {
             annotations: None,
             input_layout: InputLayout::Full,
             output_agc: false,
+            wait_for_model: true,
         }
     }
 }
@@ -170,13 +172,21 @@ impl Settings {
 }
 
 pub(super) struct State {
-    /// `None` until a model is loaded: from `model` at start, or announced upstream.
-    pub(super) loaded: Option<Loaded>,
     info: Option<gst_video::VideoInfo>,
     format: Option<PixelFormat>,
+    /// Frames seen (the index of the next one).
     pub(super) frames: u64,
+    /// Out of the state while the streaming thread works on a frame (see `Work`).
+    work: Option<Work>,
+}
+
+/// What the streaming thread works with. `transform_ip` takes it out of `State` for a
+/// frame, so that inference, drawing and disk writes run without the state lock.
+pub(super) struct Work {
+    /// `None` until a model is loaded: from `model` at start, or announced upstream.
+    pub(super) loaded: Option<Loaded>,
     last: Vec<Detection>,
-    json: Option<BufWriter<File>>,
+    pub(super) json: Option<JsonLines>,
     /// With `annotations`: the frames' detections scored against them.
     pub(super) scoring: Option<StreamEval>,
     /// When the first frame arrived (frames/s of the scored run).
@@ -198,6 +208,8 @@ pub struct ThermalDetect {
     pub(super) state: Mutex<Option<State>>,
     pub(super) active: Mutex<Active>,
     pub(super) swap: Mutex<Swap>,
+    /// Notified when a load finishes and when the element flushes or stops.
+    pub(super) swap_changed: Condvar,
 }
 
 #[glib::object_subclass]
@@ -349,7 +361,7 @@ impl ObjectImpl for ThermalDetect {
                     .build(),
                 glib::ParamSpecString::builder("json-location")
                     .nick("JSON location")
-                    .blurb("Write one JSON line per frame with its detections to this file")
+                    .blurb("Write one JSON line per frame with its detections to this file (to disk in batches, within about a second; all of it at EOS and at stop)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("output-agc")
@@ -368,6 +380,12 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("thermal-bottom-half: YUY2 frames whose lower half carries raw 16-bit counts (InfiRay P2 Pro, Topdon TC001); detection runs on the counts, boxes go on the upper image half")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("wait-for-model")
+                    .nick("Wait for model")
+                    .blurb("While the first model loads (an announced one loads off the streaming thread; with TensorRT an engine build): true holds frames back until it is ready, so none goes undetected; false lets them pass undetected (no boxes, metas, messages or JSON lines), so a live source never stalls. A model swap never stalls: frames run the old model meanwhile")
+                    .default_value(d.wait_for_model)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecString::builder("active-model")
                     .nick("Active model")
                     .blurb("The model in use")
@@ -384,7 +402,7 @@ impl ObjectImpl for ThermalDetect {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = self.settings.lock().unwrap();
+        let mut s = lock(&self.settings);
         match pspec.name() {
             "model" => s.model = path_from(value),
             "labels" => s.labels = path_from(value),
@@ -413,13 +431,14 @@ impl ObjectImpl for ThermalDetect {
             "annotations" => s.annotations = path_from(value),
             "output-agc" => s.output_agc = value.get().expect("type checked upstream"),
             "input-layout" => s.input_layout = value.get().expect("type checked upstream"),
+            "wait-for-model" => s.wait_for_model = value.get().expect("type checked upstream"),
             other => unreachable!("no writable property {other}"),
         }
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.settings.lock().unwrap();
+        let s = lock(&self.settings);
         match pspec.name() {
             "model" => path_value(&s.model).to_value(),
             "labels" => path_value(&s.labels).to_value(),
@@ -446,8 +465,9 @@ impl ObjectImpl for ThermalDetect {
             "annotations" => path_value(&s.annotations).to_value(),
             "output-agc" => s.output_agc.to_value(),
             "input-layout" => s.input_layout.to_value(),
-            "active-model" => self.active.lock().unwrap().model.to_value(),
-            "active-provider" => self.active.lock().unwrap().provider.to_value(),
+            "wait-for-model" => s.wait_for_model.to_value(),
+            "active-model" => lock(&self.active).model.to_value(),
+            "active-provider" => lock(&self.active).provider.to_value(),
             other => unreachable!("no property {other}"),
         }
     }
@@ -469,6 +489,18 @@ impl ElementImpl for ThermalDetect {
         Some(&*METADATA)
     }
 
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::PausedToReady {
+            // A frame waiting for its model holds the streaming thread, and the pads
+            // cannot stop before it returns.
+            self.set_flushing(true);
+        }
+        self.parent_change_state(transition)
+    }
+
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = gst_video::VideoCapsBuilder::new()
@@ -487,7 +519,7 @@ impl BaseTransformImpl for ThermalDetect {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self.settings.lock().unwrap().clone();
+        let settings = lock(&self.settings).clone();
         let loaded =
             match &settings.model {
                 Some(path) => Some(self.load(&ModelSource::Property(path.clone())).map_err(
@@ -497,12 +529,12 @@ impl BaseTransformImpl for ThermalDetect {
                 None => None,
             };
         let json = match &settings.json_location {
-            Some(path) => Some(BufWriter::new(File::create(path).map_err(|e| {
+            Some(path) => Some(JsonLines::create(path).map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::OpenWrite,
                     ("Cannot write detections to {}: {}", path.display(), e)
                 )
-            })?)),
+            })?),
             None => None,
         };
         let scoring = match &settings.annotations {
@@ -514,11 +546,8 @@ impl BaseTransformImpl for ThermalDetect {
             })?)),
             None => None,
         };
-        let mut state = State {
+        let mut work = Work {
             loaded: None,
-            info: None,
-            format: None,
-            frames: 0,
             last: Vec::new(),
             json,
             scoring,
@@ -526,18 +555,25 @@ impl BaseTransformImpl for ThermalDetect {
             hist: Histogram::new(),
         };
         if let Some(loaded) = loaded {
-            self.activate(&mut state, loaded);
+            self.activate(&mut work, loaded, 0);
         }
-        *self.state.lock().unwrap() = Some(state);
+        self.set_flushing(false);
+        *lock(&self.state) = Some(State {
+            info: None,
+            format: None,
+            frames: 0,
+            work: Some(work),
+        });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        // A load still running for this session must not land in the next one.
-        self.swap.lock().unwrap().next_generation();
-        let state = self.state.lock().unwrap().take();
-        *self.active.lock().unwrap() = Active::default();
-        if let Some(mut json) = state.and_then(|s| s.json) {
+        // A load still running for this session must not land in the next one, nor
+        // its thread outlive the session.
+        self.stop_loading();
+        let state = lock(&self.state).take();
+        *lock(&self.active) = Active::default();
+        if let Some(mut json) = state.and_then(|s| s.work).and_then(|w| w.json) {
             json.flush().map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::Write,
@@ -555,45 +591,83 @@ impl BaseTransformImpl for ThermalDetect {
                     self.announce(announcement);
                 }
             }
-            // Before EOS travels on, so the application has the score when it sees EOS.
-            gst::EventView::Eos(_) => self.post_score(),
+            gst::EventView::FlushStart(_) => self.set_flushing(true),
+            gst::EventView::FlushStop(_) => self.set_flushing(false),
+            // Before EOS travels on, so the application has the score and the whole
+            // JSON file when it sees EOS.
+            gst::EventView::Eos(_) => self.end_of_stream(),
             _ => {}
         }
         self.parent_sink_event(event)
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = self.settings.lock().unwrap().clone();
-        let mut guard = self.state.lock().unwrap();
-        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let (Some(info), Some(format)) = (state.info.clone(), state.format) else {
-            return Err(gst::FlowError::NotNegotiated);
+        let settings = lock(&self.settings).clone();
+        let (info, format, mut work) = {
+            let mut guard = lock(&self.state);
+            let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+            let (Some(info), Some(format)) = (state.info.clone(), state.format) else {
+                return Err(gst::FlowError::NotNegotiated);
+            };
+            // Only the streaming thread takes it, and puts it back before returning.
+            let work = state.work.take().ok_or(gst::FlowError::Flushing)?;
+            (info, format, work)
         };
-        self.activate_ready(state);
-        let State {
+        let result = self.frame(buf, &info, format, &settings, &mut work);
+        if let Some(state) = lock(&self.state).as_mut() {
+            state.work = Some(work);
+        }
+        result
+    }
+}
+
+impl ThermalDetect {
+    /// One frame, with the state lock released: the model, detection (every
+    /// `interval` frames), drawing and the outputs.
+    fn frame(
+        &self,
+        buf: &mut gst::BufferRef,
+        info: &gst_video::VideoInfo,
+        format: PixelFormat,
+        settings: &Settings,
+        work: &mut Work,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let running = work.loaded.as_ref().map(|l| l.name.as_str());
+        let model = self.model_for_frame(running, settings.wait_for_model)?;
+        let index = {
+            let mut guard = lock(&self.state);
+            let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+            state.frames += 1;
+            state.frames - 1
+        };
+        match model {
+            ForFrame::Pass => {
+                gst::log!(
+                    CAT,
+                    imp = self,
+                    "frame {index} passes: the model is loading"
+                );
+                return Ok(gst::FlowSuccess::Ok);
+            }
+            ForFrame::Run(Some(loaded)) => self.activate(work, *loaded, index),
+            ForFrame::Run(None) => {}
+        }
+        let Work {
             loaded: Some(loaded),
-            frames,
             last,
             json,
             scoring,
             first_frame,
             hist,
-            ..
-        } = state
+        } = work
         else {
-            gst::element_imp_error!(
-                self,
-                gst::LibraryError::Settings,
-                ("No model: set `model` to an ONNX detector, or put zsqcalibrate upstream")
-            );
+            // model_for_frame returns Run only with a model running or to activate.
             return Err(gst::FlowError::Error);
         };
-        let index = *frames;
-        *frames += 1;
         first_frame.get_or_insert_with(Instant::now);
 
         if index % settings.interval as u64 == 0 {
-            *last = self.detect(buf, &info, format, &settings, &mut loaded.detector, scoring)?;
+            *last = self.detect(buf, info, format, settings, &mut loaded.detector, scoring)?;
         }
         let detections = &*last;
         gst::log!(
@@ -602,7 +676,7 @@ impl BaseTransformImpl for ThermalDetect {
             "frame {index}: {} detections",
             detections.len()
         );
-        self.draw(buf, &info, format, &settings, detections, hist)?;
+        self.draw(buf, info, format, settings, detections, hist)?;
 
         outputs::attach_roi_metas(buf, detections);
         let pts = buf.pts();
@@ -613,9 +687,28 @@ impl BaseTransformImpl for ThermalDetect {
         self.write_json_line(json, index, pts, &loaded.name, detections)?;
         Ok(gst::FlowSuccess::Ok)
     }
-}
 
-impl ThermalDetect {
+    /// Runs `f` on the streaming thread's `Work` without the state lock (EOS); `None`
+    /// when the element is stopped.
+    pub(super) fn with_work<R>(&self, f: impl FnOnce(&mut Work) -> R) -> Option<R> {
+        let mut work = lock(&self.state).as_mut()?.work.take()?;
+        let result = f(&mut work);
+        if let Some(state) = lock(&self.state).as_mut() {
+            state.work = Some(work);
+        }
+        Some(result)
+    }
+
+    /// A stream-error for a frame whose planes cannot be read where the buffer says.
+    fn frame_error(&self, why: &dyn std::fmt::Display) -> gst::FlowError {
+        gst::element_imp_error!(
+            self,
+            gst::StreamError::Failed,
+            ("Cannot map the frame: {}", why)
+        );
+        gst::FlowError::Error
+    }
+
     /// Runs the detector on a frame with the current thresholds and AGC, and times it
     /// for the score.
     fn detect(
@@ -633,23 +726,25 @@ impl ThermalDetect {
             settings.max_detections as usize,
         );
         detector.set_pre(settings.agc(), settings.polarity());
-        let video =
-            gst_video::VideoFrameRef::from_buffer_ref_readable(buf, info).map_err(|_| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("Cannot map the frame"));
-                gst::FlowError::Error
-            })?;
-        let started = Instant::now();
-        let detections = Frame::new(
+        let layout = plane_layout(buf, info).map_err(|e| self.frame_error(&e))?;
+        let map = buf
+            .map_readable()
+            .map_err(|_| self.frame_error(&"the buffer cannot be read"))?;
+        let frame = Frame::in_buffer(
             format,
             info.width() as usize,
             info.height() as usize,
-            planes(&video.planes_data(), video.plane_stride()),
+            &map,
+            &layout,
         )
-        .map_err(DetectError::from)
-        .and_then(|frame| match settings.input_layout {
+        .map_err(|e| self.frame_error(&e))?;
+        let started = Instant::now();
+        let detections = match settings.input_layout {
             InputLayout::Full => detector.detect(&frame),
-            InputLayout::ThermalBottomHalf => detector.detect(&lower_half_counts(&frame)?),
-        });
+            InputLayout::ThermalBottomHalf => lower_half_counts(&frame)
+                .map_err(DetectError::from)
+                .and_then(|counts| detector.detect(&counts)),
+        };
         if let Some(eval) = scoring.as_mut() {
             eval.add_latency(started.elapsed().as_secs_f64() * 1e3);
         }
@@ -675,31 +770,25 @@ impl ThermalDetect {
         if !output_agc && !boxes {
             return Ok(());
         }
-        let mut video =
-            gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|_| {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Failed,
-                    ("Cannot map the frame for drawing")
-                );
-                gst::FlowError::Error
-            })?;
-        let strides = video.plane_stride().to_vec();
-        let data = video.planes_data_mut();
-        let mut frame = Frame::new(
+        let layout = plane_layout(buf, info).map_err(|e| self.frame_error(&e))?;
+        let mut map = buf
+            .map_writable()
+            .map_err(|_| self.frame_error(&"the buffer cannot be written to"))?;
+        let frame = Frame::in_buffer_mut(
             format,
             info.width() as usize,
             info.height() as usize,
-            planes_mut(data, &strides),
+            &mut map,
+            &layout,
         )
-        .and_then(|frame| match settings.input_layout {
-            InputLayout::Full => Ok(frame),
-            InputLayout::ThermalBottomHalf => upper_half_image(frame),
-        })
-        .map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
-            gst::FlowError::Error
-        })?;
+        .map_err(|e| self.frame_error(&e))?;
+        let mut frame = match settings.input_layout {
+            InputLayout::Full => frame,
+            InputLayout::ThermalBottomHalf => upper_half_image(frame).map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+                gst::FlowError::Error
+            })?,
+        };
         if output_agc {
             agc::apply_in_place(&mut frame, &settings.agc(), hist);
         }
@@ -715,20 +804,6 @@ impl ThermalDetect {
     }
 }
 
-fn planes<'a>(data: &[&'a [u8]; 4], strides: &[i32]) -> Vec<(&'a [u8], usize)> {
-    data.iter()
-        .zip(strides)
-        .map(|(d, s)| (*d, *s as usize))
-        .collect()
-}
-
-fn planes_mut<'a>(data: [&'a mut [u8]; 4], strides: &[i32]) -> Vec<(&'a mut [u8], usize)> {
-    data.into_iter()
-        .zip(strides)
-        .map(|(d, s)| (d, *s as usize))
-        .collect()
-}
-
 impl VideoFilterImpl for ThermalDetect {
     fn set_info(
         &self,
@@ -739,7 +814,7 @@ impl VideoFilterImpl for ThermalDetect {
     ) -> Result<(), gst::LoggableError> {
         let format = pixel_format(in_info.format())
             .ok_or_else(|| gst::loggable_error!(CAT, "Unsupported caps {}", incaps))?;
-        let mut guard = self.state.lock().unwrap();
+        let mut guard = lock(&self.state);
         let state = guard
             .as_mut()
             .ok_or_else(|| gst::loggable_error!(CAT, "Caps set before start"))?;

@@ -2,9 +2,6 @@
 //! element message per frame, a JSON line per frame, and with `annotations` a score of
 //! the whole stream posted at EOS.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use thermalzsq::detect::Detection;
@@ -12,6 +9,8 @@ use thermalzsq::detect::report::FrameRecord;
 use thermalzsq::eval::StreamEval;
 
 use super::imp::{CAT, ThermalDetect};
+use crate::jsonlines::JsonLines;
+use crate::sync::lock;
 
 /// Attaches a `GstVideoRegionOfInterestMeta` with a `detection` structure per box.
 pub(super) fn attach_roi_metas(buf: &mut gst::BufferRef, detections: &[Detection]) {
@@ -74,10 +73,10 @@ impl ThermalDetect {
         }
     }
 
-    /// With `json-location`: writes and flushes a frame's JSON line.
+    /// With `json-location`: writes a frame's JSON line (to disk in batches).
     pub(super) fn write_json_line(
         &self,
-        json: &mut Option<BufWriter<File>>,
+        json: &mut Option<JsonLines>,
         index: u64,
         pts: Option<gst::ClockTime>,
         model: &str,
@@ -88,30 +87,40 @@ impl ThermalDetect {
         };
         let line =
             FrameRecord::new(index, pts.map(|t| t.nseconds()), model, detections).to_json_line();
-        writeln!(json, "{line}")
-            .and_then(|_| json.flush())
-            .map_err(|e| {
-                gst::element_imp_error!(
-                    self,
-                    gst::ResourceError::Write,
-                    ("Cannot write detections: {}", e)
-                );
-                gst::FlowError::Error
-            })
+        json.write_line(&line).map_err(|e| {
+            gst::element_imp_error!(
+                self,
+                gst::ResourceError::Write,
+                ("Cannot write detections: {}", e)
+            );
+            gst::FlowError::Error
+        })
     }
 
-    /// With `annotations`: scores the frames seen and posts `thermaldetect-eval`.
-    pub(super) fn post_score(&self) {
-        let conf = self.settings.lock().unwrap().conf_threshold;
-        let mut guard = self.state.lock().unwrap();
-        let Some(state) = guard.as_mut() else { return };
-        let Some(scoring) = state.scoring.take() else {
+    /// At EOS: every JSON line to disk, and with `annotations` the score of the frames
+    /// seen (`thermaldetect-eval`). Without the state lock: scoring a long stream takes
+    /// a while.
+    pub(super) fn end_of_stream(&self) {
+        let conf = lock(&self.settings).conf_threshold;
+        let ended = self.with_work(|work| {
+            let written = work.json.as_mut().map_or(Ok(()), |json| json.flush());
+            let seconds = work.first_frame.map_or(0.0, |t| t.elapsed().as_secs_f64());
+            (written, work.scoring.take().map(|s| (s.finish(), seconds)))
+        });
+        let Some((written, scored)) = ended else {
             return;
         };
-        let seconds = state.first_frame.map_or(0.0, |t| t.elapsed().as_secs_f64());
-        let report = match scoring.finish() {
-            Ok(r) => r,
-            Err(e) => {
+        if let Err(e) = written {
+            gst::element_imp_error!(
+                self,
+                gst::ResourceError::Write,
+                ("Cannot write detections: {}", e)
+            );
+        }
+        let (report, seconds) = match scored {
+            None => return,
+            Some((Ok(report), seconds)) => (report, seconds),
+            Some((Err(e), _)) => {
                 gst::element_imp_warning!(
                     self,
                     gst::StreamError::Failed,
@@ -120,6 +129,10 @@ impl ThermalDetect {
                 return;
             }
         };
+        self.post_score(&report, seconds, conf);
+    }
+
+    fn post_score(&self, report: &thermalzsq::eval::StreamReport, seconds: f64, conf: f32) {
         let classes = gst::List::new(report.result.per_class.iter().map(|c| {
             gst::Structure::builder("class")
                 .field("name", &c.name)
@@ -145,7 +158,6 @@ impl ThermalDetect {
             .field("conf-threshold", conf as f64)
             .build();
         gst::info!(CAT, imp = self, "score: {s}");
-        drop(guard);
         let _ = self
             .obj()
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());

@@ -7,8 +7,6 @@
 //! params on the metas, element messages, JSON lines, a custom meta with the events
 //! for elements downstream (`crate::trackmeta`), and drawing.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{LazyLock, Mutex};
@@ -17,7 +15,6 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use thermalzsq::imaging::{Frame, PixelFormat};
 use thermalzsq::track::{
@@ -28,8 +25,11 @@ use super::TrackMethod;
 use super::outputs::FrameOutput;
 use super::overlay::{Overlay, Trails};
 use super::rois;
+use crate::jsonlines::JsonLines;
 use crate::props::{filter_pad_templates, path_from, path_value};
+use crate::sync::lock;
 use crate::trackmeta;
+use crate::videolayout::plane_layout;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -77,7 +77,7 @@ struct State {
     time: f64,
     /// What a reset between two frames ended; leaves with the next frame.
     pending: FrameEvents,
-    json: Option<BufWriter<File>>,
+    json: Option<JsonLines>,
 }
 
 impl State {
@@ -136,34 +136,44 @@ impl ThermalTrack {
         format: PixelFormat,
         overlay: &Overlay,
     ) -> Result<(), gst::FlowError> {
-        let mut video =
-            gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|_| {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Failed,
-                    ("Cannot map the frame for drawing")
-                );
-                gst::FlowError::Error
-            })?;
-        let strides = video.plane_stride().to_vec();
-        let planes = video
-            .planes_data_mut()
-            .into_iter()
-            .zip(strides)
-            .map(|(d, s)| (d, s as usize))
-            .collect();
-        let mut frame = Frame::new(
+        let cannot_map = |why: &dyn std::fmt::Display| {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Failed,
+                ("Cannot map the frame for drawing: {}", why)
+            );
+            gst::FlowError::Error
+        };
+        let layout = plane_layout(buf, info).map_err(|e| cannot_map(&e))?;
+        let mut map = buf
+            .map_writable()
+            .map_err(|_| cannot_map(&"the buffer cannot be written to"))?;
+        let mut frame = Frame::in_buffer_mut(
             format,
             info.width() as usize,
             info.height() as usize,
-            planes,
+            &mut map,
+            &layout,
         )
-        .map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
-            gst::FlowError::Error
-        })?;
+        .map_err(|e| cannot_map(&e))?;
         overlay.draw(&mut frame);
         Ok(())
+    }
+
+    /// At EOS: every JSON line to disk, so the file is whole when the application
+    /// sees EOS.
+    fn flush_json(&self) {
+        let written = match lock(&self.state).as_mut().and_then(|s| s.json.as_mut()) {
+            Some(json) => json.flush(),
+            None => Ok(()),
+        };
+        if let Err(e) = written {
+            gst::element_imp_error!(
+                self,
+                gst::ResourceError::Write,
+                ("Cannot write tracks: {}", e)
+            );
+        }
     }
 
     fn post(&self, s: gst::Structure) {
@@ -241,7 +251,7 @@ impl ObjectImpl for ThermalTrack {
                     .build(),
                 glib::ParamSpecString::builder("json-location")
                     .nick("JSON location")
-                    .blurb("Write one JSON line per frame with its tracks and events to this file")
+                    .blurb("Write one JSON line per frame with its tracks and events to this file (to disk in batches, within about a second; all of it at EOS and at stop)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
@@ -274,7 +284,7 @@ impl ObjectImpl for ThermalTrack {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = self.settings.lock().unwrap();
+        let mut s = lock(&self.settings);
         let t = &mut s.tracker;
         match pspec.name() {
             "tracker" => {
@@ -301,7 +311,7 @@ impl ObjectImpl for ThermalTrack {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.settings.lock().unwrap();
+        let s = lock(&self.settings);
         let t = &s.tracker;
         match pspec.name() {
             "tracker" => TrackMethod::from(t.method).to_value(),
@@ -356,7 +366,7 @@ impl BaseTransformImpl for ThermalTrack {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self.settings.lock().unwrap().clone();
+        let settings = lock(&self.settings).clone();
         let zones = match &settings.zones {
             Some(path) => Zones::load(path).map_err(|e| {
                 gst::error_msg!(
@@ -367,12 +377,12 @@ impl BaseTransformImpl for ThermalTrack {
             None => Zones::default(),
         };
         let json = match &settings.json_location {
-            Some(path) => Some(BufWriter::new(File::create(path).map_err(|e| {
+            Some(path) => Some(JsonLines::create(path).map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::OpenWrite,
                     ("Cannot write tracks to {}: {}", path.display(), e)
                 )
-            })?)),
+            })?),
             None => None,
         };
         gst::debug!(
@@ -383,7 +393,7 @@ impl BaseTransformImpl for ThermalTrack {
             zones.zones.len(),
             zones.lines.len()
         );
-        *self.state.lock().unwrap() = Some(State {
+        *lock(&self.state) = Some(State {
             info: None,
             format: None,
             tracker: Tracker::new(settings.tracker),
@@ -398,7 +408,7 @@ impl BaseTransformImpl for ThermalTrack {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        let state = self.state.lock().unwrap().take();
+        let state = lock(&self.state).take();
         if let Some(mut json) = state.and_then(|s| s.json) {
             json.flush().map_err(|e| {
                 gst::error_msg!(gst::ResourceError::Write, ("Cannot write tracks: {}", e))
@@ -409,19 +419,22 @@ impl BaseTransformImpl for ThermalTrack {
 
     fn sink_event(&self, event: gst::Event) -> bool {
         if let gst::EventView::FlushStop(_) | gst::EventView::Segment(_) = event.view()
-            && let Some(state) = self.state.lock().unwrap().as_mut()
+            && let Some(state) = lock(&self.state).as_mut()
         {
             gst::debug!(CAT, imp = self, "{:?}: tracks reset", event.type_());
             state.reset();
+        }
+        if let gst::EventView::Eos(_) = event.view() {
+            self.flush_json();
         }
         self.parent_sink_event(event)
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = self.settings.lock().unwrap().clone();
+        let settings = lock(&self.settings).clone();
         let detections = rois::detections(buf);
         let pts = buf.pts();
-        let mut guard = self.state.lock().unwrap();
+        let mut guard = lock(&self.state);
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let (Some(info), Some(format)) = (state.info.clone(), state.format) else {
             return Err(gst::FlowError::NotNegotiated);
@@ -471,7 +484,7 @@ impl BaseTransformImpl for ThermalTrack {
             self.draw(buf, &info, format, &overlay)?;
         }
         if let Some(json) = state.json.as_mut()
-            && let Err(e) = writeln!(json, "{}", output.json_line()).and_then(|_| json.flush())
+            && let Err(e) = json.write_line(&output.json_line())
         {
             gst::element_imp_error!(
                 self,
@@ -507,7 +520,7 @@ impl VideoFilterImpl for ThermalTrack {
     ) -> Result<(), gst::LoggableError> {
         let format = PixelFormat::from_str(in_info.format().to_str())
             .map_err(|_| gst::loggable_error!(CAT, "Unsupported caps {}", incaps))?;
-        let mut guard = self.state.lock().unwrap();
+        let mut guard = lock(&self.state);
         let state = guard
             .as_mut()
             .ok_or_else(|| gst::loggable_error!(CAT, "Caps set before start"))?;
