@@ -131,13 +131,15 @@ fn the_camera_chain_publishes_its_events_to_mqtt() {
         format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
     )
     .unwrap();
-    let mut broker = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("mosquitto (make deps installs it)");
+    let broker = Reaped(
+        Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mosquitto (make deps installs it)"),
+    );
     // mosquitto_sub gives up at once on a refused connection: wait for the listener.
     let listening = (0..100).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -145,13 +147,15 @@ fn the_camera_chain_publishes_its_events_to_mqtt() {
     });
     assert!(listening, "mosquitto did not listen on {port}");
     let port_arg = port.to_string();
-    let mut sub = Command::new("timeout")
-        .args(["600", "mosquitto_sub", "-h", "127.0.0.1", "-p", &port_arg])
-        .args(["-v", "-t", "thermalzsq/#", "-t", "probe"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(sub.stdout.take().unwrap()).lines();
+    let mut sub = Reaped(
+        Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port_arg])
+            .args(["-v", "-t", "thermalzsq/#", "-t", "probe"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(sub.0.stdout.take().unwrap()).lines();
     // The subscriber is ready when it hears a probe (the broker may still be starting).
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -190,10 +194,7 @@ fn the_camera_chain_publishes_its_events_to_mqtt() {
             break;
         }
     }
-    let _ = sub.kill();
-    let _ = broker.kill();
-    let _ = sub.wait();
-    let _ = broker.wait();
+    drop((sub, broker));
     let text = seen.join("\n");
     assert!(text.contains("thermalzsq/gate/status online"), "{text}");
     assert!(
@@ -211,6 +212,17 @@ fn the_camera_chain_publishes_its_events_to_mqtt() {
         seen.last().map(String::as_str),
         Some("thermalzsq/gate/status offline")
     );
+}
+
+/// A child process killed and reaped when the test ends, passed or panicked (a
+/// subscriber left behind would outlive `cargo test`).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
