@@ -9,7 +9,9 @@
 #   --annotations GT.json  COCO ground truth with images in frame order (zsq synth
 #                          --recording writes recording.json): the element scores every
 #                          detection it emits at end of stream and this prints
-#                          mAP50-95=0.xxxx mAP50=0.xxxx, per class, latency and frames/s.
+#                          mAP50-95=0.xxxx mAP50=0.xxxx, pycocotools' twelve summary lines
+#                          (AP, AP50, AP75, AP/AR by area, AR@1/10/100) as `zsq eval`
+#                          prints them, per class, latency and frames/s.
 #                          The element then runs at conf-threshold 0.001 and NMS IoU 0.7,
 #                          as `zsq eval` does (set CONF to score at another threshold).
 #   --size/--format        for raw files (default 640x512, gray16le; .gray8 files: gray8)
@@ -29,7 +31,7 @@ while [ $# -gt 0 ]; do
     --fp32) fp32=1; shift ;;
     --json) json=$2; shift 2 ;;
     --selftest) selftest=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
@@ -41,10 +43,11 @@ if [ "$selftest" = 1 ]; then
   # The element's score equals `zsq eval` on the same frames with the same model.
   png=$(selftest_recording png16 640x512 20)
   gt=$(dirname "$png")/recording.json
-  ours=$("$0" --fp32 --annotations "$gt" "$png" | sed -n 1p)
-  theirs=$("$ZSQ" eval --coco "$gt" --model "$MODEL" --images "$png" | sed -n 1p)
-  echo "replay: $ours"
-  echo "zsq eval: $theirs"
+  # First line and pycocotools' summary (13 lines), character for character.
+  ours=$("$0" --fp32 --annotations "$gt" "$png" | sed -n 1,13p)
+  theirs=$("$ZSQ" eval --coco "$gt" --model "$MODEL" --images "$png" | sed -n 1,13p)
+  printf 'replay:\n%s\n' "$ours"
+  printf 'zsq eval:\n%s\n' "$theirs"
   [ "$ours" = "$theirs" ] || die "selftest: replay and zsq eval disagree"
   echo "selftest replay: ok"
   exit 0
@@ -87,6 +90,25 @@ if [ -n "$annotations" ]; then
   field() { echo "$line" | grep -oE "(^|[ ,])$1=\(double\)[-0-9.e+]+" | head -1 | sed -E 's/.*\(double\)//'; }
   frames=$(echo "$line" | grep -oE 'frames=\(guint64\)[0-9]+' | sed -E 's/.*\)//')
   printf 'mAP50-95=%.4f mAP50=%.4f\n' "$(field map)" "$(field map50)"
+  # pycocotools' summary as it prints it; the fields are the `zsq eval --json` keys.
+  while read -r key kind iou area dets; do
+    title="Average Precision"; [ "$kind" = AR ] && title="Average Recall"
+    printf ' %-18s (%s) @[ IoU=%-9s | area=%6s | maxDets=%3d ] = %.3f\n' \
+      "$title" "$kind" "$iou" "$area" "$dets" "$(field "$key")"
+  done <<'SUMMARY'
+map AP 0.50:0.95 all 100
+map50 AP 0.50 all 100
+map75 AP 0.75 all 100
+map-small AP 0.50:0.95 small 100
+map-medium AP 0.50:0.95 medium 100
+map-large AP 0.50:0.95 large 100
+ar1 AR 0.50:0.95 all 1
+ar10 AR 0.50:0.95 all 10
+ar100 AR 0.50:0.95 all 100
+ar-small AR 0.50:0.95 small 100
+ar-medium AR 0.50:0.95 medium 100
+ar-large AR 0.50:0.95 large 100
+SUMMARY
   { echo "$line" | grep -oE 'name=\(string\)[A-Za-z0-9_ -]+, ap=\(double\)[-0-9.e+]+, ap50=\(double\)[-0-9.e+]+' || true; } \
     | sed -E 's/name=\(string\)([^,]+), ap=\(double\)([^,]+), ap50=\(double\)(.+)/\1 \2 \3/' \
     | while read -r name ap ap50; do printf '  %-8s AP50-95=%.4f AP50=%.4f\n' "$name" "$ap" "$ap50"; done

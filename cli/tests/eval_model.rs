@@ -86,10 +86,42 @@ fn a_detector_scored_over_png_images() {
     let dir = std::env::temp_dir().join(format!("tzsq-evalmodel-{}", std::process::id()));
     let exact = eval(&dataset(&dir.join("exact"), false), &dir.join("exact"));
     assert_eq!(exact["map"], 1.0, "{exact}");
+    // pycocotools' whole summary: the 64x64 squares are medium, so small and large have
+    // no ground truth (-1, as pycocotools prints)
+    for key in [
+        "map50",
+        "map75",
+        "map_medium",
+        "ar1",
+        "ar10",
+        "ar100",
+        "ar_medium",
+    ] {
+        assert_eq!(exact[key], 1.0, "{key}: {exact}");
+    }
+    for key in ["map_small", "map_large", "ar_small", "ar_large"] {
+        assert_eq!(exact[key], -1.0, "{key}: {exact}");
+    }
     // the `cold` class of the model is not in the dataset: ignored
     let shifted = eval(&dataset(&dir.join("shifted"), true), &dir.join("shifted"));
     let map = shifted["map"].as_f64().unwrap();
     assert!(map < 0.95 && map > 0.5, "{shifted}");
+
+    // text: our line, then pycocotools' twelve lines as it prints them
+    let exact_gt = dir.join("exact/annotations.json");
+    let out = zsq_eval(&exact_gt, &fixture_model(), &dir.join("exact"), &[]);
+    succeeded(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "mAP50-95=1.0000 mAP50=1.0000", "{text}");
+    assert_eq!(
+        lines[1],
+        " Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = 1.000"
+    );
+    assert_eq!(
+        lines[12],
+        " Average Recall     (AR) @[ IoU=0.50:0.95 | area= large | maxDets=100 ] = -1.000"
+    );
 
     // --draw: the images with ground truth (magenta) and detections.
     let figures = dir.join("figures");

@@ -1,12 +1,23 @@
-//! Precision at 101 recall points per IoU threshold for one category, over all images,
-//! following pycocotools' `COCOeval.accumulate`.
+//! Precision at 101 recall points and the final recall, per IoU threshold, for one
+//! category and area range over all images, following pycocotools' `COCOeval.accumulate`.
 
 use super::matching::{ImageMatches, Outcome};
 use super::recall_thresholds;
 
-/// Interpolated precision, `[iou threshold][recall threshold]`, or `None` when the
-/// category has no ground truth to recall (pycocotools leaves -1 there).
-pub(crate) fn precision_curve(images: &[ImageMatches]) -> Option<[[f64; 101]; 10]> {
+/// What `accumulate` keeps of one category, area range and detection limit.
+#[derive(Debug, Clone)]
+pub(crate) struct Accumulated {
+    /// Interpolated precision, `[iou threshold][recall threshold]`.
+    pub precision: [[f64; 101]; 10],
+    /// Recall after the last ranked detection, per IoU threshold.
+    pub recall: [f64; 10],
+}
+
+/// Accumulates the matches of one category in one area range, using at most `max_det`
+/// detections of each image (the best ones: matches were made in score order, so cutting
+/// them later is what pycocotools does too). `None` when the category has no ground
+/// truth to recall in the range (pycocotools leaves -1 there).
+pub(crate) fn accumulate(images: &[&ImageMatches], max_det: usize) -> Option<Accumulated> {
     let relevant: usize = images.iter().map(|m| m.relevant_gt).sum();
     if relevant == 0 {
         return None;
@@ -15,13 +26,22 @@ pub(crate) fn precision_curve(images: &[ImageMatches]) -> Option<[[f64; 101]; 10
     // is stable like numpy's mergesort, so ties keep image order.
     let mut ranked: Vec<(f64, &[Outcome; 10])> = images
         .iter()
-        .flat_map(|m| m.scores.iter().copied().zip(m.outcomes.iter()))
+        .flat_map(|m| {
+            m.scores
+                .iter()
+                .copied()
+                .zip(m.outcomes.iter())
+                .take(max_det)
+        })
         .collect();
     ranked.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
 
     let recall_points = recall_thresholds();
-    let mut curves = [[0.0; 101]; 10];
-    for (t, curve) in curves.iter_mut().enumerate() {
+    let mut out = Accumulated {
+        precision: [[0.0; 101]; 10],
+        recall: [0.0; 10],
+    };
+    for (t, curve) in out.precision.iter_mut().enumerate() {
         // Cumulative true and false positives; ignored detections repeat the previous
         // point, as they do in pycocotools.
         let (mut tp, mut fp) = (0.0_f64, 0.0_f64);
@@ -36,6 +56,7 @@ pub(crate) fn precision_curve(images: &[ImageMatches]) -> Option<[[f64; 101]; 10
             recall.push(tp / relevant as f64);
             precision.push(tp / (fp + tp + f64::EPSILON));
         }
+        out.recall[t] = recall.last().copied().unwrap_or(0.0);
         // Make precision monotonically non-increasing from the right.
         for i in (1..precision.len()).rev() {
             if precision[i] > precision[i - 1] {
@@ -52,5 +73,5 @@ pub(crate) fn precision_curve(images: &[ImageMatches]) -> Option<[[f64; 101]; 10
             }
         }
     }
-    Some(curves)
+    Some(out)
 }

@@ -1,6 +1,7 @@
 //! Per image and category: rank detections, match them to ground truth at each IoU
 //! threshold, and classify each as true positive, false positive or ignored, following
-//! pycocotools' `COCOeval.evaluateImg` for area range "all" and 100 detections.
+//! pycocotools' `COCOeval.evaluateImg` for each of its four area ranges and 100
+//! detections (the AR at 1 and 10 detections reuse these matches, as pycocotools does).
 
 use super::coco::{Detection, GtAnnotation};
 use super::iou::box_iou;
@@ -8,8 +9,14 @@ use super::iou_thresholds;
 
 /// pycocotools' `maxDets[-1]`: detections kept per image and category.
 pub(crate) const MAX_DETECTIONS: usize = 100;
-/// Area range "all" (`[0, 1e5 ** 2]`).
-const AREA_RANGE: (f64, f64) = (0.0, 1e10);
+
+/// pycocotools' area ranges, in its order: all `[0, 1e5 ** 2]`, small `[0, 32 ** 2]`,
+/// medium `[32 ** 2, 96 ** 2]`, large `[96 ** 2, 1e5 ** 2]`. Both bounds are inclusive,
+/// so an area of exactly 32² is small and medium.
+pub(crate) const AREA_RANGES: [(f64, f64); 4] =
+    [(0.0, 1e10), (0.0, 1024.0), (1024.0, 9216.0), (9216.0, 1e10)];
+/// Index of area range "all" in [`AREA_RANGES`].
+pub(crate) const ALL: usize = 0;
 
 /// What one detection is at one IoU threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +28,7 @@ pub(crate) enum Outcome {
     Ignored,
 }
 
-/// The matching result of one image and category.
+/// The matching result of one image and category in one area range.
 #[derive(Debug, Clone)]
 pub(crate) struct ImageMatches {
     /// Scores of the kept detections, best first.
@@ -32,19 +39,13 @@ pub(crate) struct ImageMatches {
     pub relevant_gt: usize,
 }
 
-fn out_of_area_range(area: f64) -> bool {
-    area < AREA_RANGE.0 || area > AREA_RANGE.1
+fn out_of(range: (f64, f64), area: f64) -> bool {
+    area < range.0 || area > range.1
 }
 
-/// Matches the detections of one image and category to its ground truth.
-pub(crate) fn match_image(gts: &[&GtAnnotation], dts: &[&Detection]) -> ImageMatches {
-    // Ground truth: ignored boxes last (stable), so a match to a real box stops the search
-    // before ignore regions are tried.
-    let mut gts: Vec<(&GtAnnotation, bool)> = gts
-        .iter()
-        .map(|g| (*g, g.iscrowd != 0 || out_of_area_range(g.area())))
-        .collect();
-    gts.sort_by_key(|(_, ignored)| *ignored);
+/// Matches the detections of one image and category to its ground truth, once per area
+/// range of [`AREA_RANGES`] (same order). The ranking and the IoUs are computed once.
+pub(crate) fn match_image(gts: &[&GtAnnotation], dts: &[&Detection]) -> [ImageMatches; 4] {
     // Detections: best score first, ties in input order (numpy mergesort), top 100.
     let mut dts: Vec<&Detection> = dts.to_vec();
     dts.sort_by(|a, b| {
@@ -53,29 +54,47 @@ pub(crate) fn match_image(gts: &[&GtAnnotation], dts: &[&Detection]) -> ImageMat
             .unwrap_or(std::cmp::Ordering::Equal)
     });
     dts.truncate(MAX_DETECTIONS);
-
     let ious: Vec<Vec<f64>> = dts
         .iter()
         .map(|d| {
             gts.iter()
-                .map(|(g, _)| box_iou(&d.bbox, &g.bbox, g.iscrowd != 0))
+                .map(|g| box_iou(&d.bbox, &g.bbox, g.iscrowd != 0))
                 .collect()
         })
         .collect();
+    AREA_RANGES.map(|range| match_in_range(gts, &dts, &ious, range))
+}
+
+/// `evaluateImg` for one area range: ground truth outside it is ignored, and so are the
+/// detections outside it that match nothing.
+fn match_in_range(
+    gts: &[&GtAnnotation],
+    dts: &[&Detection],
+    ious: &[Vec<f64>],
+    range: (f64, f64),
+) -> ImageMatches {
+    // Ground truth: ignored boxes last (stable), so a match to a real box stops the search
+    // before ignore regions are tried. Entries are (index into `gts`, ignored).
+    let mut order: Vec<(usize, bool)> = gts
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (i, g.iscrowd != 0 || out_of(range, g.area())))
+        .collect();
+    order.sort_by_key(|(_, ignored)| *ignored);
 
     let mut outcomes = vec![[Outcome::FalsePositive; 10]; dts.len()];
     for (t, threshold) in iou_thresholds().into_iter().enumerate() {
-        let mut gt_taken = vec![false; gts.len()];
+        let mut gt_taken = vec![false; order.len()];
         for (di, det) in dts.iter().enumerate() {
             let mut best = threshold.min(1.0 - 1e-10);
             let mut matched: Option<usize> = None;
-            for (gi, (g, ignored)) in gts.iter().enumerate() {
-                if gt_taken[gi] && g.iscrowd == 0 {
+            for (oi, &(gi, ignored)) in order.iter().enumerate() {
+                if gt_taken[oi] && gts[gi].iscrowd == 0 {
                     continue;
                 }
                 if let Some(m) = matched
-                    && !gts[m].1
-                    && *ignored
+                    && !order[m].1
+                    && ignored
                 {
                     break;
                 }
@@ -83,19 +102,20 @@ pub(crate) fn match_image(gts: &[&GtAnnotation], dts: &[&Detection]) -> ImageMat
                     continue;
                 }
                 best = ious[di][gi];
-                matched = Some(gi);
+                matched = Some(oi);
             }
             // pycocotools records the matched annotation's id and later tests it for
             // truth, so a match to id 0 behaves as no match.
             let (is_match, on_ignored) = match matched {
                 Some(m) => {
                     gt_taken[m] = true;
-                    (gts[m].0.id != 0, gts[m].1)
+                    (gts[order[m].0].id != 0, order[m].1)
                 }
                 None => (false, false),
             };
+            // A detection's area is its box's (pycocotools' `loadRes` for boxes).
             let det_area = det.bbox[2] * det.bbox[3];
-            let ignored = on_ignored || (!is_match && out_of_area_range(det_area));
+            let ignored = on_ignored || (!is_match && out_of(range, det_area));
             outcomes[di][t] = match (ignored, is_match) {
                 (true, _) => Outcome::Ignored,
                 (false, true) => Outcome::TruePositive,
@@ -107,7 +127,7 @@ pub(crate) fn match_image(gts: &[&GtAnnotation], dts: &[&Detection]) -> ImageMat
     ImageMatches {
         scores: dts.iter().map(|d| d.score).collect(),
         outcomes,
-        relevant_gt: gts.iter().filter(|(_, ignored)| !ignored).count(),
+        relevant_gt: order.iter().filter(|(_, ignored)| !ignored).count(),
     }
 }
 
@@ -140,7 +160,7 @@ mod tests {
         let g = gt(1, [0.0, 0.0, 10.0, 10.0], 0);
         let d1 = det([0.0, 0.0, 10.0, 10.0], 0.9);
         let d2 = det([0.0, 0.0, 10.0, 10.0], 0.8);
-        let m = match_image(&[&g], &[&d2, &d1]);
+        let m = &match_image(&[&g], &[&d2, &d1])[ALL];
         assert_eq!(m.scores, vec![0.9, 0.8]);
         assert!(m.outcomes[0].iter().all(|o| *o == Outcome::TruePositive));
         assert!(m.outcomes[1].iter().all(|o| *o == Outcome::FalsePositive));
@@ -152,7 +172,7 @@ mod tests {
         let g = gt(1, [0.0, 0.0, 10.0, 10.0], 0);
         let loose = det([1.0, 0.0, 10.0, 10.0], 0.9); // IoU 0.818
         let tight = det([0.0, 0.0, 10.0, 10.0], 0.5); // IoU 1
-        let m = match_image(&[&g], &[&tight, &loose]);
+        let m = &match_image(&[&g], &[&tight, &loose])[ALL];
         // At IoU .50 the loose, higher-scored box matches; at .85+ only the tight one can.
         assert_eq!(m.outcomes[0][0], Outcome::TruePositive);
         assert_eq!(m.outcomes[1][0], Outcome::FalsePositive);
@@ -167,7 +187,7 @@ mod tests {
             .map(|i| det([i as f64 * 10.0, 0.0, 8.0, 8.0], 0.5))
             .collect();
         let refs: Vec<&Detection> = d.iter().collect();
-        let m = match_image(&[&crowd], &refs);
+        let m = &match_image(&[&crowd], &refs)[ALL];
         assert_eq!(m.relevant_gt, 0);
         assert!(m.outcomes.iter().flatten().all(|o| *o == Outcome::Ignored));
     }
@@ -177,7 +197,7 @@ mod tests {
         let crowd = gt(1, [0.0, 0.0, 100.0, 100.0], 1);
         let real = gt(2, [0.0, 0.0, 10.0, 10.0], 0);
         let d = det([0.0, 0.0, 10.0, 10.0], 0.7);
-        let m = match_image(&[&crowd, &real], &[&d]);
+        let m = &match_image(&[&crowd, &real], &[&d])[ALL];
         assert_eq!(m.outcomes[0][0], Outcome::TruePositive);
         assert_eq!(m.relevant_gt, 1);
     }
@@ -188,7 +208,7 @@ mod tests {
             .map(|i| det([0.0, 0.0, 1.0, 1.0], i as f64 / 150.0))
             .collect();
         let refs: Vec<&Detection> = d.iter().collect();
-        let m = match_image(&[], &refs);
+        let m = &match_image(&[], &refs)[ALL];
         assert_eq!(m.scores.len(), 100);
         assert_eq!(m.scores[0], 149.0 / 150.0);
         assert_eq!(m.scores[99], 50.0 / 150.0);
@@ -198,7 +218,24 @@ mod tests {
     fn ground_truth_id_zero_never_matches() {
         let g = gt(0, [0.0, 0.0, 10.0, 10.0], 0);
         let d = det([0.0, 0.0, 10.0, 10.0], 0.9);
-        let m = match_image(&[&g], &[&d]);
+        let m = &match_image(&[&g], &[&d])[ALL];
         assert_eq!(m.outcomes[0][0], Outcome::FalsePositive);
+    }
+
+    #[test]
+    fn an_area_on_a_bound_is_in_both_ranges_and_ignored_outside_them() {
+        let g = gt(1, [0.0, 0.0, 32.0, 32.0], 0);
+        let d = det([0.0, 0.0, 32.0, 32.0], 0.9);
+        let m = match_image(&[&g], &[&d]);
+        let relevant: Vec<usize> = m.iter().map(|r| r.relevant_gt).collect();
+        assert_eq!(relevant, [1, 1, 1, 0]);
+        assert_eq!(m[2].outcomes[0][0], Outcome::TruePositive);
+        // large: the box is ignored there, and so is the detection matched to it
+        assert_eq!(m[3].outcomes[0][0], Outcome::Ignored);
+        // an unmatched detection outside the range is ignored, inside it is wrong
+        let far = det([100.0, 100.0, 10.0, 10.0], 0.5);
+        let m = match_image(&[&g], &[&far]);
+        assert_eq!(m[1].outcomes[0][0], Outcome::FalsePositive);
+        assert_eq!(m[2].outcomes[0][0], Outcome::Ignored);
     }
 }

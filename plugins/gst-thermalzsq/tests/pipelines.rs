@@ -102,6 +102,13 @@ fn every_pipeline_script_passes_its_selftest() {
     let out = selftest("replay.sh", &[]);
     assert!(out.contains("selftest replay: ok"), "{out}");
     assert!(out.lines().any(|l| l.starts_with("mAP50-95=")), "{out}");
+    // pycocotools' summary, compared line for line with `zsq eval` by the selftest
+    assert!(
+        out.lines().any(|l| l.starts_with(
+            " Average Recall     (AR) @[ IoU=0.50:0.95 | area= large | maxDets=100 ] = "
+        )),
+        "{out}"
+    );
     let out = selftest("record.sh", &[]);
     assert!(out.contains("selftest record: ok"), "{out}");
     let out = selftest("jetson.sh", &[]);

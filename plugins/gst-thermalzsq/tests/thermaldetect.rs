@@ -1073,6 +1073,20 @@ fn annotations_score_the_stream_at_eos() {
         "{score}"
     );
     assert!((score.get::<f64>("map50").unwrap() - 1.0).abs() < 1e-9);
+    // pycocotools' whole summary: the 64x64 square is medium; small and large have no
+    // ground truth (-1); recall is exact
+    for key in ["map75", "map-medium"] {
+        assert!(
+            (score.get::<f64>(key).unwrap() - 1.0).abs() < 1e-9,
+            "{key}: {score}"
+        );
+    }
+    for key in ["ar1", "ar10", "ar100", "ar-medium"] {
+        assert_eq!(score.get::<f64>(key).unwrap(), 1.0, "{key}: {score}");
+    }
+    for key in ["map-small", "map-large", "ar-small", "ar-large"] {
+        assert_eq!(score.get::<f64>(key).unwrap(), -1.0, "{key}: {score}");
+    }
     assert_eq!(score.get::<u64>("frames").unwrap(), 4);
     assert!(score.get::<f64>("latency-p50").unwrap() > 0.0);
     assert!(score.get::<f64>("latency-p95").unwrap() >= score.get::<f64>("latency-p50").unwrap());

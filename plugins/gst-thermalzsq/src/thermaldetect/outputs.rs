@@ -1,12 +1,12 @@
 //! Where detections go besides the drawn boxes: a region-of-interest meta per box, an
 //! element message per frame, a JSON line per frame, and with `annotations` a score of
-//! the whole stream posted at EOS.
+//! the whole stream posted at EOS (pycocotools' full summary, per class, latency).
 
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use thermalzsq::detect::Detection;
 use thermalzsq::detect::report::FrameRecord;
-use thermalzsq::eval::StreamEval;
+use thermalzsq::eval::{SUMMARY, StreamEval};
 
 use super::imp::{CAT, ThermalDetect};
 use crate::jsonlines::JsonLines;
@@ -140,9 +140,13 @@ impl ThermalDetect {
                 .field("ap50", c.ap50.unwrap_or(-1.0))
                 .build()
         }));
-        let s = gst::Structure::builder("thermaldetect-eval")
-            .field("map", report.result.map.unwrap_or(-1.0))
-            .field("map50", report.result.map50.unwrap_or(-1.0))
+        // pycocotools' twelve summary numbers: `map`, `map50`, `map75`, `map-small`, ...,
+        // `ar-large` (the `zsq eval --json` keys with `-` for `_`), -1 where undefined.
+        let summary = SUMMARY.iter().zip(report.result.summary()).fold(
+            gst::Structure::builder("thermaldetect-eval"),
+            |b, (line, v)| b.field(line.key.replace('_', "-"), v.unwrap_or(-1.0)),
+        );
+        let s = summary
             .field("frames", report.frames as u64)
             .field("per-class", classes)
             .field("latency-p50", report.latency_p50_ms)
