@@ -372,7 +372,7 @@ impl ObjectImpl for ThermalDetect {
                     .build(),
                 glib::ParamSpecString::builder("annotations")
                     .nick("Annotations")
-                    .blurb("COCO json of the stream's ground truth, images in frame order (as `zsq synth --recording` writes): at EOS the detections emitted are scored and a `thermaldetect-eval` message posted (mAP50-95, mAP50, per class, latency p50/p95, frames/s)")
+                    .blurb("COCO json of the stream's ground truth, images in frame order (as `zsq synth --recording` writes): at EOS the detections emitted are scored and a `thermaldetect-eval` message posted (pycocotools' twelve summary numbers: mAP50-95, mAP50, AP75, AP and AR per area range, AR@1/10/100; per class; latency p50/p95, frames/s)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("input-layout", d.input_layout)
