@@ -27,7 +27,10 @@ use thermalzsq::zsq::qparams::Precision;
 #[path = "support/data.rs"]
 #[allow(dead_code)] // synth_dataset is the quantize tests'
 mod data;
+#[path = "support/tmpfs.rs"]
+mod tmpfs;
 use data::temp_dir;
+use tmpfs::Mount;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -356,53 +359,6 @@ fn a_writer_killed_mid_store_leaves_the_survivor_a_whole_entry() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct Mount(PathBuf);
-
-impl Mount {
-    /// Mounts a tmpfs with `options` on `dir`; `None` where this process may not mount
-    /// (not root, no CAP_SYS_ADMIN), after printing why.
-    fn tmpfs(dir: &Path, options: &str) -> Option<Mount> {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-            .arg(dir)
-            .output();
-        match out {
-            Ok(out) if out.status.success() => Some(Mount(dir.to_path_buf())),
-            Ok(out) => {
-                eprintln!(
-                    "SKIPPED: cannot mount a tmpfs here (needs root): {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: cannot run mount: {e}");
-                None
-            }
-        }
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Fills the filesystem of `dir` until one page (4 KiB) is left.
-fn fill_leaving_one_page(dir: &Path) {
-    use std::io::Write;
-    let path = dir.join("filler");
-    let mut file = std::fs::File::create(&path).unwrap();
-    let page = [0u8; 4096];
-    while file.write_all(&page).is_ok() {}
-    let len = std::fs::metadata(&path).unwrap().len();
-    file.set_len(len.saturating_sub(4096) / 4096 * 4096)
-        .unwrap();
-}
-
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -419,7 +375,7 @@ fn a_full_filesystem_leaves_no_partial_entry() {
         return;
     };
     let cache = Cache::open(&mount.0).unwrap();
-    fill_leaving_one_page(&mount.0);
+    mount.fill_leaving_one_page();
     // The model fits in the last page; its report (with the ranges of every tensor)
     // does not.
     let model = std::fs::read(fixture("all_fields.onnx")).unwrap();

@@ -7,6 +7,8 @@
 //! checked before and after the switch to int8.
 
 mod common;
+#[path = "../../../tests/support/tmpfs.rs"]
+mod tmpfs;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,6 +19,7 @@ use thermalzsq::imaging::PixelFormat;
 use thermalzsq::imaging::frame::encode_grey;
 
 use common::{fixture, init};
+use tmpfs::Mount;
 
 const W: usize = 640;
 const H: usize = 512;
@@ -614,44 +617,6 @@ fn blocked_frames_are_released_by_a_flushing_seek_and_by_going_to_null() {
     );
 }
 
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct Mount(PathBuf);
-
-impl Mount {
-    /// Mounts a tmpfs with `options` on `dir`; `None` where this process may not mount
-    /// (not root, no CAP_SYS_ADMIN), after printing why: the test then checks nothing.
-    fn tmpfs(dir: &Path, options: &str) -> Option<Mount> {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-            .arg(dir)
-            .output();
-        match out {
-            Ok(out) if out.status.success() => Some(Mount(dir.to_path_buf())),
-            Ok(out) => {
-                eprintln!(
-                    "SKIPPED: cannot mount a tmpfs here (needs root): {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: cannot run mount: {e}");
-                None
-            }
-        }
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 /// Runs `zsqcalibrate ! thermaldetect` on `cache` until int8 runs; the int8 model must
 /// be the in-memory one, announced with a warning containing `warning`, and detect.
 fn runs_on_the_in_memory_model(cache: &Path, warning: &str) {
@@ -679,15 +644,7 @@ fn a_full_cache_filesystem_keeps_the_model_in_memory_and_leaves_no_partial_file(
         return;
     };
     // Full but one page: the cache opens (its probe fits), the entry does not.
-    let filler = mount.0.join("filler");
-    {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&filler).unwrap();
-        while file.write_all(&[0u8; 4096]).is_ok() {}
-        let len = std::fs::metadata(&filler).unwrap().len();
-        file.set_len(len.saturating_sub(4096) / 4096 * 4096)
-            .unwrap();
-    }
+    mount.fill_leaving_one_page();
     runs_on_the_in_memory_model(&mount.0, "Cannot cache the int8 model");
     let mut left: Vec<String> = std::fs::read_dir(&mount.0)
         .unwrap()
