@@ -644,14 +644,7 @@ fn an_announced_model_is_swapped_in_between_frames_without_losing_any() {
     );
     // The load runs on a thread; frames keep flowing meanwhile.
     let mut pushed = 3;
-    while !run
-        .h
-        .element()
-        .unwrap()
-        .property::<Option<String>>("active-model")
-        .unwrap()
-        .ends_with("hotspot_v5.onnx")
-    {
+    while !active_model(&run.h).unwrap().ends_with("hotspot_v5.onnx") {
         assert!(pushed < 500, "the announced model never became active");
         let out = run
             .h
@@ -1022,14 +1015,7 @@ fn a_broken_announced_model_keeps_the_running_one_with_a_warning() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert!(warned, "a warning names the failed load");
-    assert!(
-        run.h
-            .element()
-            .unwrap()
-            .property::<Option<String>>("active-model")
-            .unwrap()
-            .ends_with("hotspot_v8.onnx")
-    );
+    assert!(active_model(&run.h).unwrap().ends_with("hotspot_v8.onnx"));
 }
 
 #[test]
