@@ -309,18 +309,22 @@ fn going_to_null_mid_calibration_stops_the_worker_and_leaves_no_file() {
     assert!(files.is_empty(), "no partial cache entry: {files:?}");
 }
 
+/// Calibrates `hotspot_v8.onnx` into `cache` (pushing frames until done); the entry's
+/// model path.
+fn calibrated_entry(cache: &Path) -> String {
+    let mut r = run(&quick("hotspot_v8.onnx", cache));
+    r.push_until(Duration::from_secs(120), |r| {
+        !r.messages("zsqcalibrate-done").is_empty()
+    });
+    r.element("zc")
+        .property::<Option<String>>("output-location")
+        .unwrap()
+}
+
 #[test]
 fn a_corrupt_cache_entry_is_detected_and_recalibrated() {
     let cache = tmp("corrupt");
-    let mut first = run(&quick("hotspot_v8.onnx", &cache));
-    first.push_until(Duration::from_secs(120), |r| {
-        !r.messages("zsqcalibrate-done").is_empty()
-    });
-    let entry = first
-        .element("zc")
-        .property::<Option<String>>("output-location")
-        .unwrap();
-    drop(first);
+    let entry = calibrated_entry(&cache);
     let bytes = std::fs::read(&entry).unwrap();
     std::fs::write(&entry, &bytes[..bytes.len() / 3]).unwrap();
 
@@ -466,15 +470,7 @@ fn two_pipelines_calibrating_one_model_make_one_valid_entry() {
 fn force_recalibrates_and_replaces_the_cached_entry() {
     use std::os::unix::fs::MetadataExt;
     let cache = tmp("force");
-    let mut first = run(&quick("hotspot_v8.onnx", &cache));
-    first.push_until(Duration::from_secs(120), |r| {
-        !r.messages("zsqcalibrate-done").is_empty()
-    });
-    let entry = first
-        .element("zc")
-        .property::<Option<String>>("output-location")
-        .unwrap();
-    drop(first);
+    let entry = calibrated_entry(&cache);
     let report = PathBuf::from(&entry).with_extension("json");
     let stored = std::fs::metadata(&report).unwrap().ino();
 
