@@ -86,6 +86,7 @@ fn script(objects: usize, seed: u64) -> Vec<Vec<Detection>> {
                         cx + hw + jitter(&mut rng),
                         cy + hh + jitter(&mut rng),
                     ],
+                    temperature: None,
                 });
             }
             for _ in 0..rng.below(4) {
@@ -95,6 +96,7 @@ fn script(objects: usize, seed: u64) -> Vec<Vec<Detection>> {
                     label: "person".into(),
                     confidence: rng.range(0.1, 0.7),
                     bbox: [x, y, x + 25.0, y + 60.0],
+                    temperature: None,
                 });
             }
             dets

@@ -80,6 +80,7 @@ pub fn render(
                     .map_or_else(|| format!("class {}", d.category_id), |c| c.name.clone()),
                 confidence: d.score as f32,
                 bbox: [x, y, x + bw, y + bh],
+                temperature: None,
             }
         })
         .collect();

@@ -7,10 +7,12 @@ use ort::value::TensorRef;
 
 use super::decode::{Candidate, OutputLayout, decode, nms};
 use super::labels::{label_of, parse_names};
+use super::temperature::{TemperatureGate, measure};
 use super::{DetectError, Detection};
 use crate::imaging::agc::Agc;
 use crate::imaging::frame::FrameRef;
 use crate::imaging::preprocess::{Letterbox, Polarity, Preprocess};
+use crate::imaging::radiometry::Radiometry;
 use crate::runtime::{
     LoadedSession, ModelInfo, Provider, ProviderOptions, load_session, load_session_from_memory,
 };
@@ -26,6 +28,12 @@ pub struct DetectorConfig {
     /// Class names; `None` takes the model's `names` metadata, else "class N".
     pub labels: Option<Vec<String>>,
     pub provider: ProviderOptions,
+    /// How the camera's 16-bit counts map to kelvin; `None`: not radiometric (no
+    /// temperatures).
+    pub radiometry: Option<Radiometry>,
+    /// Drops detections whose temperature is implausible for their class (needs
+    /// `radiometry`).
+    pub gate: TemperatureGate,
 }
 
 impl Default for DetectorConfig {
@@ -38,6 +46,8 @@ impl Default for DetectorConfig {
             polarity: Polarity::default(),
             labels: None,
             provider: ProviderOptions::default(),
+            radiometry: None,
+            gate: TemperatureGate::default(),
         }
     }
 }
@@ -129,13 +139,19 @@ impl Detector {
             .collect())
     }
 
-    /// Detects objects in one frame.
+    /// Detects objects in one frame; with `radiometry` and a 16-bit frame each gets its
+    /// temperature, and the gate drops the implausible ones.
     pub fn detect(&mut self, frame: &FrameRef) -> Result<Vec<Detection>, DetectError> {
         let mut input = std::mem::take(&mut self.input);
         let lb = self.pre.run(frame, &mut input);
         let result = self.detect_input(&input, &lb);
         self.input = input;
-        result
+        let mut detections = result?;
+        if let Some(radiometry) = self.config.radiometry {
+            measure(frame, radiometry, &mut detections);
+            self.config.gate.retain(&mut detections);
+        }
+        Ok(detections)
     }
 
     /// Detects objects in an input tensor that is already pre-processed for this model
@@ -196,6 +212,7 @@ impl Detector {
             label: label_of(&self.labels, c.class_id),
             confidence: c.score,
             bbox,
+            temperature: None,
         })
     }
 
@@ -204,6 +221,12 @@ impl Detector {
         self.config.conf_threshold = conf;
         self.config.iou_threshold = iou;
         self.config.max_detections = max_detections;
+    }
+
+    /// Changes the radiometry and the temperature gate for the next frames.
+    pub fn set_radiometry(&mut self, radiometry: Option<Radiometry>, gate: TemperatureGate) {
+        self.config.radiometry = radiometry;
+        self.config.gate = gate;
     }
 
     /// Changes the AGC and polarity for the next frames.

@@ -103,6 +103,7 @@ mod tests {
             label: "person".into(),
             confidence: 0.9,
             bbox,
+            temperature: None,
         }
     }
 

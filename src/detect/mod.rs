@@ -11,10 +11,12 @@ mod detector;
 pub mod draw;
 pub mod labels;
 pub mod report;
+pub mod temperature;
 
 pub use detector::{Detector, DetectorConfig};
 
 use crate::imaging::ImageError;
+use crate::imaging::radiometry::BoxTemperature;
 
 /// One detected object; the box is in frame pixels, `[x0, y0, x1, y1]`, clipped to the
 /// frame.
@@ -24,6 +26,8 @@ pub struct Detection {
     pub label: String,
     pub confidence: f32,
     pub bbox: [f32; 4],
+    /// With a radiometric camera: the temperature inside the box.
+    pub temperature: Option<BoxTemperature>,
 }
 
 impl Detection {

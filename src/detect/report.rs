@@ -60,6 +60,7 @@ mod tests {
             label: "person".into(),
             confidence: 0.91,
             bbox: [1.0, 2.0, 30.5, 40.0],
+            temperature: None,
         };
         let line = FrameRecord::new(7, Some(233_333_333), "m.onnx", &[d]).to_json_line();
         assert_eq!(

@@ -161,6 +161,7 @@ pub fn parse_frame_records(text: &str, gt: &CocoGt) -> Result<Vec<Detection>, Ev
                 label: d.label,
                 confidence: d.confidence,
                 bbox: d.bbox,
+                temperature: None,
             })
             .collect();
         stream.add_frame(record.frame, &detections)?;

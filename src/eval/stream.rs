@@ -146,6 +146,7 @@ mod tests {
             label: "person".into(),
             confidence: 0.9,
             bbox,
+            temperature: None,
         }
     }
 

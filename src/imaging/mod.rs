@@ -1,5 +1,5 @@
-//! Pixels: frames and pixel formats, PNG files, AGC, letterbox pre-processing, a bitmap
-//! font and box drawing.
+//! Pixels: frames and pixel formats, PNG files, AGC, letterbox pre-processing,
+//! temperatures from radiometric counts, a bitmap font and box drawing.
 //!
 //! Why a room of its own: detection, data generation (`synth`), quantization (`zsq`
 //! calibrates on the detector's exact input) and evaluation all handle the same pixels,
@@ -14,6 +14,7 @@ pub mod font;
 pub mod frame;
 pub mod image;
 pub mod preprocess;
+pub mod radiometry;
 
 pub use error::ImageError;
 pub use frame::{Frame, FrameMut, FrameRef, PixelFormat};

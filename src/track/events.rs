@@ -294,6 +294,7 @@ mod tests {
             label: "person".into(),
             confidence: 0.9,
             bbox: [x - 10.0, y - 40.0, x + 10.0, y],
+            temperature: None,
         }
     }
 

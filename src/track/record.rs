@@ -118,6 +118,7 @@ mod tests {
             label: "person".into(),
             confidence: 0.91,
             bbox: [1.0, 2.0, 30.5, 40.0],
+            temperature: None,
         };
         tracker.update(std::slice::from_ref(&person));
         let track = &tracker.tracks()[0];

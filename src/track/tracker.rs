@@ -419,6 +419,7 @@ mod tests {
             label: ["person", "car"][class_id].to_string(),
             confidence,
             bbox,
+            temperature: None,
         }
     }
 

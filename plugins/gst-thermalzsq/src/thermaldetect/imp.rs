@@ -167,6 +167,7 @@ impl Settings {
                 trt_cache_dir: self.trt_cache_dir.clone(),
                 trt_fp16: self.trt_fp16,
             },
+            ..DetectorConfig::default()
         })
     }
 }

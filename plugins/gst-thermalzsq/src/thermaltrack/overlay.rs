@@ -90,6 +90,7 @@ impl Overlay<'_> {
                 label: format!("{} #{}", t.label, t.id),
                 confidence: t.confidence,
                 bbox: t.bbox,
+                temperature: None,
             })
             .collect();
         let style = Style {

@@ -19,6 +19,7 @@ fn detection_of(meta: &VideoRegionOfInterestMeta) -> Option<Detection> {
             .unwrap_or_else(|_| meta.roi_type().to_string()),
         confidence: p.get::<f64>("confidence").ok()? as f32,
         bbox: [x, y, x + w, y + h],
+        temperature: None,
     })
 }
 
