@@ -43,6 +43,17 @@ pub struct GtAnnotation {
     /// 1 marks an ignore region (a crowd); detections inside it are neither right nor wrong.
     #[serde(default)]
     pub iscrowd: u8,
+    /// Not COCO (pycocotools ignores it): the object's true surface temperature, which
+    /// `zsq synth` knows, to check the temperatures a radiometric detector reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_c: Option<GtTemperature>,
+}
+
+/// An object's true temperature in °C: its hottest visible pixel and their median.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GtTemperature {
+    pub max: f32,
+    pub median: f32,
 }
 
 impl GtAnnotation {

@@ -143,6 +143,7 @@ mod tests {
             bbox,
             area: None,
             iscrowd,
+            temperature_c: None,
         }
     }
 

@@ -25,7 +25,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
 pub use coco::{
-    Category, CocoGt, Detection, GtAnnotation, ImageInfo, load_detections, parse_detections,
+    Category, CocoGt, GtTemperature, Detection, GtAnnotation, ImageInfo, load_detections, parse_detections,
 };
 pub use detector::{
     PreparedImages, detect_dataset, detect_prepared, eval_config, parse_frame_records,

@@ -39,6 +39,17 @@ pub struct Label {
     pub visible: f32,
     /// Identity of the object across the frames of a recording (object index · 4 + part).
     pub track: u32,
+    /// The object's true temperature over its visible pixels as the camera's lens
+    /// resolves it, before the sensor's noise: what a perfect radiometric sensor reads.
+    pub temperature: TrueTemperature,
+}
+
+/// An object's apparent temperature in °C: its hottest visible pixel and the median of
+/// its visible pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrueTemperature {
+    pub max: f32,
+    pub median: f32,
 }
 
 /// Objects less visible than this are left unlabelled (too occluded or cut by the border).
@@ -55,24 +66,41 @@ pub struct Slot {
     pub full_area: usize,
 }
 
+const ZERO_CELSIUS_IN_KELVIN: f32 = 273.15;
+
+/// Hottest and median (nearest rank, lower) of an object's pixel temperatures, °C.
+fn true_temperature(kelvin: &mut [f32]) -> TrueTemperature {
+    let mid = (kelvin.len() - 1) / 2;
+    let median = *kelvin.select_nth_unstable_by(mid, f32::total_cmp).1;
+    let max = kelvin.iter().copied().fold(f32::MIN, f32::max);
+    TrueTemperature {
+        max: max - ZERO_CELSIUS_IN_KELVIN,
+        median: median - ZERO_CELSIUS_IN_KELVIN,
+    }
+}
+
 /// Owner value of pixels no labelled object owns.
 pub const NO_OWNER: u16 = u16::MAX;
 
 /// Labels from the final owner map: the bounding box of each slot's visible pixels,
-/// kept when visible enough and large enough.
-pub fn extract(owner: &[u16], width: usize, slots: &[Slot]) -> Vec<Label> {
+/// kept when visible enough and large enough, with the temperature of those pixels in
+/// `kelvin` (the image the lens forms).
+pub fn extract(owner: &[u16], kelvin: &[f32], width: usize, slots: &[Slot]) -> Vec<Label> {
     let mut boxes = vec![(usize::MAX, usize::MAX, 0usize, 0usize, 0usize); slots.len()];
+    let mut temperatures: Vec<Vec<f32>> = vec![Vec::new(); slots.len()];
     for (i, &o) in owner.iter().enumerate() {
         if o != NO_OWNER {
             let (x, y) = (i % width, i / width);
             let b = &mut boxes[o as usize];
             *b = (b.0.min(x), b.1.min(y), b.2.max(x), b.3.max(y), b.4 + 1);
+            temperatures[o as usize].push(kelvin[i]);
         }
     }
     slots
         .iter()
         .zip(boxes)
-        .filter_map(|(slot, (x0, y0, x1, y1, count))| {
+        .zip(temperatures)
+        .filter_map(|((slot, (x0, y0, x1, y1, count)), mut kelvin)| {
             if count == 0 || slot.full_area == 0 {
                 return None;
             }
@@ -84,6 +112,7 @@ pub fn extract(owner: &[u16], width: usize, slots: &[Slot]) -> Vec<Label> {
                     bbox: [x0 as f32, y0 as f32, w, h],
                     visible: visible.min(1.0),
                     track: slot.track,
+                    temperature: true_temperature(&mut kelvin),
                 })
         })
         .collect()

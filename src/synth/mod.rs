@@ -39,7 +39,7 @@ pub mod rng;
 mod scene;
 mod world;
 
-pub use labels::{Class, Label, MIN_VISIBLE};
+pub use labels::{Class, Label, MIN_VISIBLE, TrueTemperature};
 pub use output::{
     DatasetSpec, DatasetSummary, RecordingFormat, coco, write_dataset, write_gray8_png,
     write_gray16_png, write_rgb8_png,

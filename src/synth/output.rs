@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::labels::{Class, Label};
 use super::scene::{Recording, Scene, count_by_class};
 use super::{AGC_HIGH_PERCENTILE, AGC_LOW_PERCENTILE, SynthError};
-use crate::eval::{Category, CocoGt, GtAnnotation, ImageInfo};
+use crate::eval::{Category, CocoGt, GtAnnotation, GtTemperature, ImageInfo};
 use crate::imaging::agc::percentile_stretch;
 
 /// What to generate.
@@ -173,6 +173,11 @@ pub fn write_rgb8_png(path: &Path, width: u32, height: u32, rgb: &[u8]) -> Resul
     )
 }
 
+/// A temperature to 0.01 °C, the resolution of the centikelvin counts.
+fn round_centi(celsius: f32) -> f32 {
+    (celsius * 100.0).round() / 100.0
+}
+
 /// The COCO dataset of labelled frames `(image id, file name, labels)`.
 pub fn coco(width: u32, height: u32, frames: &[(i64, String, Vec<Label>)]) -> CocoGt {
     let mut next_id = 1;
@@ -187,6 +192,10 @@ pub fn coco(width: u32, height: u32, frames: &[(i64, String, Vec<Label>)]) -> Co
                 bbox,
                 area: Some(bbox[2] * bbox[3]),
                 iscrowd: 0,
+                temperature_c: Some(GtTemperature {
+                    max: round_centi(l.temperature.max),
+                    median: round_centi(l.temperature.median),
+                }),
             });
             next_id += 1;
         }

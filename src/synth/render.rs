@@ -12,9 +12,12 @@ use super::raster::{Shape, Sprite};
 use super::rng::Rng;
 use super::world::{Actor, Body, World};
 
-/// What one rendered moment holds before the sensor: the canvas and the labels.
+/// What one rendered moment holds before the sensor: the canvas, the thermal image
+/// the lens forms of it, and the labels.
 pub struct Rendered {
     pub canvas: Canvas,
+    /// Kelvin through the optics (blurred): what reaches the sensor, before its noise.
+    pub optics: Vec<f32>,
     pub labels: Vec<Label>,
 }
 
@@ -84,8 +87,16 @@ pub fn render(world: &World, background: &Canvas, t: f32) -> Rendered {
             }
         });
     }
-    let labels = labels::extract(&canvas.owner, canvas.width, &slots);
-    Rendered { canvas, labels }
+    // Objects' temperatures are read through the lens: no camera resolves a feature
+    // smaller than its blur (a thermometer's spot size), so the truth a reading is
+    // judged against is the image the optics form, before the sensor's noise.
+    let optics = gaussian_blur(&canvas.kelvin, canvas.width, canvas.height, world.sensor.blur);
+    let labels = labels::extract(&canvas.owner, &optics, canvas.width, &slots);
+    Rendered {
+        canvas,
+        optics,
+        labels,
+    }
 }
 
 /// Ground under a car: cooler shade by day, a warm patch at night.
@@ -141,12 +152,12 @@ fn draw_actor(b: &mut Builder, world: &World, actor: &Actor, t: f32) {
     }
 }
 
-/// Thermal sensor: optics blur, vignetting, column/row fixed-pattern noise, temporal
-/// noise, then centikelvin counts.
-pub fn thermal_counts(world: &World, canvas: &Canvas, noise: &mut Rng) -> Vec<u16> {
-    let (w, h) = (canvas.width, canvas.height);
+/// Thermal sensor on the image the optics formed ([`Rendered::optics`]): vignetting,
+/// column/row fixed-pattern noise, temporal noise, then centikelvin counts.
+pub fn thermal_counts(world: &World, rendered: &Rendered, noise: &mut Rng) -> Vec<u16> {
+    let (w, h) = (rendered.canvas.width, rendered.canvas.height);
     let s = &world.sensor;
-    let blurred = gaussian_blur(&canvas.kelvin, w, h, s.blur);
+    let blurred = &rendered.optics;
     let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
     let norm = 1.0 / (cx * cx + cy * cy);
     let mut out = Vec::with_capacity(w * h);

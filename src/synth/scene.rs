@@ -49,7 +49,7 @@ impl Scene {
         Ok(Scene {
             width,
             height,
-            thermal: render::thermal_counts(&world, &rendered.canvas, &mut noise),
+            thermal: render::thermal_counts(&world, &rendered, &mut noise),
             rgb: render::rgb_bytes(&world, &rendered.canvas, &mut noise),
             labels: rendered.labels,
         })
@@ -177,7 +177,7 @@ impl Recording {
         let rendered = render::render(&self.world, &self.background, index as f32 / FRAME_RATE);
         let mut noise = Rng::stream(self.noise_seed, index as u64);
         RecordingFrame {
-            thermal: render::thermal_counts(&self.world, &rendered.canvas, &mut noise),
+            thermal: render::thermal_counts(&self.world, &rendered, &mut noise),
             labels: rendered.labels,
         }
     }
