@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use thermalzsq::detect::temperature::TemperatureGate;
 use thermalzsq::detect::{Detector, DetectorConfig};
+use thermalzsq::imaging::radiometry::Radiometry;
 use thermalzsq::onnx::Model;
 use thermalzsq::runtime::ProviderOptions;
 use thermalzsq::zsq::cache::{Cache, CacheOutcome, write_atomically};
@@ -91,6 +93,20 @@ enum Command {
         /// detections scoring at least 0.25 (labelled) as PNGs into DIR.
         #[arg(long, value_name = "DIR", requires = "model")]
         draw: Option<PathBuf>,
+        /// With --model on 16-bit images: read each detection's temperature with this
+        /// law (centikelvin, p2pro or linear:GAIN:OFFSET), as thermaldetect's
+        /// `radiometry` does.
+        #[arg(long, value_name = "LAW", requires = "model")]
+        radiometry: Option<Radiometry>,
+        /// With --radiometry: drop detections whose hottest temperature is outside
+        /// their class's range, as thermaldetect's `temperature-gate` (e.g.
+        /// "person:25-42,car:-40-120", °C).
+        #[arg(long, value_name = "GATE", requires = "radiometry")]
+        temperature_gate: Option<TemperatureGate>,
+        /// Also print precision and recall (IoU 0.5) of the detections scoring at least
+        /// this: the operating point of a deployment (thermaldetect's conf-threshold).
+        #[arg(long, value_name = "SCORE")]
+        score_threshold: Option<f64>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -272,13 +288,22 @@ fn main() -> ExitCode {
             model,
             images,
             draw,
+            radiometry,
+            temperature_gate,
+            score_threshold,
             json,
             tracks: None,
         } => run_eval(
             &coco.expect("clap requires --coco without --tracks"),
             detections.as_deref(),
             model.as_deref().zip(images.as_deref()),
+            DetectorConfig {
+                radiometry,
+                gate: temperature_gate.unwrap_or_default(),
+                ..eval::eval_config()
+            },
             draw.as_deref(),
+            score_threshold,
             json,
         ),
         Command::Quantize(args) => run_quantize(&args),
@@ -314,15 +339,16 @@ fn run_eval(
     coco: &Path,
     detections: Option<&Path>,
     model: Option<(&Path, &Path)>,
+    config: DetectorConfig,
     draw: Option<&Path>,
+    score_threshold: Option<f64>,
     json: bool,
 ) -> Result<(), String> {
     let gt = eval::CocoGt::from_file(coco).map_err(|e| e.to_string())?;
     let dets = match (detections, model) {
         (Some(path), _) => eval::read_detections(path, &gt),
         (None, Some((model, images))) => {
-            let mut detector =
-                Detector::load(model, eval::eval_config()).map_err(|e| e.to_string())?;
+            let mut detector = Detector::load(model, config).map_err(|e| e.to_string())?;
             eval::detect_dataset(&mut detector, &gt, images, &mut |done, total| {
                 eprint!("\rdetecting {done}/{total}");
                 if done == total {
@@ -337,10 +363,32 @@ fn run_eval(
         draw_figures(dir, images, &gt, &dets)?;
     }
     let result = eval::evaluate(&gt, &dets).map_err(|e| e.to_string())?;
+    let point = score_threshold.map(|s| (s, eval::operating_point(&gt, &dets, s)));
     if json {
-        println!("{}", result.to_json());
+        let mut out = result.to_json();
+        if let Some((score, p)) = point {
+            out["operating_point"] = serde_json::json!({
+                "score_threshold": score,
+                "precision": p.precision(),
+                "recall": p.recall(),
+                "true_positives": p.true_positives,
+                "false_positives": p.false_positives,
+                "ground_truth": p.ground_truth,
+            });
+        }
+        println!("{out}");
     } else {
         print!("{result}");
+        if let Some((score, p)) = point {
+            println!(
+                "at score >= {score}, IoU 0.50: precision {:.4} recall {:.4} ({} true positives, {} false positives, {} objects)",
+                p.precision(),
+                p.recall(),
+                p.true_positives,
+                p.false_positives,
+                p.ground_truth
+            );
+        }
     }
     Ok(())
 }

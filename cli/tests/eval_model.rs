@@ -156,3 +156,72 @@ fn a_detector_scored_over_png_images() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn the_temperature_gate_is_scored_at_an_operating_point() {
+    // The hot squares are 31,000 centikelvin: 36.85 °C.
+    let dir = std::env::temp_dir().join(format!("tzsq-evalgate-{}", std::process::id()));
+    let gt = dataset(&dir, false);
+    let run = |gate: &str| {
+        let mut args: Vec<&OsStr> = ["--radiometry", "centikelvin", "--score-threshold", "0.25"]
+            .map(OsStr::new)
+            .to_vec();
+        if !gate.is_empty() {
+            args.extend([OsStr::new("--temperature-gate"), OsStr::new(gate)]);
+        }
+        args.push(OsStr::new("--json"));
+        let out = zsq_eval(&gt, &fixture_model(), &dir, &args);
+        succeeded(&out);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    for (gate, found) in [("", 3), ("hot:30-40", 3), ("hot:40-50,cold:-10-0", 0)] {
+        let v = run(gate);
+        let p = &v["operating_point"];
+        assert_eq!(p["true_positives"], found, "{gate}: {v}");
+        assert_eq!(p["false_positives"], 0, "{gate}: {v}");
+        assert_eq!(p["ground_truth"], 3, "{gate}: {v}");
+        assert_eq!(p["recall"], found as f64 / 3.0, "{gate}: {v}");
+        assert_eq!(v["map"], if found == 3 { 1.0 } else { 0.0 }, "{gate}: {v}");
+    }
+
+    // text: the operating point last, after pycocotools' lines and the classes
+    let out = zsq_eval(
+        &gt,
+        &fixture_model(),
+        &dir,
+        &["--score-threshold".as_ref(), "0.25".as_ref()],
+    );
+    succeeded(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().last(),
+        Some(
+            "at score >= 0.25, IoU 0.50: precision 1.0000 recall 1.0000 (3 true positives, 0 false positives, 3 objects)"
+        ),
+        "{text}"
+    );
+
+    for (args, says) in [
+        (
+            &[
+                "--radiometry",
+                "centikelvin",
+                "--temperature-gate",
+                "hot:40-30",
+            ][..],
+            "temperature-gate: `hot:40-30`: the low end 40 is above the high end 30",
+        ),
+        (
+            &["--radiometry", "kelvin"][..],
+            "unknown radiometry `kelvin`",
+        ),
+        (&["--temperature-gate", "hot:30-40"][..], "--radiometry"),
+    ] {
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let out = zsq_eval(&gt, &fixture_model(), &dir, &args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

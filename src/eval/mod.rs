@@ -18,6 +18,7 @@ mod detector;
 mod iou;
 mod matching;
 mod mot;
+mod operating;
 mod report;
 mod stream;
 
@@ -25,7 +26,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
 pub use coco::{
-    Category, CocoGt, GtTemperature, Detection, GtAnnotation, ImageInfo, load_detections, parse_detections,
+    Category, CocoGt, Detection, GtAnnotation, GtTemperature, ImageInfo, load_detections,
+    parse_detections,
 };
 pub use detector::{
     PreparedImages, detect_dataset, detect_prepared, eval_config, parse_frame_records,
@@ -36,6 +38,7 @@ pub use mot::{
     MotBox, MotSummary, evaluate_mot, parse_mot_ground_truth, parse_mot_hypotheses,
     parse_track_records, parse_tracks,
 };
+pub use operating::{OperatingPoint, operating_point};
 pub use report::{ClassAp, EvalResult, SUMMARY, SummaryLine};
 pub use stream::{StreamEval, StreamReport};
 

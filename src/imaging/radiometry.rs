@@ -45,6 +45,35 @@ impl Radiometry {
     }
 }
 
+impl std::str::FromStr for Radiometry {
+    type Err = String;
+
+    /// `centikelvin`, `p2pro` or `linear:GAIN:OFFSET` (K = GAIN · count + OFFSET).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "unknown radiometry `{text}` (expected centikelvin, p2pro or linear:GAIN:OFFSET, K = GAIN x count + OFFSET)"
+            )
+        };
+        match text {
+            "centikelvin" => Ok(Radiometry::Centikelvin),
+            "p2pro" => Ok(Radiometry::P2Pro),
+            _ => {
+                let rest = text.strip_prefix("linear:").ok_or_else(bad)?;
+                let (gain, offset) = rest.split_once(':').ok_or_else(bad)?;
+                let (gain, offset): (f64, f64) = (
+                    gain.parse().map_err(|_| bad())?,
+                    offset.parse().map_err(|_| bad())?,
+                );
+                if !(gain > 0.0 && gain.is_finite() && offset.is_finite()) {
+                    return Err(format!("radiometry `{text}`: GAIN must be above 0"));
+                }
+                Ok(Radiometry::Linear { gain, offset })
+            }
+        }
+    }
+}
+
 /// A detection's temperature in °C: the hottest pixel of the box without its edges
 /// ([`MAX_INSET`]), the median and the 90th percentile of its core ([`CORE_INSET`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -321,6 +350,22 @@ mod tests {
         assert!((s.max - 36.85).abs() < 1e-4 && (s.min - 6.85).abs() < 1e-4);
         // (10 · 290 + 310 + 280) / 12 K
         assert!((s.mean - (3490.0 / 12.0 - 273.15)).abs() < 1e-4, "{s:?}");
+    }
+
+    #[test]
+    fn radiometries_parse_from_their_names() {
+        assert_eq!("p2pro".parse(), Ok(Radiometry::P2Pro));
+        assert_eq!(
+            "linear:0.04:100".parse(),
+            Ok(Radiometry::Linear {
+                gain: 0.04,
+                offset: 100.0
+            })
+        );
+        for bad in ["kelvin", "linear:0.04", "linear:x:1", "linear:0:1"] {
+            let e = bad.parse::<Radiometry>().unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 
     #[test]

@@ -90,7 +90,12 @@ pub fn render(world: &World, background: &Canvas, t: f32) -> Rendered {
     // Objects' temperatures are read through the lens: no camera resolves a feature
     // smaller than its blur (a thermometer's spot size), so the truth a reading is
     // judged against is the image the optics form, before the sensor's noise.
-    let optics = gaussian_blur(&canvas.kelvin, canvas.width, canvas.height, world.sensor.blur);
+    let optics = gaussian_blur(
+        &canvas.kelvin,
+        canvas.width,
+        canvas.height,
+        world.sensor.blur,
+    );
     let labels = labels::extract(&canvas.owner, &optics, canvas.width, &slots);
     Rendered {
         canvas,
