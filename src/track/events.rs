@@ -7,10 +7,13 @@
 //! moved to), `end` when the track ends (after the exits of the zones it was in, so zone
 //! counts always return to zero). A lost track (occluded, predicted only) keeps its
 //! place: an object hidden for a moment has not left. Zone occupancy is counted per
-//! label and reported when it changes.
+//! label and reported when it changes. With a radiometric camera, `hot` once per track
+//! when its hottest box maximum reaches its label's [`HotThresholds`] (fire watch,
+//! overheating machinery), and every event carries the track's temperature.
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::temperature::HotThresholds;
 use super::tracker::{FrameUpdate, Track, TrackState, Tracker};
 use super::zones::{Side, Zones, reference_point};
 
@@ -23,9 +26,21 @@ pub enum EventKind {
     Exit,
     Cross,
     Loiter,
+    Hot,
 }
 
 impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [EventKind; 7] = [
+        EventKind::New,
+        EventKind::End,
+        EventKind::Enter,
+        EventKind::Exit,
+        EventKind::Cross,
+        EventKind::Loiter,
+        EventKind::Hot,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             EventKind::New => "new",
@@ -34,6 +49,7 @@ impl EventKind {
             EventKind::Exit => "exit",
             EventKind::Cross => "cross",
             EventKind::Loiter => "loiter",
+            EventKind::Hot => "hot",
         }
     }
 }
@@ -56,6 +72,9 @@ pub struct Event {
     pub direction: Option<Side>,
     /// Seconds in the zone, for `exit` and `loiter`.
     pub dwell: Option<f64>,
+    /// With a radiometric camera, °C: the box maximum of the track's latest reading;
+    /// for `hot`, the hottest box maximum, the one that reached the threshold.
+    pub temperature: Option<f32>,
 }
 
 impl Event {
@@ -71,6 +90,7 @@ impl Event {
             line: None,
             direction: None,
             dwell: None,
+            temperature: t.temperature.as_ref().map(|r| r.latest().max),
         }
     }
 }
@@ -106,6 +126,8 @@ struct Place {
     /// Per line: the track's last point that was off the line, so that a step onto the
     /// line and one off it count as one crossing.
     off_line: Vec<Option<[f32; 2]>>,
+    /// Whether its `hot` event was sent.
+    hot: bool,
 }
 
 /// Zones, lines and events over one stream.
@@ -113,6 +135,7 @@ struct Place {
 pub struct Analytics {
     zones: Zones,
     loiter_seconds: f64,
+    hot: HotThresholds,
     places: HashMap<u64, Place>,
     /// (zone index, label) -> tracks inside.
     counts: BTreeMap<(usize, String), u32>,
@@ -124,9 +147,15 @@ impl Analytics {
         Analytics {
             zones,
             loiter_seconds,
+            hot: HotThresholds::default(),
             places: HashMap::new(),
             counts: BTreeMap::new(),
         }
+    }
+
+    /// Reports `hot` tracks at these thresholds (default: none).
+    pub fn with_hot_thresholds(self, hot: HotThresholds) -> Self {
+        Analytics { hot, ..self }
     }
 
     pub fn zones(&self) -> &Zones {
@@ -175,14 +204,26 @@ impl Analytics {
         FrameEvents { events, occupancy }
     }
 
-    /// Moves a matched track's point: zone visits, loitering, line crossings.
+    /// Moves a matched track's point: its temperature, zone visits, loitering, line
+    /// crossings.
     fn follow(&mut self, t: &Track, time: f64, events: &mut Vec<Event>) {
         let point = reference_point(t.bbox);
         let (n_zones, n_lines) = (self.zones.zones.len(), self.zones.lines.len());
         let place = self.places.entry(t.id).or_insert_with(|| Place {
             visits: vec![None; n_zones],
             off_line: vec![None; n_lines],
+            hot: false,
         });
+        if !place.hot
+            && let (Some(limit), Some(temperature)) = (self.hot.of(&t.label), &t.temperature)
+            && temperature.hottest() >= limit
+        {
+            place.hot = true;
+            events.push(Event {
+                temperature: Some(temperature.hottest()),
+                ..Event::of(EventKind::Hot, t)
+            });
+        }
         for (z, zone) in self.zones.zones.iter().enumerate() {
             if !zone.applies_to(&t.label) {
                 continue;
@@ -285,6 +326,7 @@ fn decrement(counts: &mut BTreeMap<(usize, String), u32>, key: (usize, String)) 
 mod tests {
     use super::*;
     use crate::detect::Detection;
+    use crate::imaging::radiometry::BoxTemperature;
     use crate::track::tracker::TrackerConfig;
     use crate::track::zones::{Line, Zone};
 
@@ -384,5 +426,109 @@ mod tests {
         let enter = seen.iter().find(|(_, w)| w == "enter gate").unwrap().0;
         let loiter = seen.iter().find(|(_, w)| w == "loiter gate").unwrap().0;
         assert_eq!(loiter - enter, 20, "2 s at 10 fps");
+    }
+
+    /// A detection of `label` at x with a box maximum of `max` °C.
+    fn reading(label: &str, class_id: usize, x: f32, max: f32) -> Detection {
+        Detection {
+            class_id,
+            label: label.into(),
+            temperature: Some(BoxTemperature {
+                max,
+                median: max - 8.0,
+                p90: max - 2.0,
+            }),
+            ..person(x, 150.0)
+        }
+    }
+
+    /// The `hot` events (frame, track, °C) of `frames` of detections.
+    fn hot_events(hot: &str, frames: &[Vec<Detection>]) -> Vec<(usize, u64, Option<f32>)> {
+        let mut tracker = Tracker::new(TrackerConfig {
+            min_hits: 1,
+            ..TrackerConfig::default()
+        });
+        let mut analytics =
+            Analytics::new(Zones::default(), 0.0).with_hot_thresholds(hot.parse().unwrap());
+        let mut seen = Vec::new();
+        for (f, dets) in frames.iter().enumerate() {
+            let u = tracker.update(dets);
+            for e in analytics.update(&tracker, &u, f as f64).events {
+                if e.kind == EventKind::Hot {
+                    seen.push((f, e.track_id, e.temperature));
+                }
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn hot_is_reported_once_per_track_when_its_maximum_reaches_the_threshold() {
+        // Heats up past 90, cools down, heats up again: one event, at the first frame
+        // at or above the threshold, with that reading.
+        let maxima = [70.0, 85.0, 90.0, 95.0, 60.0, 99.0, 98.0];
+        let frames: Vec<Vec<Detection>> = maxima
+            .iter()
+            .map(|&m| vec![reading("car", 1, 100.0, m)])
+            .collect();
+        assert_eq!(hot_events("car:90", &frames), vec![(2, 1, Some(90.0))]);
+        assert!(
+            hot_events("", &frames).is_empty(),
+            "no thresholds, no events"
+        );
+        assert!(hot_events("car:100", &frames).is_empty(), "never reached");
+    }
+
+    #[test]
+    fn each_label_has_its_threshold_and_star_covers_the_rest() {
+        let frames = vec![vec![
+            reading("person", 0, 50.0, 37.0),
+            reading("car", 1, 150.0, 80.0),
+            reading("bicycle", 2, 250.0, 65.0),
+        ]];
+        // Tracks 1, 2, 3 in detection order.
+        assert_eq!(
+            hot_events("person:36,car:90,*:60", &frames),
+            vec![(0, 1, Some(37.0)), (0, 3, Some(65.0))]
+        );
+        assert_eq!(
+            hot_events("car:70", &frames),
+            vec![(0, 2, Some(80.0))],
+            "without `*`, unlisted labels are never hot"
+        );
+    }
+
+    #[test]
+    fn events_carry_the_latest_reading_and_none_without_radiometry() {
+        let mut tracker = Tracker::new(TrackerConfig {
+            min_hits: 1,
+            lost_frames: 1,
+            ..TrackerConfig::default()
+        });
+        let mut analytics =
+            Analytics::new(zones(), 0.0).with_hot_thresholds("person:38".parse().unwrap());
+        let mut kinds = Vec::new();
+        for (f, dets) in [vec![reading("person", 0, 120.0, 36.5)], vec![], vec![]]
+            .iter()
+            .enumerate()
+        {
+            let u = tracker.update(dets);
+            for e in analytics.update(&tracker, &u, f as f64).events {
+                kinds.push((e.kind.name(), e.temperature));
+            }
+        }
+        assert_eq!(
+            kinds,
+            vec![
+                ("new", Some(36.5)),
+                ("enter", Some(36.5)),
+                ("exit", Some(36.5)),
+                ("end", Some(36.5))
+            ]
+        );
+        let u = tracker.update(&[person(120.0, 150.0)]);
+        let events = analytics.update(&tracker, &u, 3.0).events;
+        assert_eq!(events[0].kind, EventKind::New);
+        assert_eq!(events[0].temperature, None, "no radiometry");
     }
 }

@@ -6,11 +6,17 @@
 //!  "confidence":0.91,"box":[x0,y0,x1,y1],"age":12}],
 //!  "events":[{"type":"enter","track_id":7,"label":"person","zone":"gate"}]}
 //! ```
+//!
+//! With a radiometric camera tracks add `"temperature_c":{"max":35.9,"median":24.1,
+//! "p90":31.0}` (the latest reading) and `"temperature_max_c"` (the hottest box maximum
+//! of the track's life), events `"temperature_c"`; without one the keys are left out,
+//! so lines stay as they were.
 
 use serde::{Deserialize, Serialize};
 
 use super::events::Event;
 use super::tracker::Track;
+use crate::imaging::radiometry::BoxTemperature;
 
 /// One frame's tracks and events, as written on one JSON line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +40,30 @@ pub struct TrackRecord {
     pub bbox: [f32; 4],
     /// Frames since the track started.
     pub age: u32,
+    /// The latest reading, °C.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_c: Option<TemperatureRecord>,
+    /// The hottest box maximum of the track's life, °C.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_max_c: Option<f32>,
+}
+
+/// A box's temperature, °C: hottest inner pixel, median, 90th percentile.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TemperatureRecord {
+    pub max: f32,
+    pub median: f32,
+    pub p90: f32,
+}
+
+impl From<BoxTemperature> for TemperatureRecord {
+    fn from(t: BoxTemperature) -> Self {
+        TemperatureRecord {
+            max: t.max,
+            median: t.median,
+            p90: t.p90,
+        }
+    }
 }
 
 /// One event; `zone`, `line` and `direction` only where the kind has them.
@@ -50,6 +80,9 @@ pub struct EventRecord {
     /// `left` or `right` of the line's orientation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<String>,
+    /// The event's temperature, °C (see [`Event::temperature`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_c: Option<f32>,
 }
 
 impl From<&Track> for TrackRecord {
@@ -61,6 +94,8 @@ impl From<&Track> for TrackRecord {
             confidence: t.confidence,
             bbox: t.bbox,
             age: t.age,
+            temperature_c: t.temperature.as_ref().map(|r| r.latest().into()),
+            temperature_max_c: t.temperature.as_ref().map(|r| r.hottest()),
         }
     }
 }
@@ -74,6 +109,7 @@ impl From<&Event> for EventRecord {
             zone: e.zone.clone(),
             line: e.line.clone(),
             direction: e.direction.map(|d| d.name().to_string()),
+            temperature_c: e.temperature,
         }
     }
 }
@@ -133,6 +169,7 @@ mod tests {
             line: None,
             direction: None,
             dwell: None,
+            temperature: None,
         };
         let cross = Event {
             kind: EventKind::Cross,
@@ -149,5 +186,50 @@ mod tests {
         let back: FrameRecord = serde_json::from_str(&line).unwrap();
         assert_eq!(back.events[1].direction.as_deref(), Some("left"));
         assert_eq!(back.tracks[0].bbox, [1.0, 2.0, 30.5, 40.0]);
+    }
+
+    #[test]
+    fn temperatures_appear_in_the_json_line_only_where_known() {
+        let mut tracker = Tracker::new(TrackerConfig {
+            min_hits: 1,
+            ..TrackerConfig::default()
+        });
+        let reading = |max| BoxTemperature {
+            max,
+            median: 24.1,
+            p90: 31.0,
+        };
+        let mut machine = Detection {
+            class_id: 2,
+            label: "pump".into(),
+            confidence: 0.8,
+            bbox: [10.0, 20.0, 50.0, 60.0],
+            temperature: Some(reading(95.5)),
+        };
+        tracker.update(std::slice::from_ref(&machine));
+        machine.temperature = Some(reading(35.9));
+        tracker.update(std::slice::from_ref(&machine));
+        let track = &tracker.tracks()[0];
+        let hot = Event {
+            kind: EventKind::Hot,
+            track_id: 1,
+            label: "pump".into(),
+            class_id: 2,
+            confidence: 0.8,
+            bbox: machine.bbox,
+            zone: None,
+            line: None,
+            direction: None,
+            dwell: None,
+            temperature: Some(95.5),
+        };
+        let line = FrameRecord::new(1, None, [track], &[hot]).to_json_line();
+        assert_eq!(
+            line,
+            r#"{"frame":1,"pts":null,"tracks":[{"id":1,"label":"pump","class_id":2,"confidence":0.8,"box":[10.0,20.0,50.0,60.0],"age":2,"temperature_c":{"max":35.9,"median":24.1,"p90":31.0},"temperature_max_c":95.5}],"events":[{"type":"hot","track_id":1,"label":"pump","temperature_c":95.5}]}"#
+        );
+        let back: FrameRecord = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.tracks[0].temperature_max_c, Some(95.5));
+        assert_eq!(back.events[0].temperature_c, Some(95.5));
     }
 }

@@ -17,6 +17,7 @@
 
 use super::assign::assign;
 use super::kalman::KalmanBox;
+use super::temperature::TrackTemperature;
 use crate::detect::Detection;
 
 /// How tracks and detections are associated.
@@ -102,6 +103,8 @@ pub struct Track {
     pub hits: u32,
     /// Frames since it was last matched (0 when matched in the latest frame).
     pub misses: u32,
+    /// With a radiometric camera: the readings of the detections it was matched to.
+    pub temperature: Option<TrackTemperature>,
     motion: Option<KalmanBox>,
 }
 
@@ -117,6 +120,7 @@ impl Track {
             age: 1,
             hits: 1,
             misses: 0,
+            temperature: d.temperature.map(|r| TrackTemperature::new(1, r)),
             motion: (method == Method::ByteTrack).then(|| KalmanBox::new(d.bbox)),
         }
     }
@@ -140,6 +144,12 @@ impl Track {
         }
         self.bbox = d.bbox;
         self.confidence = d.confidence;
+        if let Some(reading) = d.temperature {
+            match &mut self.temperature {
+                Some(t) => t.record(self.age, reading),
+                None => self.temperature = Some(TrackTemperature::new(self.age, reading)),
+            }
+        }
         self.hits += 1;
         self.misses = 0;
         if self.state == TrackState::Lost {
@@ -548,6 +558,41 @@ mod tests {
             started.extend(t.update(&[person_at(10.0, 0.9)]).started);
         }
         assert_eq!(started, vec![2]);
+    }
+
+    #[test]
+    fn a_track_keeps_the_readings_of_its_matched_frames_only() {
+        use crate::imaging::radiometry::BoxTemperature;
+        let warm = |max: f32| {
+            let mut d = person_at(10.0, 0.9);
+            d.temperature = Some(BoxTemperature {
+                max,
+                median: 30.0,
+                p90: 33.0,
+            });
+            d
+        };
+        let mut t = tracker(Method::ByteTrack);
+        for max in [35.0, 37.5, 36.0] {
+            t.update(&[warm(max)]);
+        }
+        // Occluded for two frames, then seen without a reading (a box off the counts).
+        t.update(&[]);
+        t.update(&[]);
+        t.update(&[person_at(10.0, 0.9)]);
+        let track = &t.tracks()[0];
+        let temp = track.temperature.as_ref().expect("read while matched");
+        let history: Vec<(u32, f32)> = temp.history().map(|r| (r.age, r.max)).collect();
+        assert_eq!(history, vec![(1, 35.0), (2, 37.5), (3, 36.0)]);
+        assert_eq!(temp.hottest(), 37.5);
+        assert_eq!(temp.latest().max, 36.0);
+
+        let mut cold = tracker(Method::ByteTrack);
+        cold.update(&[person_at(10.0, 0.9)]);
+        assert!(
+            cold.tracks()[0].temperature.is_none(),
+            "no radiometry, no temperature"
+        );
     }
 
     #[test]

@@ -95,7 +95,7 @@ fn pts_from(ns: u64) -> Option<gst::ClockTime> {
 }
 
 /// `thermaltrack-event` {type, track-id, label, class-id, confidence, x, y, width,
-/// height, zone | line, direction, dwell, frame, pts}.
+/// height, zone | line, direction, dwell, temperature (°C), frame, pts}.
 pub(crate) fn event_structure(
     e: &Event,
     frame: u64,
@@ -116,6 +116,7 @@ pub(crate) fn event_structure(
         .field_if_some("line", e.line.as_deref())
         .field_if_some("direction", e.direction.map(Side::name))
         .field_if_some("dwell", e.dwell)
+        .field_if_some("temperature", e.temperature.map(f64::from))
         .field("frame", frame)
         .field("pts", pts_field(pts))
         .build()
@@ -136,20 +137,11 @@ pub(crate) fn occupancy_structure(
         .build()
 }
 
-const KINDS: [EventKind; 6] = [
-    EventKind::New,
-    EventKind::End,
-    EventKind::Enter,
-    EventKind::Exit,
-    EventKind::Cross,
-    EventKind::Loiter,
-];
-
 fn event_from(s: &gst::StructureRef) -> Option<Event> {
     let kind: String = s.get("type").ok()?;
     let [x, y, w, h] = ["x", "y", "width", "height"].map(|f| s.get::<f64>(f).unwrap_or(0.0));
     Some(Event {
-        kind: KINDS.into_iter().find(|k| k.name() == kind)?,
+        kind: EventKind::ALL.into_iter().find(|k| k.name() == kind)?,
         track_id: s.get("track-id").ok()?,
         label: s.get("label").ok()?,
         class_id: s.get::<i32>("class-id").ok()?.max(0) as usize,
@@ -163,6 +155,7 @@ fn event_from(s: &gst::StructureRef) -> Option<Event> {
                 .find(|s| s.name() == d)
         }),
         dwell: s.get("dwell").ok(),
+        temperature: s.get::<f64>("temperature").ok().map(|c| c as f32),
     })
 }
 

@@ -299,8 +299,10 @@ const W: u32 = 320;
 const H: u32 = 240;
 
 /// A frame at `index` / 10 s carrying a person (confidence 0.91) whose feet stand at
-/// `x`, 150, as `thermaldetect` would attach it.
-fn frame(index: u64, feet: Option<u32>) -> gst::Buffer {
+/// `x`, 150, as `thermaldetect` would attach it; with a box maximum `max` in °C (a
+/// radiometric camera), its `detection` structure has the temperature fields (median 8
+/// and p90 2 degrees below).
+fn frame(index: u64, feet: Option<u32>, max: Option<f64>) -> gst::Buffer {
     let mut buf = gst::Buffer::from_slice(vec![128u8; (W * H) as usize]);
     let b = buf.get_mut().unwrap();
     b.set_pts(gst::ClockTime::from_mseconds(index * 100));
@@ -312,6 +314,9 @@ fn frame(index: u64, feet: Option<u32>) -> gst::Buffer {
                 .field("label", "person")
                 .field("class-id", 0i32)
                 .field("confidence", 0.91f64)
+                .field_if_some("temperature-max", max)
+                .field_if_some("temperature-median", max.map(|m| m - 8.0))
+                .field_if_some("temperature-p90", max.map(|m| m - 2.0))
                 .build(),
         );
     }
@@ -373,9 +378,14 @@ impl Chain {
 
     /// Pushes one frame and checks it came out (the stream never stalls).
     fn push(&mut self, feet: Option<u32>) -> gst::Buffer {
+        self.push_read(feet, None)
+    }
+
+    /// [`Chain::push`] of a radiometric camera's frame (see [`frame`]).
+    fn push_read(&mut self, feet: Option<u32>, max: Option<f64>) -> gst::Buffer {
         let out = self
             .h
-            .push_and_pull(frame(self.frames, feet))
+            .push_and_pull(frame(self.frames, feet, max))
             .expect("the frame passes");
         assert_eq!(
             out.pts(),
@@ -568,6 +578,54 @@ fn events_counts_tracks_and_status_arrive_with_the_documented_topics_and_payload
     let after = Sub::connect(&broker, "sub-after", false);
     let status = after.wait_for(&format!("{base}/status"), |_| true);
     assert!(status.retain && status.payload == "offline", "{status:?}");
+}
+
+#[test]
+fn a_hot_event_and_the_tracks_carry_temperatures() {
+    let broker = Broker::start("hot");
+    let sub = Sub::connect(&broker, "sub-hot", false);
+    let mut chain = Chain::new(
+        "hot-threshold=person:38",
+        &format!("broker={} camera=hot-cam detections=1", broker.url()),
+    );
+    for max in [36.0, 38.5, 37.0] {
+        chain.push_read(Some(100), Some(max));
+    }
+    let base = "thermalzsq/hot-cam";
+    let topic = format!("{base}/events");
+    assert_eq!(
+        sub.events(&topic, 2),
+        vec![EventKey("new".into(), 1, 0), EventKey("hot".into(), 1, 1)]
+    );
+    let mut hot = sub.wait_for(&topic, |m| m.json()["type"] == "hot").json();
+    hot.as_object_mut().unwrap().remove("time");
+    assert_eq!(
+        hot,
+        serde_json::json!({"pts": 100_000_000u64, "frame": 1, "type": "hot", "track_id": 1,
+            "label": "person", "class_id": 0, "confidence": as_sent(&0.91f32),
+            "box": [90.0, 110.0, 110.0, 150.0], "temperature_c": 38.5})
+    );
+    let new = sub.wait_for(&topic, |m| m.json()["type"] == "new").json();
+    assert_eq!(
+        new["temperature_c"], 36.0,
+        "every event has the latest reading"
+    );
+
+    sub.wait(&format!("{base}/tracks x3"), |i| {
+        i.messages
+            .iter()
+            .filter(|m| m.topic.ends_with("/tracks"))
+            .count()
+            >= 3
+    });
+    let tracks = sub.on(&format!("{base}/tracks"))[2].json();
+    assert_eq!(
+        tracks["tracks"],
+        serde_json::json!([{"id": 1, "label": "person", "class_id": 0, "confidence": 0.91,
+            "box": [90, 110, 110, 150], "age": 3,
+            "temperature_c": {"max": 37.0, "median": 29.0, "p90": 35.0},
+            "temperature_max_c": 38.5}])
+    );
 }
 
 #[test]

@@ -46,11 +46,18 @@ fn caps() -> gst::Caps {
 
 /// A mid-grey frame at `index` / 10 s carrying `dets` as ROI metas.
 fn frame(index: u64, dets: &[Det]) -> gst::Buffer {
+    let unread: Vec<(Det, Option<f64>)> = dets.iter().map(|&d| (d, None)).collect();
+    read_frame(index, &unread)
+}
+
+/// [`frame`] from a radiometric camera: each detection with a box maximum in °C has
+/// the temperature fields `thermaldetect` adds (median 8 and p90 2 degrees below).
+fn read_frame(index: u64, dets: &[(Det, Option<f64>)]) -> gst::Buffer {
     let mut buf = gst::Buffer::from_slice(vec![128u8; (W * H) as usize]);
     {
         let b = buf.get_mut().unwrap();
         b.set_pts(gst::ClockTime::from_mseconds(index * 100));
-        for Det(label, class_id, confidence, rect) in dets {
+        for (Det(label, class_id, confidence, rect), max) in dets {
             let mut meta = gst_video::VideoRegionOfInterestMeta::add(
                 b,
                 label,
@@ -61,6 +68,9 @@ fn frame(index: u64, dets: &[Det]) -> gst::Buffer {
                     .field("label", *label)
                     .field("class-id", *class_id)
                     .field("confidence", *confidence)
+                    .field_if_some("temperature-max", *max)
+                    .field_if_some("temperature-median", max.map(|m| m - 8.0))
+                    .field_if_some("temperature-p90", max.map(|m| m - 2.0))
                     .build(),
             );
         }
@@ -80,6 +90,13 @@ impl Run {
     /// Pushes the next frame with `dets` and returns it as it came out.
     fn push(&mut self, dets: &[Det]) -> gst::Buffer {
         let buf = frame(self.frames, dets);
+        self.frames += 1;
+        self.h.push_and_pull(buf).unwrap()
+    }
+
+    /// Pushes the next frame of a radiometric camera (see [`read_frame`]).
+    fn push_read(&mut self, dets: &[(Det, Option<f64>)]) -> gst::Buffer {
+        let buf = read_frame(self.frames, dets);
         self.frames += 1;
         self.h.push_and_pull(buf).unwrap()
     }
@@ -615,6 +632,8 @@ fn properties_have_the_documented_defaults() {
     assert_eq!(e.property::<Option<String>>("zones"), None);
     assert_eq!(e.property::<Option<String>>("json-location"), None);
     assert!(e.property::<bool>("post-messages") && e.property::<bool>("draw"));
+    assert!(e.property::<bool>("draw-temperature"));
+    assert_eq!(e.property::<Option<String>>("hot-threshold"), None);
     assert!(!e.property::<bool>("draw-trails") && !e.property::<bool>("draw-zones"));
     e.set_property_from_str("tracker", "iou");
     assert_eq!(nick("tracker"), "iou");
@@ -663,6 +682,153 @@ fn a_bad_zones_file_is_an_error_at_start_that_says_why() {
 
     let e = start_error(&[("json-location", "/nonexistent/dir/tracks.jsonl")]);
     assert!(e.contains("Cannot write tracks to /nonexistent/dir"), "{e}");
+}
+
+#[test]
+fn a_bad_hot_threshold_is_an_error_at_start_that_says_what_is_expected() {
+    let e = start_error(&[("hot-threshold", "person:warm")]);
+    assert!(
+        e.contains("hot-threshold: `warm` in `person:warm` is not a temperature"),
+        "{e}"
+    );
+    assert!(e.contains("e.g. \"person:38,car:90,*:60\""), "{e}");
+}
+
+const CAR: Det = Det("car", 1, 0.88, [200, 60, 60, 30]);
+
+#[test]
+fn a_hot_track_is_reported_once_with_its_temperature_everywhere_events_go() {
+    let json = tmp("hot.jsonl");
+    let mut run = harness(&[
+        ("min-hits", "1"),
+        ("hot-threshold", "person:38,*:90"),
+        ("json-location", json.to_str().unwrap()),
+    ]);
+    // The person's box maximum crosses 38 °C in frame 1 and again in frame 4; the car
+    // (threshold `*`, 90) stays below.
+    let mut metas = Vec::new();
+    for (f, max) in [36.0, 38.5, 39.0, 37.0, 40.0].into_iter().enumerate() {
+        let out = run.push_read(&[
+            (person_at(100 + f as u32, 150), Some(max)),
+            (CAR, Some(85.0)),
+        ]);
+        metas.push(trackmeta::read(&out));
+    }
+    let hot: Vec<gst::Structure> = run
+        .messages("thermaltrack-event")
+        .into_iter()
+        .filter(|s| s.get::<String>("type").unwrap() == "hot")
+        .collect();
+    assert_eq!(hot.len(), 1, "once per track: {hot:?}");
+    assert_eq!(hot[0].get::<u64>("track-id").unwrap(), 1);
+    assert_eq!(hot[0].get::<u64>("frame").unwrap(), 1);
+    assert_eq!(hot[0].get::<f64>("temperature").unwrap(), 38.5);
+
+    // Other events carry the latest reading; the frame message the tracks' readings.
+    let new: Vec<(u64, f64)> = run
+        .messages("thermaltrack-event")
+        .iter()
+        .filter(|s| s.get::<String>("type").unwrap() == "new")
+        .map(|s| (s.get("track-id").unwrap(), s.get("temperature").unwrap()))
+        .collect();
+    assert_eq!(new, vec![(1, 36.0), (2, 85.0)]);
+    let frames = run.messages("thermaltrack");
+    let person = frames[3]
+        .get::<gst::List>("tracks")
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap()
+        .get::<gst::Structure>()
+        .unwrap();
+    assert_eq!(
+        [
+            "temperature-max",
+            "temperature-median",
+            "temperature-p90",
+            "temperature-hottest"
+        ]
+        .map(|f| person.get::<f64>(f).unwrap()),
+        [37.0, 29.0, 35.0, 39.0]
+    );
+
+    // The custom meta of frame 1 holds the same event for publishers downstream.
+    let attached = metas[1].as_ref().expect("frame 1 has an event");
+    assert_eq!(attached.events.len(), 1);
+    assert_eq!(attached.events[0].kind, EventKind::Hot);
+    assert_eq!(attached.events[0].temperature, Some(38.5));
+    assert!(metas[2..].iter().all(Option::is_none), "no more events");
+
+    drop(run);
+    let text = std::fs::read_to_string(&json).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(text.matches(r#""type":"hot""#).count(), 1);
+    assert_eq!(
+        lines[1],
+        r#"{"frame":1,"pts":100000000,"tracks":[{"id":1,"label":"person","class_id":0,"confidence":0.91,"box":[91.0,110.0,111.0,150.0],"age":2,"temperature_c":{"max":38.5,"median":30.5,"p90":36.5},"temperature_max_c":38.5},{"id":2,"label":"car","class_id":1,"confidence":0.88,"box":[200.0,60.0,260.0,90.0],"age":2,"temperature_c":{"max":85.0,"median":77.0,"p90":83.0},"temperature_max_c":85.0}],"events":[{"type":"hot","track_id":1,"label":"person","temperature_c":38.5}]}"#
+    );
+}
+
+#[test]
+fn the_tracking_param_carries_the_hottest_reading_of_the_track() {
+    let mut run = harness(&[("min-hits", "1")]);
+    let mut hottest = Vec::new();
+    for max in [36.0, 37.5, 36.5] {
+        let out = run.push_read(&[(person_at(100, 150), Some(max))]);
+        let roi = out
+            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .next()
+            .unwrap();
+        hottest.push(
+            roi.param("tracking")
+                .unwrap()
+                .get::<f64>("temperature-hottest")
+                .unwrap(),
+        );
+    }
+    assert_eq!(hottest, vec![36.0, 37.5, 37.5]);
+    // A detection with a partial reading (no median) counts as none.
+    let mut buf = frame(3, &[]);
+    let mut meta = gst_video::VideoRegionOfInterestMeta::add(
+        buf.get_mut().unwrap(),
+        "person",
+        (200, 110, 20, 40),
+    );
+    meta.add_param(
+        gst::Structure::builder("detection")
+            .field("label", "person")
+            .field("class-id", 0i32)
+            .field("confidence", 0.9f64)
+            .field("temperature-max", 90.0f64)
+            .field("temperature-p90", 80.0f64)
+            .build(),
+    );
+    let out = run.h.push_and_pull(buf).unwrap();
+    let tracking = out
+        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .find_map(|m| m.param("tracking").map(|t| t.to_owned()))
+        .unwrap();
+    assert_eq!(tracking.get::<u64>("id").unwrap(), 2);
+    assert!(!tracking.has_field("temperature-hottest"));
+}
+
+#[test]
+fn draw_temperature_writes_the_reading_after_the_label() {
+    let drawn = |draw_temperature: &str, max: Option<f64>| {
+        let mut run = harness(&[("min-hits", "1"), ("draw-temperature", draw_temperature)]);
+        let out = run.push_read(&[(person_at(100, 150), max)]);
+        out.map_readable().unwrap().to_vec()
+    };
+    assert_ne!(
+        drawn("true", Some(35.8)),
+        drawn("false", Some(35.8)),
+        "\"person #1 35.8°C\" is longer than \"person #1\""
+    );
+    assert_eq!(
+        drawn("true", None),
+        drawn("false", None),
+        "no reading, nothing to add"
+    );
 }
 
 #[test]

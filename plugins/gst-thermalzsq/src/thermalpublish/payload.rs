@@ -3,11 +3,13 @@
 //! Every payload is one JSON object stamped with the wall-clock `time` (RFC 3339,
 //! UTC) it was published at, and the stream's `pts` (nanoseconds, `null` when the
 //! frame had none) and `frame` index, so that consumers can both order messages and
-//! find the frame in a recording.
+//! find the frame in a recording. Temperatures (°C) appear only where the camera is
+//! radiometric; without them the payloads are as they always were.
 
 use gst::glib;
 use gst_video::VideoRegionOfInterestMeta;
 use serde::Serialize;
+use thermalzsq::track::record::TemperatureRecord;
 use thermalzsq::track::{Event, Occupancy};
 
 use super::client::Message;
@@ -112,6 +114,9 @@ struct EventPayload<'a> {
     /// Seconds in the zone (`exit`, `loiter`).
     #[serde(skip_serializing_if = "Option::is_none")]
     dwell: Option<f64>,
+    /// The track's box maximum, °C (for `hot`, the one that reached the threshold).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature_c: Option<f32>,
 }
 
 impl<'a> EventPayload<'a> {
@@ -128,6 +133,7 @@ impl<'a> EventPayload<'a> {
             line: e.line.as_deref(),
             direction: e.direction.map(|d| d.name()),
             dwell: e.dwell,
+            temperature_c: e.temperature,
         }
     }
 }
@@ -157,6 +163,27 @@ struct TrackPayload {
     #[serde(rename = "box")]
     bbox: [u32; 4],
     age: u32,
+    /// This frame's reading of the box.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature_c: Option<TemperatureRecord>,
+    /// The hottest box maximum of the track's life, °C.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature_max_c: Option<f32>,
+}
+
+/// °C from a structure's double field, as the f32 it was measured in (so that JSON
+/// prints 35.8, not 35.79999923706055).
+fn celsius(s: &gst::StructureRef, field: &str) -> Option<f32> {
+    s.get::<f64>(field).ok().map(|c| c as f32)
+}
+
+/// A `detection` structure's temperature: all three fields, or none.
+fn reading(detection: &gst::StructureRef) -> Option<TemperatureRecord> {
+    Some(TemperatureRecord {
+        max: celsius(detection, "temperature-max")?,
+        median: celsius(detection, "temperature-median")?,
+        p90: celsius(detection, "temperature-p90")?,
+    })
 }
 
 fn json(topic: String, retain: bool, payload: &impl Serialize) -> Message {
@@ -188,7 +215,8 @@ pub fn frame_messages(topics: &Topics, stamp: &Stamp, frame: &TrackEvents) -> Ve
 }
 
 /// The tracks message of a frame: the region-of-interest metas `thermaltrack` gave a
-/// `tracking` param (its confirmed tracks), with `thermaldetect`'s `detection` fields.
+/// `tracking` param (its confirmed tracks), with `thermaldetect`'s `detection` fields
+/// (the reading of the frame) and the track's life maximum from `tracking`.
 pub fn tracks_message(topics: &Topics, stamp: &Stamp, buf: &gst::BufferRef) -> Message {
     let tracks = buf
         .iter_meta::<VideoRegionOfInterestMeta>()
@@ -207,6 +235,8 @@ pub fn tracks_message(topics: &Topics, stamp: &Stamp, buf: &gst::BufferRef) -> M
                     .unwrap_or(0.0) as f32,
                 bbox: [x, y, x + w, y + h],
                 age: tracking.get("age").unwrap_or(0),
+                temperature_c: detection.and_then(reading),
+                temperature_max_c: celsius(tracking, "temperature-hottest"),
             })
         })
         .collect();

@@ -1,6 +1,7 @@
 //! `thermaltrack`: follows the objects `thermaldetect` found from frame to frame, gives
 //! each a persistent id, and turns their movements through the camera's zones and over
-//! its lines into events.
+//! its lines into events; with a radiometric camera, also their temperatures into `hot`
+//! events.
 //!
 //! The tracker and the analytics live in `thermalzsq::track`; this file maps
 //! region-of-interest metas to detections and the results back to GStreamer: `tracking`
@@ -18,7 +19,8 @@ use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
 use thermalzsq::imaging::{Frame, PixelFormat};
 use thermalzsq::track::{
-    Analytics, FrameEvents, FrameUpdate, Track, TrackState, Tracker, TrackerConfig, Zones,
+    Analytics, FrameEvents, FrameUpdate, HotThresholds, Track, TrackState, Tracker, TrackerConfig,
+    Zones,
 };
 
 use super::TrackMethod;
@@ -44,9 +46,12 @@ struct Settings {
     tracker: TrackerConfig,
     zones: Option<PathBuf>,
     loiter_seconds: f64,
+    /// `hot-threshold` as set; parsed at start.
+    hot_threshold: Option<String>,
     json_location: Option<PathBuf>,
     post_messages: bool,
     draw: bool,
+    draw_temperature: bool,
     draw_trails: bool,
     draw_zones: bool,
 }
@@ -57,9 +62,11 @@ impl Default for Settings {
             tracker: TrackerConfig::default(),
             zones: None,
             loiter_seconds: 30.0,
+            hot_threshold: None,
             json_location: None,
             post_messages: true,
             draw: true,
+            draw_temperature: true,
             draw_trails: false,
             draw_zones: false,
         }
@@ -249,6 +256,12 @@ impl ObjectImpl for ThermalTrack {
                     .default_value(d.loiter_seconds)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("hot-threshold")
+                    .nick("Hot threshold")
+                    .blurb("Per label, the box maximum in °C at which a track gets one `hot` event (radiometric cameras; thermaldetect radiometry set): \"person:38,car:90,*:60\", `*` for every other label; unset: no hot events")
+                    .default_value(d.hot_threshold.as_deref())
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("json-location")
                     .nick("JSON location")
                     .blurb("Write one JSON line per frame with its tracks and events to this file (to disk in batches, within about a second; all of it at EOS and at stop)")
@@ -264,6 +277,12 @@ impl ObjectImpl for ThermalTrack {
                     .nick("Draw")
                     .blurb("Draw the boxes of confirmed tracks, labelled with label and id (\"person #12\")")
                     .default_value(d.draw)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("draw-temperature")
+                    .nick("Draw temperature")
+                    .blurb("With a radiometric camera, add each drawn track's box maximum to its label (\"person #12 35.8°C\")")
+                    .default_value(d.draw_temperature)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("draw-trails")
@@ -300,9 +319,11 @@ impl ObjectImpl for ThermalTrack {
             "min-hits" => t.min_hits = value.get().expect("type checked upstream"),
             "zones" => s.zones = path_from(value),
             "loiter-seconds" => s.loiter_seconds = value.get().expect("type checked upstream"),
+            "hot-threshold" => s.hot_threshold = value.get().expect("type checked upstream"),
             "json-location" => s.json_location = path_from(value),
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
             "draw" => s.draw = value.get().expect("type checked upstream"),
+            "draw-temperature" => s.draw_temperature = value.get().expect("type checked upstream"),
             "draw-trails" => s.draw_trails = value.get().expect("type checked upstream"),
             "draw-zones" => s.draw_zones = value.get().expect("type checked upstream"),
             other => unreachable!("no writable property {other}"),
@@ -322,9 +343,11 @@ impl ObjectImpl for ThermalTrack {
             "min-hits" => t.min_hits.to_value(),
             "zones" => path_value(&s.zones).to_value(),
             "loiter-seconds" => s.loiter_seconds.to_value(),
+            "hot-threshold" => s.hot_threshold.to_value(),
             "json-location" => path_value(&s.json_location).to_value(),
             "post-messages" => s.post_messages.to_value(),
             "draw" => s.draw.to_value(),
+            "draw-temperature" => s.draw_temperature.to_value(),
             "draw-trails" => s.draw_trails.to_value(),
             "draw-zones" => s.draw_zones.to_value(),
             other => unreachable!("no property {other}"),
@@ -341,7 +364,7 @@ impl ElementImpl for ThermalTrack {
                 "Thermal object tracker",
                 "Filter/Analyzer/Video",
                 "Gives thermaldetect's objects persistent ids (ByteTrack or greedy IoU) and \
-                 reports new/end, zone enter/exit/loiter and line-crossing events",
+                 reports new/end, zone enter/exit/loiter, line-crossing and hot events",
                 "thermalzsq developers",
             )
         });
@@ -376,6 +399,12 @@ impl BaseTransformImpl for ThermalTrack {
             })?,
             None => Zones::default(),
         };
+        let hot: HotThresholds = settings
+            .hot_threshold
+            .as_deref()
+            .unwrap_or("")
+            .parse()
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?;
         let json = match &settings.json_location {
             Some(path) => Some(JsonLines::create(path).map_err(|e| {
                 gst::error_msg!(
@@ -388,16 +417,17 @@ impl BaseTransformImpl for ThermalTrack {
         gst::debug!(
             CAT,
             imp = self,
-            "{:?}, {} zones, {} lines",
+            "{:?}, {} zones, {} lines, {:?}",
             settings.tracker,
             zones.zones.len(),
-            zones.lines.len()
+            zones.lines.len(),
+            hot
         );
         *lock(&self.state) = Some(State {
             info: None,
             format: None,
             tracker: Tracker::new(settings.tracker),
-            analytics: Analytics::new(zones, settings.loiter_seconds),
+            analytics: Analytics::new(zones, settings.loiter_seconds).with_hot_thresholds(hot),
             trails: Trails::default(),
             frames: 0,
             time: 0.0,
@@ -479,6 +509,7 @@ impl BaseTransformImpl for ThermalTrack {
             tracks: if settings.draw { &output.tracks } else { &[] },
             trails: settings.draw_trails.then_some(&state.trails),
             zones: settings.draw_zones.then(|| state.analytics.zones()),
+            temperature: settings.draw_temperature,
         };
         if !overlay.is_empty() {
             self.draw(buf, &info, format, &overlay)?;

@@ -20,6 +20,7 @@ impl FrameOutput {
     pub fn messages(&self) -> Vec<gst::Structure> {
         let tracks = gst::List::new(self.tracks.iter().map(|t| {
             let [x0, y0, x1, y1] = t.bbox.map(f64::from);
+            let latest = t.temperature.as_ref().map(|r| r.latest());
             gst::Structure::builder("track")
                 .field("id", t.id)
                 .field("label", t.label.as_str())
@@ -30,6 +31,13 @@ impl FrameOutput {
                 .field("width", x1 - x0)
                 .field("height", y1 - y0)
                 .field("age", t.age)
+                .field_if_some("temperature-max", latest.map(|r| r.max as f64))
+                .field_if_some("temperature-median", latest.map(|r| r.median as f64))
+                .field_if_some("temperature-p90", latest.map(|r| r.p90 as f64))
+                .field_if_some(
+                    "temperature-hottest",
+                    t.temperature.as_ref().map(|r| r.hottest() as f64),
+                )
                 .build()
         }));
         let frame = gst::Structure::builder("thermaltrack")

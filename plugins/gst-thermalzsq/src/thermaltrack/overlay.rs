@@ -1,5 +1,6 @@
-//! What `thermaltrack` draws: tracked boxes labelled "person #12", each track's recent
-//! path, and the zones and lines of the zones file.
+//! What `thermaltrack` draws: tracked boxes labelled "person #12" (with a radiometric
+//! camera "person #12 35.8°C", the box maximum of the latest reading), each track's
+//! recent path, and the zones and lines of the zones file.
 //!
 //! Boxes and labels are the engine's detection drawing with the id in the label; paths,
 //! zone outlines and lines are chains of small squares drawn with the engine's box
@@ -53,6 +54,16 @@ pub struct Overlay<'a> {
     pub tracks: &'a [Track],
     pub trails: Option<&'a Trails>,
     pub zones: Option<&'a Zones>,
+    /// Whether labels carry the track's temperature, where known.
+    pub temperature: bool,
+}
+
+/// "person #12", or "person #12 35.8°C" with `temperature` and a reading.
+fn label(t: &Track, temperature: bool) -> String {
+    match t.temperature.as_ref().filter(|_| temperature) {
+        Some(r) => format!("{} #{} {:.1}°C", t.label, t.id, r.latest().max),
+        None => format!("{} #{}", t.label, t.id),
+    }
 }
 
 impl Overlay<'_> {
@@ -87,7 +98,7 @@ impl Overlay<'_> {
             .iter()
             .map(|t| Detection {
                 class_id: t.class_id,
-                label: format!("{} #{}", t.label, t.id),
+                label: label(t, self.temperature),
                 confidence: t.confidence,
                 bbox: t.bbox,
                 temperature: None,
