@@ -24,7 +24,8 @@
 #   --selftest       no camera: a generated recording (rtsp: a local RTSP server streaming
 #                    one) replaces the camera, a zone covering the frame is watched, and
 #                    the JSON must hold tracks and `enter` events (rtsp: frames); with
-#                    --out serve an rtspsrc client must receive the annotated frames.
+#                    --out serve an rtspsrc client must receive the annotated frames; a
+#                    radiometric preset's detections must have plausible temperatures.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -51,7 +52,7 @@ while [ $# -gt 0 ]; do
     --fp32) fp32=1; shift ;;
     --size) size=$2; shift 2 ;;
     --selftest) selftest=1; shift ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
@@ -97,6 +98,13 @@ fi
 
 need_element thermaldetect thermaltrack
 detect="$LAYOUT output-agc=true draw=false post-messages=false"
+# A radiometric selftest keeps thermaldetect's JSON lines too, for their temperatures.
+detect_json=""
+if [ "$selftest" = 1 ] && radiometric; then
+  detect_json=$dir/camera-$name-$out-detections.jsonl
+  rm -f "$detect_json"
+  detect="$detect json-location=\"$detect_json\""
+fi
 track="draw=true draw-zones=true"
 [ -n "$zones" ] && track="$track zones=\"$zones\""
 [ -n "$loiter" ] && track="$track loiter-seconds=$loiter"
@@ -149,6 +157,7 @@ esac
 
 if [ "$selftest" = 1 ]; then
   check_tracks
+  if [ -n "$detect_json" ]; then check_temperatures "$detect_json"; fi
   echo "selftest camera $name ($out): ok, $(wc -l < "$json") frames tracked," \
     "$(grep -o '"type":"enter"' "$json" | wc -l) enter events"
 fi

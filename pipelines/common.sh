@@ -49,14 +49,16 @@ detect_chain() {
 }
 
 # camera_preset PRESET [FORMAT WxH]: sets FORMAT, W, H, RATE, CAPS and LAYOUT (extra
-# thermaldetect properties) for a camera, and CROP (what to cut for display).
+# thermaldetect properties: the frame layout and the radiometry of the camera's counts)
+# for a camera, and CROP (what to cut for display). Lepton 3.5 and Boson+ send
+# centikelvin in TLinear mode (as our GRAY16_LE recordings do), the P2 Pro 1/64 K.
 camera_preset() {
   LAYOUT="" CROP=""
   case $1 in
-    lepton) FORMAT=GRAY16_LE W=160 H=120 RATE=9/1 ;;
-    boson) FORMAT=GRAY16_LE W=640 H=512 RATE=30/1 ;;
+    lepton) FORMAT=GRAY16_LE W=160 H=120 RATE=9/1 LAYOUT="radiometry=centikelvin" ;;
+    boson) FORMAT=GRAY16_LE W=640 H=512 RATE=30/1 LAYOUT="radiometry=centikelvin" ;;
     boson-agc) FORMAT=I420 W=640 H=512 RATE=30/1 ;;
-    p2pro) FORMAT=YUY2 W=256 H=384 RATE=25/1 LAYOUT="input-layout=thermal-bottom-half" CROP="videocrop bottom=192 !" ;;
+    p2pro) FORMAT=YUY2 W=256 H=384 RATE=25/1 LAYOUT="input-layout=thermal-bottom-half radiometry=p2pro" CROP="videocrop bottom=192 !" ;;
     generic) FORMAT=${2:?generic needs FORMAT WxH}; W=${3%x*}; H=${3#*x}; RATE=0/1 ;;
     *) die "unknown camera preset '$1' (lepton, boson, boson-agc, p2pro, generic FORMAT WxH)" ;;
   esac
@@ -85,12 +87,43 @@ camera_source() {
   esac
 }
 
-# check_json FILE FRAMES: a selftest's JSON lines hold every frame and some detections.
+# radiometric: whether the camera preset (LAYOUT) makes thermaldetect read temperatures.
+radiometric() {
+  case " ${LAYOUT:-} " in
+    *" radiometry="*) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+# check_json FILE FRAMES: a selftest's JSON lines hold every frame and some detections,
+# with temperatures for a radiometric preset.
 check_json() {
   local lines
   lines=$(wc -l < "$1")
   [ "$lines" = "$2" ] || die "selftest: $lines JSON lines for $2 frames in $1"
   grep -q '"detections":\[{' "$1" || die "selftest: no detections in $1"
+  if radiometric; then check_temperatures "$1"; fi
+}
+
+# check_temperatures FILE: thermaldetect's JSON lines give each detection a temperature
+# in °C: every box's hottest pixel between -50 and 150 °C, and some person's at a
+# clothed body's surface temperature, 20-45 °C. A wrong law is off by 100 K or more
+# (P2 Pro counts in 1/64 K read as centikelvin: about -75 °C; the other way round
+# about 210 °C), so this checks the preset's radiometry.
+check_temperatures() {
+  grep -q '"temperature_c":{' "$1" || die "selftest: no temperatures in $1"
+  grep -o '"label":"[^"]*","class_id":[0-9]*,"confidence":[^,]*,"box":\[[^]]*\],"temperature_c":{"max":[-0-9.e]*' "$1" \
+    | sed 's/^"label":"\([^"]*\)".*"max":\(.*\)$/\2 \1/' \
+    | awk '
+        { n++ }
+        $1 < -50 || $1 > 150 { if (++bad <= 5) shown = shown " " $2 "=" $1 }
+        $2 == "person" && $1 >= 20 && $1 <= 45 { people++ }
+        END {
+          if (bad) { print bad " of " n " temperatures implausible (°C):" shown; exit 1 }
+          if (!people) { print "no person at 20-45 °C among " n " detections"; exit 1 }
+          print "selftest: temperatures in °C, " people " person boxes at 20-45 °C of " n " detections"
+        }' \
+    || die "selftest: temperatures in $1 (see above)"
 }
 
 # --- RTSP (live.sh rtsp, camera.sh, serve.sh) ---

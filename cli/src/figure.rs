@@ -91,6 +91,7 @@ pub fn render(
             thickness: 2,
             labels: true,
             confidence: true,
+            temperature: false,
         },
     );
     // Last, so a detection on the spot does not hide it.

@@ -1,5 +1,5 @@
 //! Drawing into frames in place, in every supported pixel format: filled rectangles,
-//! box outlines and bitmap text. Colours are given as RGB and converted to the frame's
+//! box outlines, crosshairs and bitmap text. Colours are given as RGB and converted to the frame's
 //! format (BT.601 limited range for YUV, luma for grey, full scale for 16-bit grey), so
 //! an overlay looks the same whatever the camera delivers.
 
@@ -20,6 +20,18 @@ pub fn outline(frame: &mut FrameMut, [x0, y0, x1, y1]: [i64; 4], t: i64, ink: [u
     fill(frame, x0 - t, y1, x1 + t, y1 + t, ink);
     fill(frame, x0 - t, y0, x0, y1, ink);
     fill(frame, x1, y0, x1 + t, y1, ink);
+}
+
+/// A spot meter's crosshair on pixel `(x, y)`: four `t`-pixel bars reaching `arm`
+/// pixels from it, leaving `gap` pixels around it free, so the marked pixel itself
+/// stays visible.
+pub fn crosshair(frame: &mut FrameMut, [x, y]: [i64; 2], arm: i64, gap: i64, t: i64, ink: [u8; 3]) {
+    let (a0, a1) = (x - t / 2, x - t / 2 + t);
+    let (b0, b1) = (y - t / 2, y - t / 2 + t);
+    fill(frame, x - arm, b0, x - gap, b1, ink);
+    fill(frame, x + gap + 1, b0, x + arm + 1, b1, ink);
+    fill(frame, a0, y - arm, a1, y - gap, ink);
+    fill(frame, a0, y + gap + 1, a1, y + arm + 1, ink);
 }
 
 /// BT.601 luma of an RGB colour: the grey that stands for it in grey frames.
@@ -161,6 +173,71 @@ mod tests {
             assert_eq!(luma_at(30, 30), 0, "{format}: interior");
             assert_eq!(luma_at(2, 2), 0, "{format}: corner");
         }
+    }
+
+    fn gray8(w: usize, h: usize) -> Vec<(Vec<u8>, usize)> {
+        packed_planes(PixelFormat::Gray8, w, h)
+    }
+
+    fn frame_of(planes: &mut [(Vec<u8>, usize)], w: usize, h: usize) -> FrameMut<'_> {
+        Frame::new(
+            PixelFormat::Gray8,
+            w,
+            h,
+            planes
+                .iter_mut()
+                .map(|(d, s)| (d.as_mut_slice(), *s))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_crosshair_marks_around_its_pixel_and_leaves_the_pixel_visible() {
+        let (w, h) = (21, 21);
+        let mut planes = gray8(w, h);
+        crosshair(
+            &mut frame_of(&mut planes, w, h),
+            [10, 10],
+            5,
+            1,
+            1,
+            [255; 3],
+        );
+        let data = &planes[0].0;
+        let at = |x: usize, y: usize| data[y * w + x];
+        assert_eq!(at(10, 10), 0, "the marked pixel");
+        assert_eq!(
+            (at(9, 10), at(11, 10), at(10, 9), at(10, 11)),
+            (0, 0, 0, 0),
+            "the gap"
+        );
+        for (x, y) in [(5, 10), (8, 10), (12, 10), (15, 10), (10, 5), (10, 15)] {
+            assert_eq!(at(x, y), 255, "arm at ({x}, {y})");
+        }
+        assert_eq!(
+            (at(4, 10), at(16, 10), at(9, 9)),
+            (0, 0, 0),
+            "outside the arms"
+        );
+        assert_eq!(data.iter().filter(|&&v| v == 255).count(), 16);
+
+        // At a corner it is clipped, not a panic.
+        crosshair(&mut frame_of(&mut planes, w, h), [0, 20], 5, 1, 3, [255; 3]);
+    }
+
+    #[test]
+    fn the_degree_sign_is_drawn_with_its_own_glyph() {
+        let (w, h) = (font::WIDTH, font::HEIGHT);
+        let drawn = |text: &str| {
+            let mut planes = gray8(w, h);
+            write_text(&mut frame_of(&mut planes, w, h), 0, 0, text, 1, [255; 3]);
+            planes.remove(0).0
+        };
+        let degree = drawn("°");
+        assert!(degree.contains(&255));
+        assert_ne!(degree, drawn("?"), "not the fallback glyph");
+        assert_ne!(degree, drawn("o"));
     }
 
     #[test]

@@ -77,6 +77,13 @@ fn every_pipeline_script_passes_its_selftest() {
             out.contains(&format!("selftest live {preset}: ok")),
             "{out}"
         );
+        // The radiometric presets' temperatures were checked (P2 Pro: its 1/64 K law);
+        // boson-agc's 8-bit stream has none.
+        assert_eq!(
+            out.contains("selftest: temperatures in °C"),
+            preset != "boson-agc",
+            "{preset}: {out}"
+        );
     }
     // A local RTSP camera streaming MJPEG, then H.264, each over TCP and UDP.
     let out = selftest("live.sh", &["rtsp"]);
@@ -91,6 +98,11 @@ fn every_pipeline_script_passes_its_selftest() {
         assert!(
             out.contains(&format!("selftest camera {source} (display): ok")),
             "{out}"
+        );
+        assert_eq!(
+            out.contains("selftest: temperatures in °C"),
+            source == "boson",
+            "{source}: {out}"
         );
     }
     let out = selftest("serve.sh", &["boson"]);

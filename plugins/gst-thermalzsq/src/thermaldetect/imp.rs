@@ -4,7 +4,8 @@
 //!
 //! All numeric work lives in `thermalzsq::detect`; this file maps GStreamer buffers to
 //! engine frames. Model swapping lives in `swap.rs`, the outputs (metas, messages, JSON
-//! lines, scoring) in `outputs.rs`.
+//! lines, scoring) in `outputs.rs`, the scene temperatures of radiometric frames in
+//! `temperature.rs`.
 
 use std::path::PathBuf;
 use std::sync::{Condvar, LazyLock, Mutex};
@@ -15,18 +16,20 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
-use thermalzsq::detect::draw::{Style, draw_detections};
+use thermalzsq::detect::draw::{Style, draw_detections, draw_hotspot};
 use thermalzsq::detect::labels::read_labels_file;
-use thermalzsq::detect::{DetectError, Detection, Detector, DetectorConfig};
+use thermalzsq::detect::temperature::{GateError, TemperatureGate};
+use thermalzsq::detect::{Detection, Detector, DetectorConfig};
 use thermalzsq::eval::{CocoGt, StreamEval};
 use thermalzsq::imaging::agc::{self, Agc, Histogram};
 use thermalzsq::imaging::frame::{lower_half_counts, upper_half_image};
-use thermalzsq::imaging::{Frame, PixelFormat};
+use thermalzsq::imaging::{Frame, FrameRef, PixelFormat};
 use thermalzsq::runtime::ProviderOptions;
 
-use super::outputs;
+use super::outputs::{self, FrameResult};
 use super::swap::{ForFrame, Loaded, ModelSource, Swap};
-use super::{AgcMode, InputLayout, Polarity};
+use super::temperature::Temperatures;
+use super::{AgcMode, InputLayout, Polarity, Radiometry};
 use crate::enums::ExecutionProvider;
 use crate::jsonlines::JsonLines;
 use crate::modelevent::ModelAnnouncement;
@@ -90,6 +93,12 @@ pub(super) struct Settings {
     input_layout: InputLayout,
     output_agc: bool,
     wait_for_model: bool,
+    radiometry: Radiometry,
+    radiometric_gain: f64,
+    radiometric_offset: f64,
+    temperature_gate: Option<String>,
+    draw_temperature: bool,
+    draw_hotspot: bool,
 }
 
 impl Default for Settings {
@@ -121,6 +130,12 @@ impl Default for Settings {
             input_layout: InputLayout::Full,
             output_agc: false,
             wait_for_model: true,
+            radiometry: Radiometry::None,
+            radiometric_gain: 0.01,
+            radiometric_offset: 0.0,
+            temperature_gate: None,
+            draw_temperature: true,
+            draw_hotspot: false,
         }
     }
 }
@@ -148,6 +163,25 @@ impl Settings {
         }
     }
 
+    /// How counts map to kelvin; `None` without radiometry.
+    pub(super) fn radiometry(&self) -> Option<thermalzsq::imaging::radiometry::Radiometry> {
+        use thermalzsq::imaging::radiometry::Radiometry as Law;
+        match self.radiometry {
+            Radiometry::None => None,
+            Radiometry::Centikelvin => Some(Law::Centikelvin),
+            Radiometry::P2Pro => Some(Law::P2Pro),
+            Radiometry::Linear => Some(Law::Linear {
+                gain: self.radiometric_gain,
+                offset: self.radiometric_offset,
+            }),
+        }
+    }
+
+    /// `temperature-gate`, parsed (unset: no gate).
+    pub(super) fn gate(&self) -> Result<TemperatureGate, GateError> {
+        self.temperature_gate.as_deref().unwrap_or("").parse()
+    }
+
     pub(super) fn detector_config(&self) -> Result<DetectorConfig, String> {
         let labels = match &self.labels {
             Some(path) => Some(read_labels_file(path).map_err(|e| e.to_string())?),
@@ -167,7 +201,8 @@ impl Settings {
                 trt_cache_dir: self.trt_cache_dir.clone(),
                 trt_fp16: self.trt_fp16,
             },
-            ..DetectorConfig::default()
+            radiometry: self.radiometry(),
+            gate: self.gate().map_err(|e| e.to_string())?,
         })
     }
 }
@@ -194,6 +229,8 @@ pub(super) struct Work {
     pub(super) first_frame: Option<Instant>,
     /// Scratch for `output-agc`.
     hist: Histogram,
+    /// `temperature-gate` and the scene temperatures.
+    temperatures: Temperatures,
 }
 
 /// What the read-only properties report.
@@ -381,6 +418,41 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("thermal-bottom-half: YUY2 frames whose lower half carries raw 16-bit counts (InfiRay P2 Pro, Topdon TC001); detection runs on the counts, boxes go on the upper image half")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("radiometry", d.radiometry)
+                    .nick("Radiometry")
+                    .blurb("How the camera's 16-bit counts map to kelvin, for temperatures: centikelvin (FLIR Lepton 3.5 / Boson+ TLinear, zsq synth recordings), p2pro (1/64 K in the lower half, with input-layout=thermal-bottom-half), linear (radiometric-gain, radiometric-offset). With it each detection carries its temperature (ROI meta, message, JSON lines) and the message the frame's; 8-bit and colour streams have none")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("radiometric-gain")
+                    .nick("Radiometric gain")
+                    .blurb("radiometry=linear: kelvin per count (K = gain x count + offset)")
+                    .minimum(f64::MIN_POSITIVE)
+                    .default_value(d.radiometric_gain)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("radiometric-offset")
+                    .nick("Radiometric offset")
+                    .blurb("radiometry=linear: kelvin at count 0 (K = gain x count + offset)")
+                    .default_value(d.radiometric_offset)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("temperature-gate")
+                    .nick("Temperature gate")
+                    .blurb("With radiometry: drop detections whose hottest inner pixel is outside their class's range, LABEL:LOW-HIGH in °C, comma-separated (\"person:25-42,car:-40-120\"); classes not listed pass")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("draw-temperature")
+                    .nick("Draw temperature")
+                    .blurb("With radiometry and draw-labels: end each label with the box's hottest temperature (\"person 0.91 35.8°C\")")
+                    .default_value(d.draw_temperature)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("draw-hotspot")
+                    .nick("Draw hotspot")
+                    .blurb("With radiometry: mark the frame's hottest pixel with a crosshair and its temperature, like a camera's spot meter (independent of draw)")
+                    .default_value(d.draw_hotspot)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoolean::builder("wait-for-model")
                     .nick("Wait for model")
                     .blurb("While the first model loads (an announced one loads off the streaming thread; with TensorRT an engine build): true holds frames back until it is ready, so none goes undetected; false lets them pass undetected (no boxes, metas, messages or JSON lines), so a live source never stalls. A model swap never stalls: frames run the old model meanwhile")
@@ -433,6 +505,14 @@ impl ObjectImpl for ThermalDetect {
             "output-agc" => s.output_agc = value.get().expect("type checked upstream"),
             "input-layout" => s.input_layout = value.get().expect("type checked upstream"),
             "wait-for-model" => s.wait_for_model = value.get().expect("type checked upstream"),
+            "radiometry" => s.radiometry = value.get().expect("type checked upstream"),
+            "radiometric-gain" => s.radiometric_gain = value.get().expect("type checked upstream"),
+            "radiometric-offset" => {
+                s.radiometric_offset = value.get().expect("type checked upstream")
+            }
+            "temperature-gate" => s.temperature_gate = value.get().expect("type checked upstream"),
+            "draw-temperature" => s.draw_temperature = value.get().expect("type checked upstream"),
+            "draw-hotspot" => s.draw_hotspot = value.get().expect("type checked upstream"),
             other => unreachable!("no writable property {other}"),
         }
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
@@ -467,6 +547,12 @@ impl ObjectImpl for ThermalDetect {
             "output-agc" => s.output_agc.to_value(),
             "input-layout" => s.input_layout.to_value(),
             "wait-for-model" => s.wait_for_model.to_value(),
+            "radiometry" => s.radiometry.to_value(),
+            "radiometric-gain" => s.radiometric_gain.to_value(),
+            "radiometric-offset" => s.radiometric_offset.to_value(),
+            "temperature-gate" => s.temperature_gate.to_value(),
+            "draw-temperature" => s.draw_temperature.to_value(),
+            "draw-hotspot" => s.draw_hotspot.to_value(),
             "active-model" => lock(&self.active).model.to_value(),
             "active-provider" => lock(&self.active).provider.to_value(),
             other => unreachable!("no property {other}"),
@@ -521,6 +607,10 @@ impl BaseTransformImpl for ThermalDetect {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
+        // Before the model: a typo in the gate is the first thing to fix.
+        let gate = settings
+            .gate()
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
         let loaded =
             match &settings.model {
                 Some(path) => Some(self.load(&ModelSource::Property(path.clone())).map_err(
@@ -554,6 +644,7 @@ impl BaseTransformImpl for ThermalDetect {
             scoring,
             first_frame: None,
             hist: Histogram::new(),
+            temperatures: Temperatures::new(gate),
         };
         if let Some(loaded) = loaded {
             self.activate(&mut work, loaded, 0);
@@ -660,6 +751,7 @@ impl ThermalDetect {
             scoring,
             first_frame,
             hist,
+            temperatures,
         } = work
         else {
             // model_for_frame returns Run only with a model running or to activate.
@@ -667,25 +759,45 @@ impl ThermalDetect {
         };
         first_frame.get_or_insert_with(Instant::now);
 
-        if index % settings.interval as u64 == 0 {
-            *last = self.detect(buf, info, format, settings, &mut loaded.detector, scoring)?;
-        }
-        let detections = &*last;
+        // Detection every `interval` frames; the scene's temperatures every frame, before
+        // `output-agc` replaces the counts.
+        let detect = index % settings.interval as u64 == 0;
+        let radiometry = settings.radiometry();
+        let scene = if detect || radiometry.is_some() {
+            self.with_input(buf, info, format, settings.input_layout, |input| {
+                if detect {
+                    *last = self.detect(
+                        input,
+                        settings,
+                        &mut loaded.detector,
+                        &temperatures.gate,
+                        scoring,
+                    )?;
+                }
+                Ok(radiometry.and_then(|r| temperatures.scene(self, input, r)))
+            })?
+        } else {
+            None
+        };
+        let result = FrameResult {
+            detections: last,
+            scene,
+        };
         gst::log!(
             CAT,
             imp = self,
             "frame {index}: {} detections",
-            detections.len()
+            result.detections.len()
         );
-        self.draw(buf, info, format, settings, detections, hist)?;
+        self.draw(buf, info, format, settings, &result, hist)?;
 
-        outputs::attach_roi_metas(buf, detections);
+        outputs::attach_roi_metas(buf, result.detections);
         let pts = buf.pts();
         if settings.post_messages {
-            self.post_detections(index, pts, detections);
+            self.post_detections(index, pts, &result);
         }
-        self.score_frame(scoring, index, detections);
-        self.write_json_line(json, index, pts, &loaded.name, detections)?;
+        self.score_frame(scoring, index, result.detections);
+        self.write_json_line(json, index, pts, &loaded.name, &result)?;
         Ok(gst::FlowSuccess::Ok)
     }
 
@@ -710,24 +822,17 @@ impl ThermalDetect {
         gst::FlowError::Error
     }
 
-    /// Runs the detector on a frame with the current thresholds and AGC, and times it
-    /// for the score.
-    fn detect(
+    /// Runs `f` on what detection reads in a frame: the whole frame, or a P2 Pro
+    /// frame's lower-half counts (`thermal-bottom-half`).
+    fn with_input<R>(
         &self,
         buf: &gst::BufferRef,
         info: &gst_video::VideoInfo,
         format: PixelFormat,
-        settings: &Settings,
-        detector: &mut Detector,
-        scoring: &mut Option<StreamEval>,
-    ) -> Result<Vec<Detection>, gst::FlowError> {
-        detector.set_thresholds(
-            settings.conf_threshold,
-            settings.iou_threshold,
-            settings.max_detections as usize,
-        );
-        detector.set_pre(settings.agc(), settings.polarity());
-        let layout = plane_layout(buf, info).map_err(|e| self.frame_error(&e))?;
+        layout: InputLayout,
+        f: impl FnOnce(&FrameRef) -> Result<R, gst::FlowError>,
+    ) -> Result<R, gst::FlowError> {
+        let planes = plane_layout(buf, info).map_err(|e| self.frame_error(&e))?;
         let map = buf
             .map_readable()
             .map_err(|_| self.frame_error(&"the buffer cannot be read"))?;
@@ -736,16 +841,40 @@ impl ThermalDetect {
             info.width() as usize,
             info.height() as usize,
             &map,
-            &layout,
+            &planes,
         )
         .map_err(|e| self.frame_error(&e))?;
+        match layout {
+            InputLayout::Full => f(&frame),
+            InputLayout::ThermalBottomHalf => {
+                let counts = lower_half_counts(&frame).map_err(|e| {
+                    gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+                    gst::FlowError::Error
+                })?;
+                f(&counts)
+            }
+        }
+    }
+
+    /// Runs the detector on a frame with the current thresholds, AGC and radiometry,
+    /// and times it for the score.
+    fn detect(
+        &self,
+        input: &FrameRef,
+        settings: &Settings,
+        detector: &mut Detector,
+        gate: &TemperatureGate,
+        scoring: &mut Option<StreamEval>,
+    ) -> Result<Vec<Detection>, gst::FlowError> {
+        detector.set_thresholds(
+            settings.conf_threshold,
+            settings.iou_threshold,
+            settings.max_detections as usize,
+        );
+        detector.set_pre(settings.agc(), settings.polarity());
+        detector.set_radiometry(settings.radiometry(), gate.clone());
         let started = Instant::now();
-        let detections = match settings.input_layout {
-            InputLayout::Full => detector.detect(&frame),
-            InputLayout::ThermalBottomHalf => lower_half_counts(&frame)
-                .map_err(DetectError::from)
-                .and_then(|counts| detector.detect(&counts)),
-        };
+        let detections = detector.detect(input);
         if let Some(eval) = scoring.as_mut() {
             eval.add_latency(started.elapsed().as_secs_f64() * 1e3);
         }
@@ -756,19 +885,22 @@ impl ThermalDetect {
     }
 
     /// With `output-agc` on a 16-bit frame, replaces it by the detector's AGC view; with
-    /// `draw`, draws the boxes (on the upper half for `thermal-bottom-half`).
+    /// `draw`, draws the boxes, with `draw-hotspot` the spot meter (on the upper half for
+    /// `thermal-bottom-half`, at the counts' coordinates).
     fn draw(
         &self,
         buf: &mut gst::BufferRef,
         info: &gst_video::VideoInfo,
         format: PixelFormat,
         settings: &Settings,
-        detections: &[Detection],
+        result: &FrameResult,
         hist: &mut Histogram,
     ) -> Result<(), gst::FlowError> {
+        let detections = result.detections;
         let output_agc = settings.output_agc && format.is_16bit();
         let boxes = settings.draw && !detections.is_empty();
-        if !output_agc && !boxes {
+        let hotspot = result.scene.as_ref().filter(|_| settings.draw_hotspot);
+        if !output_agc && !boxes && hotspot.is_none() {
             return Ok(());
         }
         let layout = plane_layout(buf, info).map_err(|e| self.frame_error(&e))?;
@@ -798,8 +930,12 @@ impl ThermalDetect {
                 thickness: settings.box_thickness as usize,
                 labels: settings.draw_labels,
                 confidence: true,
+                temperature: settings.draw_temperature,
             };
             draw_detections(&mut frame, detections, &style);
+        }
+        if let Some(scene) = hotspot {
+            draw_hotspot(&mut frame, scene);
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ use gst::prelude::*;
 mod imp;
 mod outputs;
 mod swap;
+mod temperature;
 
 glib::wrapper! {
     pub struct ThermalDetect(ObjectSubclass<imp::ThermalDetect>)
@@ -59,6 +60,30 @@ pub enum InputLayout {
         nick = "thermal-bottom-half"
     )]
     ThermalBottomHalf = 1,
+}
+
+/// `radiometry`: how a radiometric camera's 16-bit counts map to kelvin.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstThermalDetectRadiometry")]
+pub enum Radiometry {
+    #[enum_value(name = "Not radiometric: no temperatures", nick = "none")]
+    None = 0,
+    #[enum_value(
+        name = "Centikelvin, K = count / 100 (FLIR Lepton 3.5 / Boson+ TLinear, zsq synth recordings)",
+        nick = "centikelvin"
+    )]
+    Centikelvin = 1,
+    #[enum_value(
+        name = "1/64 K, K = count / 64 (InfiRay P2 Pro / Topdon TC001 raw half)",
+        nick = "p2pro"
+    )]
+    P2Pro = 2,
+    #[enum_value(
+        name = "K = radiometric-gain x count + radiometric-offset",
+        nick = "linear"
+    )]
+    Linear = 3,
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

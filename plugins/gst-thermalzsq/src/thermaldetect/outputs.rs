@@ -1,16 +1,36 @@
 //! Where detections go besides the drawn boxes: a region-of-interest meta per box, an
 //! element message per frame, a JSON line per frame, and with `annotations` a score of
 //! the whole stream posted at EOS (pycocotools' full summary, per class, latency).
+//! With radiometry, detections carry their temperatures and messages and JSON lines
+//! the frame's, in °C to 0.01 (a camera resolves about 0.05 K).
 
 use gst::prelude::*;
+use gst::structure::Builder;
 use gst::subclass::prelude::*;
 use thermalzsq::detect::Detection;
-use thermalzsq::detect::report::FrameRecord;
+use thermalzsq::detect::report::{FrameRecord, hundredths};
 use thermalzsq::eval::{SUMMARY, StreamEval};
+use thermalzsq::imaging::radiometry::SceneTemperature;
 
 use super::imp::{CAT, ThermalDetect};
 use crate::jsonlines::JsonLines;
 use crate::sync::lock;
+
+/// One frame's results: the detections (of the last frame detection ran on) and, with
+/// radiometry and a frame with counts, the scene's temperatures.
+pub(super) struct FrameResult<'a> {
+    pub(super) detections: &'a [Detection],
+    pub(super) scene: Option<SceneTemperature>,
+}
+
+/// A `detection` structure's fields for the box's temperatures, when it has them:
+/// `temperature-max`, `temperature-median`, `temperature-p90` (°C).
+fn with_temperature(b: Builder, d: &Detection) -> Builder {
+    let t = d.temperature;
+    b.field_if_some("temperature-max", t.map(|t| hundredths(t.max)))
+        .field_if_some("temperature-median", t.map(|t| hundredths(t.median)))
+        .field_if_some("temperature-p90", t.map(|t| hundredths(t.p90)))
+}
 
 /// Attaches a `GstVideoRegionOfInterestMeta` with a `detection` structure per box.
 pub(super) fn attach_roi_metas(buf: &mut gst::BufferRef, detections: &[Detection]) {
@@ -18,39 +38,45 @@ pub(super) fn attach_roi_metas(buf: &mut gst::BufferRef, detections: &[Detection
         let [x0, y0, x1, y1] = d.bbox.map(|v| v.round() as u32);
         let mut meta =
             gst_video::VideoRegionOfInterestMeta::add(buf, &d.label, (x0, y0, x1 - x0, y1 - y0));
-        meta.add_param(
-            gst::Structure::builder("detection")
-                .field("label", d.label.as_str())
-                .field("class-id", d.class_id as i32)
-                .field("confidence", d.confidence as f64)
-                .build(),
-        );
+        let params = gst::Structure::builder("detection")
+            .field("label", d.label.as_str())
+            .field("class-id", d.class_id as i32)
+            .field("confidence", d.confidence as f64);
+        meta.add_param(with_temperature(params, d).build());
     }
 }
 
 impl ThermalDetect {
-    /// Posts the `thermaldetect` element message with a frame's detections.
+    /// Posts the `thermaldetect` element message with a frame's detections and, with
+    /// radiometry, its scene temperatures (`scene-temperature-min`, `-max`, `-mean` in
+    /// °C, the hottest pixel at `hotspot-x`, `hotspot-y`).
     pub(super) fn post_detections(
         &self,
         index: u64,
         pts: Option<gst::ClockTime>,
-        detections: &[Detection],
+        result: &FrameResult,
     ) {
-        let list = gst::List::new(detections.iter().map(|d| {
-            gst::Structure::builder("detection")
+        let list = gst::List::new(result.detections.iter().map(|d| {
+            let s = gst::Structure::builder("detection")
                 .field("label", d.label.as_str())
                 .field("class-id", d.class_id as i32)
                 .field("confidence", d.confidence as f64)
                 .field("x", d.bbox[0] as f64)
                 .field("y", d.bbox[1] as f64)
                 .field("width", d.width() as f64)
-                .field("height", d.height() as f64)
-                .build()
+                .field("height", d.height() as f64);
+            with_temperature(s, d).build()
         }));
+        let scene = result.scene;
         let s = gst::Structure::builder("thermaldetect")
             .field("frame", index)
             .field("pts", pts.map_or(u64::MAX, |t| t.nseconds()))
             .field("detections", list)
+            .field_if_some("scene-temperature-min", scene.map(|s| hundredths(s.min)))
+            .field_if_some("scene-temperature-max", scene.map(|s| hundredths(s.max)))
+            .field_if_some("scene-temperature-mean", scene.map(|s| hundredths(s.mean)))
+            .field_if_some("hotspot-x", scene.map(|s| s.hottest[0] as u32))
+            .field_if_some("hotspot-y", scene.map(|s| s.hottest[1] as u32))
             .build();
         let _ = self
             .obj()
@@ -80,13 +106,14 @@ impl ThermalDetect {
         index: u64,
         pts: Option<gst::ClockTime>,
         model: &str,
-        detections: &[Detection],
+        result: &FrameResult,
     ) -> Result<(), gst::FlowError> {
         let Some(json) = json.as_mut() else {
             return Ok(());
         };
-        let line =
-            FrameRecord::new(index, pts.map(|t| t.nseconds()), model, detections).to_json_line();
+        let line = FrameRecord::new(index, pts.map(|t| t.nseconds()), model, result.detections)
+            .with_scene(result.scene)
+            .to_json_line();
         json.write_line(&line).map_err(|e| {
             gst::element_imp_error!(
                 self,
