@@ -3,6 +3,7 @@
 #
 #   zsq synth --recording  ->  640x512 GRAY16_LE radiometric frames (centikelvin), 30 fps
 #   filesrc ! rawvideoparse ! zsqcalibrate ! thermaldetect ! (annotated AVI, PNG snapshots)
+#     thermaldetect reads each box's temperature from the radiometric counts.
 #     zsqcalibrate distills calibration images from the model's own BatchNorm statistics
 #     and quantizes it to int8 while the frames flow through the fp32 model; thermaldetect
 #     switches to int8 between two frames. The next run finds it in the cache.
@@ -38,7 +39,7 @@ gst-launch-1.0 -m -e \
   filesrc location="$OUT/recording.gray16le" \
   ! rawvideoparse format=gray16-le width=640 height=512 framerate=30/1 $clock \
   ! zsqcalibrate model="$MODEL" \
-  ! thermaldetect json-location="$OUT/detections.jsonl" output-agc=true post-messages=false threads=1 \
+  ! thermaldetect json-location="$OUT/detections.jsonl" radiometry=centikelvin output-agc=true post-messages=false threads=1 \
   ! videoconvert ! tee name=t \
   t. ! queue ! jpegenc quality=90 ! avimux ! filesink location="$OUT/annotated.avi" \
   t. ! queue ! videorate drop-only=true ! video/x-raw,framerate=1/5 \
@@ -68,6 +69,13 @@ frames=$(wc -l < "$OUT/detections.jsonl")
 boxes=$(grep -o '"label"' "$OUT/detections.jsonl" | wc -l)
 fps=$(awk -v f="$frames" -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", f / (b - a) }')
 echo "   $frames frames, $boxes boxes, $fps frames/s end to end"
+# The recording is radiometric (centikelvin): every box carries its temperature.
+people=$(grep -oE '"label":"person"[^}]*"temperature_c":\{"max":-?[0-9.]+' "$OUT/detections.jsonl" \
+  | grep -oE -- '-?[0-9.]+$' | sort -n || true)
+if [ -n "$people" ]; then
+  n=$(echo "$people" | wc -l)
+  echo "   people's hottest temperature: median $(echo "$people" | sed -n "$(( (n + 1) / 2 ))p") °C over $n person boxes (radiometry=centikelvin)"
+fi
 echo "   annotated video: $OUT/annotated.avi, snapshots: $OUT/snapshot_*.png, detections: $OUT/detections.jsonl"
 
 echo "== accuracy of the element's output (conf-threshold 0.25 limits recall) vs the recording's labels"
