@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The demo: zero-shot int8 thermal detection on a generated FLIR-Boson-like recording.
+# The demo: the whole product on a generated FLIR-Boson-like recording.
 #
 #   zsq synth --recording  ->  640x512 GRAY16_LE radiometric frames (centikelvin), 30 fps
-#   filesrc ! rawvideoparse ! zsqcalibrate ! thermaldetect ! (annotated AVI, PNG snapshots)
-#     thermaldetect reads each box's temperature from the radiometric counts.
+#   filesrc ! rawvideoparse ! zsqcalibrate ! thermaldetect ! thermaltrack ! (WebM, PNGs)
 #     zsqcalibrate distills calibration images from the model's own BatchNorm statistics
 #     and quantizes it to int8 while the frames flow through the fp32 model; thermaldetect
-#     switches to int8 between two frames. The next run finds it in the cache.
+#     switches to int8 between two frames and reads each box's temperature from the
+#     radiometric counts; thermaltrack gives identities and reports a line crossing and
+#     a zone. The next run finds the int8 model in the cache.
+#   outputs: annotated.webm (VP8, plays in a browser), snapshot_NN.png every 5 s, and
+#            contact_sheet.png (the snapshots tiled)
 #   zsq eval               ->  mAP of what the element emitted against the recording's labels
 #
 # Needs: `make build` (zsq, the plugin, ONNX Runtime). `make demo` runs this script.
@@ -18,7 +21,7 @@ source "$(dirname "$0")/common.sh"
 OUT=${OUT:-$REPO/out/demo}
 FRAMES=${FRAMES:-1800}
 REALTIME=${REALTIME:-1}
-need_element thermaldetect zsqcalibrate jpegenc avimux pngenc
+need_element thermaldetect thermaltrack zsqcalibrate vp8enc webmmux pngenc pngdec compositor imagefreeze
 
 mkdir -p "$OUT"
 if [ ! -f "$OUT/recording.json" ] \
@@ -29,8 +32,15 @@ fi
 
 clock=""
 [ "$REALTIME" = 1 ] && clock="! identity sync=true"
-echo "== zsqcalibrate model=$MODEL ! thermaldetect (frames at $([ "$REALTIME" = 1 ] && echo "30 fps" || echo "full speed"))"
-rm -f "$OUT"/snapshot_*.png
+# Where the recording's people and cyclists go (seed 7): along the road and the
+# pavement, across the middle of the frame, and close to the camera at the bottom.
+zones=$OUT/zones.json
+cat > "$zones" <<'JSON'
+{"zones": [{"name": "near", "polygon": [[0,420],[640,420],[640,512],[0,512]], "labels": ["person"]}],
+ "lines": [{"name": "crossing", "points": [[320,180],[320,512]]}]}
+JSON
+echo "== zsqcalibrate model=$MODEL ! thermaldetect ! thermaltrack (frames at $([ "$REALTIME" = 1 ] && echo "30 fps" || echo "full speed"))"
+rm -f "$OUT"/snapshot_*.png "$OUT/contact_sheet.png"
 # thermaldetect threads=1: detection keeps one core, calibration gets the others (on a
 # 2-core machine two inference threads would starve the calibration worker).
 log=$OUT/gst-launch.log
@@ -39,11 +49,15 @@ gst-launch-1.0 -m -e \
   filesrc location="$OUT/recording.gray16le" \
   ! rawvideoparse format=gray16-le width=640 height=512 framerate=30/1 $clock \
   ! zsqcalibrate model="$MODEL" \
-  ! thermaldetect json-location="$OUT/detections.jsonl" radiometry=centikelvin output-agc=true post-messages=false threads=1 \
-  ! videoconvert ! tee name=t \
-  t. ! queue ! jpegenc quality=90 ! avimux ! filesink location="$OUT/annotated.avi" \
+  ! thermaldetect json-location="$OUT/detections.jsonl" radiometry=centikelvin output-agc=true \
+      draw=false post-messages=false threads=1 \
+  ! thermaltrack zones="$zones" json-location="$OUT/tracks.jsonl" draw=true draw-zones=true \
+      post-messages=false \
+  ! tee name=t \
+  t. ! queue ! videoconvert ! vp8enc deadline=1 cpu-used=8 target-bitrate=2000000 ! webmmux \
+     ! filesink location="$OUT/annotated.webm" \
   t. ! queue ! videorate drop-only=true ! video/x-raw,framerate=1/5 \
-     ! pngenc ! multifilesink location="$OUT/snapshot_%02d.png" > "$log" 2>&1 \
+     ! videoconvert ! pngenc ! multifilesink location="$OUT/snapshot_%02d.png" > "$log" 2>&1 \
   || { cat "$log" >&2; die "the pipeline failed"; }
 end=$(date +%s.%N)
 
@@ -76,7 +90,35 @@ if [ -n "$people" ]; then
   n=$(echo "$people" | wc -l)
   echo "   people's hottest temperature: median $(echo "$people" | sed -n "$(( (n + 1) / 2 ))p") °C over $n person boxes (radiometry=centikelvin)"
 fi
-echo "   annotated video: $OUT/annotated.avi, snapshots: $OUT/snapshot_*.png, detections: $OUT/detections.jsonl"
+
+# What thermaltrack reported: events by type, and the first crossing.
+events=$(grep -oE '"type":"[a-z]+"' "$OUT/tracks.jsonl" | cut -d'"' -f4 | sort | uniq -c \
+  | awk '{ printf "%s%s %s", sep, $1, $2; sep = ", " }')
+echo "   thermaltrack events: ${events:-none}"
+crossing=$(grep -m1 -oE '"type":"cross","track_id":[0-9]+,"label":"[a-z]+"[^}]*"direction":"[a-z]+"' \
+  "$OUT/tracks.jsonl" || true)
+if [ -n "$crossing" ]; then
+  id=$(echo "$crossing" | grep -oE '"track_id":[0-9]+' | cut -d: -f2)
+  label=$(echo "$crossing" | grep -oE '"label":"[a-z]+"' | cut -d'"' -f4)
+  dir=$(echo "$crossing" | grep -oE '"direction":"[a-z]+"' | cut -d'"' -f4)
+  echo "   e.g. $label $id crossed line crossing ($dir)"
+fi
+
+# The snapshots tiled four across at half size: one picture of the whole run.
+snaps=("$OUT"/snapshot_*.png)
+if [ -e "${snaps[0]}" ]; then
+  sheet="compositor name=sheet background=black"
+  branches=""
+  for i in "${!snaps[@]}"; do
+    sheet="$sheet sink_$i::xpos=$(( (i % 4) * 320 )) sink_$i::ypos=$(( (i / 4) * 256 ))"
+    branches="$branches filesrc location=\"${snaps[$i]}\" ! pngdec ! videoconvert ! videoscale"
+    branches="$branches ! video/x-raw,format=AYUV,width=320,height=256 ! imagefreeze num-buffers=1 ! sheet.sink_$i"
+  done
+  eval gst-launch-1.0 -q "$sheet" ! videoconvert ! pngenc ! filesink location=\"$OUT/contact_sheet.png\" \
+    "$branches" > "$log.sheet" 2>&1 || { cat "$log.sheet" >&2; die "the contact sheet failed"; }
+fi
+echo "   annotated video: $OUT/annotated.webm (VP8, plays in a browser), snapshots: $OUT/snapshot_*.png,"
+echo "   contact sheet: $OUT/contact_sheet.png, detections: $OUT/detections.jsonl, tracks and events: $OUT/tracks.jsonl"
 
 echo "== accuracy of the element's output (conf-threshold 0.25 limits recall) vs the recording's labels"
 "$ZSQ" eval --coco "$OUT/recording.json" --detections "$OUT/detections.jsonl"

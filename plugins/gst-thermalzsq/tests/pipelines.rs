@@ -39,7 +39,8 @@ fn serve_example() -> PathBuf {
     path
 }
 
-fn selftest(script: &str, args: &[&str]) -> String {
+/// A script of pipelines/ with `args`, on the binaries `cargo test` built; its stdout.
+fn run(script: &str, args: &[&str], env: &[(&str, &Path)]) -> String {
     let zsq = target_dir().join("zsq");
     assert!(
         zsq.exists(),
@@ -49,7 +50,6 @@ fn selftest(script: &str, args: &[&str]) -> String {
     let out = Command::new("timeout")
         .arg("900")
         .arg(repo().join("pipelines").join(script))
-        .arg("--selftest")
         .args(args)
         .env("ZSQ", &zsq)
         .env("SERVE", serve_example())
@@ -58,15 +58,72 @@ fn selftest(script: &str, args: &[&str]) -> String {
         .env("XDG_CACHE_HOME", cache_home())
         // The int8 model from the first frame: the selftests exercise it, not fp32.
         .env("ZSQCALIBRATE_PROPS", "block=true")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "{script} --selftest {args:?} failed:\n{stdout}\n{}",
+        "{script} {args:?} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+fn selftest(script: &str, args: &[&str]) -> String {
+    let args: Vec<&str> = std::iter::once("--selftest")
+        .chain(args.iter().copied())
+        .collect();
+    run(script, &args, &[])
+}
+
+#[test]
+fn the_demo_writes_a_browser_video_a_contact_sheet_tracks_and_temperatures() {
+    let out_dir = cache_home().join("demo");
+    let out = run(
+        "demo.sh",
+        &[],
+        &[
+            ("OUT", &out_dir),
+            ("FRAMES", Path::new("150")),
+            ("REALTIME", Path::new("0")),
+        ],
+    );
+    assert!(out.contains("150 frames"), "{out}");
+    assert!(out.contains("thermaltrack events: "), "{out}");
+    assert!(out.contains(" new"), "{out}");
+    assert!(
+        out.contains("people's hottest temperature: median "),
+        "{out}"
+    );
+    // The video plays back: every frame decodes from the WebM (VP8).
+    let decoded = Command::new("gst-launch-1.0")
+        .arg("-v")
+        .arg("filesrc")
+        .arg(format!(
+            "location={}",
+            out_dir.join("annotated.webm").display()
+        ))
+        .args([
+            "!",
+            "matroskademux",
+            "!",
+            "vp8dec",
+            "!",
+            "fakesink",
+            "silent=false",
+            "sync=false",
+        ])
+        .output()
+        .unwrap();
+    let frames = String::from_utf8_lossy(&decoded.stdout)
+        .lines()
+        .filter(|l| l.contains("chain   *"))
+        .count();
+    assert_eq!(frames, 150, "{}", String::from_utf8_lossy(&decoded.stderr));
+    // The contact sheet tiles the snapshots (every 5 s: frame 0 of 150) at 320x256.
+    let sheet = thermalzsq::imaging::image::read_png(&out_dir.join("contact_sheet.png")).unwrap();
+    assert_eq!((sheet.width, sheet.height), (320, 256));
 }
 
 #[test]
