@@ -167,3 +167,38 @@ fn malformed_input_is_an_error_not_a_panic() {
     assert!(parse_detections("[{\"image_id\": 1}]").is_err());
     assert!(CocoGt::from_file(Path::new("/nonexistent/gt.json")).is_err());
 }
+
+#[test]
+fn a_labels_file_names_the_classes_of_json_lines_and_is_refused_for_coco_results() {
+    use thermalzsq::eval::read_detections;
+    let dir = std::env::temp_dir().join(format!("tzsq-eval-labels-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut gt = small_gt();
+    gt.images[0].file_name = "frame_000000".into();
+    let labels = ["car".to_string(), "person".to_string()];
+
+    let lines = dir.join("dets.jsonl");
+    std::fs::write(
+        &lines,
+        r#"{"frame":0,"pts":0,"model":"m","detections":[{"label":"class 1","class_id":1,"confidence":0.5,"box":[0,0,10,20]}]}"#,
+    )
+    .unwrap();
+    let dets = read_detections(&lines, &gt, Some(&labels)).unwrap();
+    assert_eq!(dets.len(), 1);
+    assert_eq!(dets[0].category_id, 1, "class 1 is a person");
+    assert!((evaluate(&gt, &dets).unwrap().map.unwrap() - 1.0).abs() < 1e-12);
+
+    let results = dir.join("dets.json");
+    std::fs::write(
+        &results,
+        r#"[{"image_id":1,"category_id":1,"bbox":[0,0,10,20],"score":0.5}]"#,
+    )
+    .unwrap();
+    let e = read_detections(&results, &gt, Some(&labels)).unwrap_err().0;
+    assert!(
+        e.contains("a labels file applies to thermaldetect JSON lines"),
+        "{e}"
+    );
+    assert_eq!(read_detections(&results, &gt, None).unwrap().len(), 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use thermalzsq::detect::labels::read_labels_file;
 use thermalzsq::detect::temperature::TemperatureGate;
 use thermalzsq::detect::{Detector, DetectorConfig};
 use thermalzsq::imaging::radiometry::Radiometry;
@@ -89,6 +90,11 @@ enum Command {
         /// Directory of the dataset's images (8-bit or 16-bit PNG), for --model.
         #[arg(long, value_name = "DIR")]
         images: Option<PathBuf>,
+        /// The model's class names, one per line (as thermaldetect's `labels`): they
+        /// replace its `names` metadata with --model, and name the classes of JSON lines
+        /// with --detections (needed for a model without names).
+        #[arg(long, value_name = "FILE")]
+        labels: Option<PathBuf>,
         /// With --model: write each image with its ground truth (magenta) and the
         /// detections scoring at least 0.25 (labelled) as PNGs into DIR.
         #[arg(long, value_name = "DIR", requires = "model")]
@@ -287,6 +293,7 @@ fn main() -> ExitCode {
             detections,
             model,
             images,
+            labels,
             draw,
             radiometry,
             temperature_gate,
@@ -295,8 +302,12 @@ fn main() -> ExitCode {
             tracks: None,
         } => run_eval(
             &coco.expect("clap requires --coco without --tracks"),
-            detections.as_deref(),
-            model.as_deref().zip(images.as_deref()),
+            match (detections.as_deref(), model.as_deref(), images.as_deref()) {
+                (Some(path), ..) => EvalSource::Detections(path),
+                (None, Some(model), Some(images)) => EvalSource::Model { model, images },
+                _ => unreachable!("clap requires --detections, or --model with --images"),
+            },
+            labels.as_deref(),
             DetectorConfig {
                 radiometry,
                 gate: temperature_gate.unwrap_or_default(),
@@ -327,7 +338,21 @@ fn inspect(model: &std::path::Path) -> Result<(), String> {
         detector.layout().name(),
         detector.layout().classes()
     );
-    println!("classes:  {}", detector.labels().join(", "));
+    let meta = detector.metadata();
+    if detector.labels().is_empty() {
+        println!("classes:  (no names: labels read \"class N\")");
+    } else {
+        println!("classes:  {}", detector.labels().join(", "));
+    }
+    if let Some(task) = &meta.task {
+        println!("task:     {task}");
+    }
+    if let Some([h, w]) = meta.imgsz {
+        println!("imgsz:    {h}x{w} (height x width, as exported)");
+    }
+    if let Some(stride) = meta.stride {
+        println!("stride:   {stride}");
+    }
     println!("provider: {}", detector.provider());
     for why in detector.fallbacks() {
         println!("          ({why})");
@@ -335,31 +360,45 @@ fn inspect(model: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
+/// What `zsq eval` scores: detections read from a file, or a detector run over images.
+enum EvalSource<'a> {
+    Detections(&'a Path),
+    Model { model: &'a Path, images: &'a Path },
+}
+
 fn run_eval(
     coco: &Path,
-    detections: Option<&Path>,
-    model: Option<(&Path, &Path)>,
-    config: DetectorConfig,
+    source: EvalSource,
+    labels: Option<&Path>,
+    mut config: DetectorConfig,
     draw: Option<&Path>,
     score_threshold: Option<f64>,
     json: bool,
 ) -> Result<(), String> {
     let gt = eval::CocoGt::from_file(coco).map_err(|e| e.to_string())?;
-    let dets = match (detections, model) {
-        (Some(path), _) => eval::read_detections(path, &gt),
-        (None, Some((model, images))) => {
+    config.labels = labels
+        .map(read_labels_file)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let dets = match source {
+        EvalSource::Detections(path) => eval::read_detections(path, &gt, config.labels.as_deref()),
+        EvalSource::Model { model, images } => {
             let mut detector = Detector::load(model, config).map_err(|e| e.to_string())?;
-            eval::detect_dataset(&mut detector, &gt, images, &mut |done, total| {
+            let classes =
+                eval::CategoryMap::for_detector(&detector, &gt).map_err(|e| e.to_string())?;
+            if let Some(warning) = classes.warning() {
+                eprintln!("zsq: warning: {warning}");
+            }
+            eval::detect_dataset(&mut detector, &gt, &classes, images, &mut |done, total| {
                 eprint!("\rdetecting {done}/{total}");
                 if done == total {
                     eprintln!();
                 }
             })
         }
-        (None, None) => unreachable!("clap requires --detections or --model"),
     }
     .map_err(|e| e.to_string())?;
-    if let (Some(dir), Some((_, images))) = (draw, model) {
+    if let (Some(dir), EvalSource::Model { images, .. }) = (draw, source) {
         draw_figures(dir, images, &gt, &dets)?;
     }
     let result = eval::evaluate(&gt, &dets).map_err(|e| e.to_string())?;

@@ -225,3 +225,190 @@ fn the_temperature_gate_is_scored_at_an_operating_point() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A copy of the test detector without (or with a broken) `names` metadata.
+fn model_with_names(dir: &Path, names: Option<&str>) -> PathBuf {
+    let mut m = thermalzsq::onnx::Model::load(fixture_model()).unwrap();
+    m.proto.metadata_props.retain(|e| e.key() != "names");
+    if let Some(names) = names {
+        m.set_metadata("names", names);
+    }
+    let path = dir.join(format!("hotspot-{}.onnx", names.map_or(0, str::len)));
+    m.save(&path).unwrap();
+    path
+}
+
+/// The dataset's annotations with the cold squares as category `cold` (id 2) too.
+fn with_cold(dir: &Path) -> PathBuf {
+    let mut gt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("annotations.json")).unwrap()).unwrap();
+    for i in 0..3 {
+        gt["annotations"].as_array_mut().unwrap().push(serde_json::json!({"id": 10 + i, "image_id": i, "category_id": 2, "bbox": [448.0, 320.0, 64.0, 64.0], "area": 4096.0, "iscrowd": 0}));
+    }
+    gt["categories"] = serde_json::json!([{"id": 1, "name": "hot"}, {"id": 2, "name": "cold"}]);
+    let path = dir.join("hot-cold.json");
+    std::fs::write(&path, gt.to_string()).unwrap();
+    path
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_model_without_names_is_scored_by_order_with_a_warning_or_refused_with_the_fix() {
+    let dir = std::env::temp_dir().join(format!("tzsq-evalnames-{}", std::process::id()));
+    let hot_only = dataset(&dir, false);
+    let hot_cold = with_cold(&dir);
+    let unnamed = model_with_names(&dir, None);
+    let json = || ["--json".as_ref()];
+
+    let named = zsq_eval(&hot_cold, &fixture_model(), &dir, &json());
+    succeeded(&named);
+    assert!(!stderr(&named).contains("warning"), "{}", stderr(&named));
+    let by_order = zsq_eval(&hot_cold, &unnamed, &dir, &json());
+    succeeded(&by_order);
+    assert!(
+        stderr(&by_order).contains(
+            "zsq: warning: the model names none of its 2 classes: scored by order as the annotations' categories, class 0 -> hot, class 1 -> cold"
+        ),
+        "{}",
+        stderr(&by_order)
+    );
+    assert_eq!(by_order.stdout, named.stdout, "the same score");
+    let v: serde_json::Value = serde_json::from_slice(&named.stdout).unwrap();
+    assert_eq!(v["map"], 1.0, "{v}");
+
+    // one category for two unnamed classes: no guess
+    let out = zsq_eval(&hot_only, &unnamed, &dir, &json());
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).starts_with(
+            "zsq: error: the model names none of its 2 classes and the annotations have 1 categories (hot), so classes cannot be matched by name or by order: give a labels file"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // --labels names them
+    let labels = dir.join("labels.txt");
+    std::fs::write(&labels, "hot\ncold\n").unwrap();
+    let out = zsq_eval(
+        &hot_only,
+        &unnamed,
+        &dir,
+        &["--labels".as_ref(), labels.as_os_str(), "--json".as_ref()],
+    );
+    succeeded(&out);
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["map"], 1.0, "{v}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn json_lines_of_an_unnamed_model_score_with_labels_as_the_model_does() {
+    let dir = std::env::temp_dir().join(format!("tzsq-evallines-{}", std::process::id()));
+    dataset(&dir, false);
+    let hot_cold = with_cold(&dir);
+    // what thermaldetect writes for the unnamed test detector: its boxes, "class N"
+    let lines: String = (0..3)
+        .map(|i| {
+            let x0 = 64.0 * (2 + i) as f64;
+            format!(
+                "{}\n",
+                serde_json::json!({"frame": i, "pts": i * 33_333_333, "model": "hotspot.onnx", "detections": [
+                    {"label": "class 0", "class_id": 0, "confidence": 0.9, "box": [x0, 64.0, x0 + 64.0, 128.0]},
+                    {"label": "class 1", "class_id": 1, "confidence": 0.8, "box": [448.0, 320.0, 512.0, 384.0]}]})
+            )
+        })
+        .collect();
+    let jsonl = dir.join("dets.jsonl");
+    std::fs::write(&jsonl, lines).unwrap();
+    let labels = dir.join("labels.txt");
+    std::fs::write(&labels, "hot\ncold\n").unwrap();
+    let detections = |extra: &[&OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_zsq"))
+            .args(["eval", "--coco"])
+            .arg(&hot_cold)
+            .arg("--detections")
+            .arg(&jsonl)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = detections(&["--labels".as_ref(), labels.as_os_str(), "--json".as_ref()]);
+    succeeded(&out);
+    let from_lines: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let model = zsq_eval(&hot_cold, &fixture_model(), &dir, &["--json".as_ref()]);
+    succeeded(&model);
+    let from_model: serde_json::Value = serde_json::from_slice(&model.stdout).unwrap();
+    assert_eq!(from_lines["map"], 1.0, "{from_lines}");
+    assert_eq!(from_lines["per_class"], from_model["per_class"]);
+
+    let out = detections(&[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the detections name no class")
+            && stderr(&out).contains("--labels FILE"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn names_metadata_that_does_not_read_is_a_one_line_error_and_labels_replace_it() {
+    let dir = std::env::temp_dir().join(format!("tzsq-evalbadnames-{}", std::process::id()));
+    let gt = dataset(&dir, false);
+    let broken = model_with_names(&dir, Some("{0: 'hot', 1: cold}"));
+    let out = zsq_eval(&gt, &broken, &dir, &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "zsq: error: model {}: model metadata `names` does not read: unexpected `c` at character 15 where a value should be; expected class names as a dict",
+            broken.display()
+        )),
+        "{err}"
+    );
+    let inspect = Command::new(env!("CARGO_BIN_EXE_zsq"))
+        .arg("inspect")
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success());
+    assert!(
+        stderr(&inspect).contains("`names` does not read"),
+        "{}",
+        stderr(&inspect)
+    );
+
+    let labels = dir.join("labels.txt");
+    std::fs::write(&labels, "hot\ncold\n").unwrap();
+    let out = zsq_eval(
+        &gt,
+        &broken,
+        &dir,
+        &["--labels".as_ref(), labels.as_os_str()],
+    );
+    succeeded(&out);
+
+    // what inspect shows of the metadata the bundled detector carries
+    let inspect = Command::new(env!("CARGO_BIN_EXE_zsq"))
+        .arg("inspect")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/det_thermal_ft.onnx"))
+        .output()
+        .unwrap();
+    succeeded(&inspect);
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    for line in [
+        "classes:  person, car, bicycle",
+        "task:     detect",
+        "imgsz:    320x320 (height x width, as exported)",
+        "stride:   32",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line}: {text}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -6,7 +6,7 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use super::decode::{Candidate, OutputLayout, decode, nms};
-use super::labels::{label_of, parse_names};
+use super::labels::{ModelMetadata, label_of};
 use super::temperature::{TemperatureGate, measure};
 use super::{DetectError, Detection};
 use crate::imaging::agc::Agc;
@@ -62,6 +62,7 @@ pub struct Detector {
     output_index: usize,
     layout: OutputLayout,
     labels: Vec<String>,
+    metadata: ModelMetadata,
     pre: Preprocess,
     input: Vec<f32>,
     candidates: Vec<Candidate>,
@@ -97,10 +98,13 @@ impl Detector {
         let mut pre = Preprocess::new(width, height, channels, colour);
         pre.agc = config.agc;
         pre.polarity = config.polarity;
-        let labels = match &config.labels {
-            Some(l) => Some(l.clone()),
-            None => info.metadata.get("names").and_then(|n| parse_names(n)),
-        };
+        let mut entries = info.metadata.clone();
+        if config.labels.is_some() {
+            // The user's names replace the model's, readable or not.
+            entries.remove("names");
+        }
+        let metadata = ModelMetadata::read(&entries)?;
+        let labels = config.labels.clone().or_else(|| metadata.names.clone());
         let mut detector = Detector {
             session,
             provider,
@@ -113,6 +117,7 @@ impl Detector {
                 anchors: 0,
             },
             labels: Vec::new(),
+            metadata,
             input: vec![0.0; pre.tensor_len()],
             pre,
             candidates: Vec::new(),
@@ -254,6 +259,11 @@ impl Detector {
     /// Class names (empty when neither the user nor the model named them).
     pub fn labels(&self) -> &[String] {
         &self.labels
+    }
+
+    /// What the model's metadata says of it: names, export size, stride, task.
+    pub fn metadata(&self) -> &ModelMetadata {
+        &self.metadata
     }
 
     /// A pre-processing with this detector's settings (input size, channels, colour,

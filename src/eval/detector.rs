@@ -1,11 +1,12 @@
 //! Detections to score, from a detector run over a dataset or from the JSON lines
 //! `thermaldetect` wrote: both become COCO results against a ground truth.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{CocoGt, Detection, EvalError, StreamEval};
+use super::{CategoryMap, CocoGt, Detection, EvalError, StreamEval};
 use crate::detect;
+use crate::detect::labels::is_unnamed;
 use crate::detect::report::FrameRecord;
 use crate::detect::{Detector, DetectorConfig};
 use crate::imaging::image::read_png;
@@ -22,57 +23,28 @@ pub fn eval_config() -> DetectorConfig {
     }
 }
 
-/// Category id per class name of the dataset.
-fn category_ids(gt: &CocoGt) -> HashMap<&str, i64> {
-    gt.categories
-        .iter()
-        .map(|c| (c.name.as_str(), c.id))
-        .collect()
-}
-
-/// Category id per class of `detector` (by name), or an error when none matches.
-fn class_categories(detector: &Detector, gt: &CocoGt) -> Result<Vec<Option<i64>>, EvalError> {
-    let ids = category_ids(gt);
-    let classes: Vec<Option<i64>> = detector
-        .labels()
-        .iter()
-        .map(|l| ids.get(l.as_str()).copied())
-        .collect();
-    if classes.iter().all(Option::is_none) {
-        return Err(EvalError(format!(
-            "the model's classes ({}) match none of the dataset's categories ({})",
-            detector.labels().join(", "),
-            gt.categories
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    Ok(classes)
-}
-
 /// A frame's detections as COCO results on image `image_id`.
-fn to_coco(
+fn to_coco<'a>(
     image_id: i64,
-    dets: &[detect::Detection],
-    classes: &[Option<i64>],
-) -> impl Iterator<Item = Detection> {
+    dets: &'a [detect::Detection],
+    classes: &'a CategoryMap,
+) -> impl Iterator<Item = Detection> + 'a {
     dets.iter().filter_map(move |d| {
-        let category_id = classes.get(d.class_id).copied().flatten()?;
+        let category_id = classes.category(d.class_id)?;
         Some(Detection::from_box(image_id, category_id, d))
     })
 }
 
 /// Runs `detector` on every image of `gt`, read from `images` (PNG, 8 or 16 bit) by
-/// file name; classes map to categories by name. `progress` gets (done, total).
+/// file name; classes score as `classes` says (see [`CategoryMap::for_detector`]).
+/// `progress` gets (done, total).
 pub fn detect_dataset(
     detector: &mut Detector,
     gt: &CocoGt,
+    classes: &CategoryMap,
     images: &Path,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<Detection>, EvalError> {
-    let classes = class_categories(detector, gt)?;
     let mut out = Vec::new();
     for (i, image) in gt.images.iter().enumerate() {
         let frame =
@@ -80,7 +52,7 @@ pub fn detect_dataset(
         let dets = detector
             .detect(&frame.as_frame())
             .map_err(|e| EvalError(e.to_string()))?;
-        out.extend(to_coco(image.id, &dets, &classes));
+        out.extend(to_coco(image.id, &dets, classes));
         progress(i + 1, gt.images.len());
     }
     Ok(out)
@@ -113,7 +85,9 @@ impl PreparedImages {
 }
 
 /// [`detect_dataset`] on images already pre-processed (for `detector`'s
-/// pre-processing: see [`Detector::preprocess`]).
+/// pre-processing: see [`Detector::preprocess`]), classes mapped by
+/// [`CategoryMap::for_detector`]; for named models (`zsq report`'s), whose map warns of
+/// nothing.
 pub fn detect_prepared(
     detector: &mut Detector,
     gt: &CocoGt,
@@ -126,7 +100,7 @@ pub fn detect_prepared(
             gt.images.len()
         )));
     }
-    let classes = class_categories(detector, gt)?;
+    let classes = CategoryMap::for_detector(detector, gt)?;
     let mut out = Vec::new();
     for (image, (input, lb)) in gt.images.iter().zip(&prepared.inputs) {
         let dets = detector
@@ -139,20 +113,61 @@ pub fn detect_prepared(
 
 /// Reads `thermaldetect` JSON lines (one frame per line) as detections on `gt`, whose
 /// images are in frame order (as `zsq synth --recording` writes): line `frame` N is
-/// image N; labels map to categories by name, other labels are ignored.
-pub fn parse_frame_records(text: &str, gt: &CocoGt) -> Result<Vec<Detection>, EvalError> {
-    let mut stream = StreamEval::new(gt.clone());
-    for (n, line) in text
+/// image N. Classes score by [`CategoryMap`], named by `labels` (a labels file: the
+/// model's class names by class id) or else by the lines' labels. Lines of a model
+/// without names (labels "class N") need `labels`: they do not say how many classes
+/// the model has, so they cannot be matched by order.
+pub fn parse_frame_records(
+    text: &str,
+    gt: &CocoGt,
+    labels: Option<&[String]>,
+) -> Result<Vec<Detection>, EvalError> {
+    let records = text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let record: FrameRecord = serde_json::from_str(line).map_err(|e| {
-            EvalError(format!(
-                "line {}: not a thermaldetect JSON line: {e}",
-                n + 1
-            ))
-        })?;
+        .map(|(n, line)| {
+            serde_json::from_str::<FrameRecord>(line).map_err(|e| {
+                EvalError(format!(
+                    "line {}: not a thermaldetect JSON line: {e}",
+                    n + 1
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let detected = records.iter().any(|r| !r.detections.is_empty());
+    let classes = match labels {
+        Some(labels) => {
+            if let Some(d) = records
+                .iter()
+                .flat_map(|r| &r.detections)
+                .find(|d| d.class_id >= labels.len())
+            {
+                return Err(EvalError(format!(
+                    "a detection of class {} but the labels file names {} classes",
+                    d.class_id,
+                    labels.len()
+                )));
+            }
+            Some(CategoryMap::new(Some(labels), labels.len(), gt)?)
+        }
+        // Nothing detected: nothing to map, and the score says so.
+        None if !detected => None,
+        None => {
+            let names = names_in_records(&records)?;
+            if names.is_empty() {
+                return Err(EvalError(
+                    "the detections name no class (labels \"class N\": the model has no names), and JSON lines do not say how many classes it has: give its class names with --labels FILE, one per line".into(),
+                ));
+            }
+            Some(CategoryMap::new(Some(&names), names.len(), gt)?)
+        }
+    };
+    let mut stream = StreamEval::new(gt.clone());
+    if let Some(classes) = classes {
+        stream.set_categories(classes);
+    }
+    for record in records {
         let detections: Vec<detect::Detection> = record
             .detections
             .into_iter()
@@ -169,14 +184,54 @@ pub fn parse_frame_records(text: &str, gt: &CocoGt) -> Result<Vec<Detection>, Ev
     Ok(stream.detections().to_vec())
 }
 
-/// Reads detections in either form: a COCO results array, or thermaldetect JSON lines.
-pub fn read_detections(path: &Path, gt: &CocoGt) -> Result<Vec<Detection>, EvalError> {
+/// The class names JSON lines carry, by class id ("class N" for an id without one);
+/// empty when every label is "class N". One id labelled two ways is an error.
+fn names_in_records(records: &[FrameRecord]) -> Result<Vec<String>, EvalError> {
+    let mut by_id: BTreeMap<usize, &str> = BTreeMap::new();
+    for d in records.iter().flat_map(|r| &r.detections) {
+        if is_unnamed(&d.label, d.class_id) {
+            continue;
+        }
+        if let Some(other) = by_id.insert(d.class_id, &d.label)
+            && other != d.label
+        {
+            return Err(EvalError(format!(
+                "class {} is labelled both `{other}` and `{}`: lines of two models?",
+                d.class_id, d.label
+            )));
+        }
+    }
+    let Some(&last) = by_id.keys().next_back() else {
+        return Ok(Vec::new());
+    };
+    Ok((0..=last)
+        .map(|id| {
+            by_id
+                .get(&id)
+                .map_or_else(|| format!("class {id}"), |n| n.to_string())
+        })
+        .collect())
+}
+
+/// Reads detections in either form: a COCO results array, or thermaldetect JSON lines
+/// (classes named by `labels` when given, see [`parse_frame_records`]).
+pub fn read_detections(
+    path: &Path,
+    gt: &CocoGt,
+    labels: Option<&[String]>,
+) -> Result<Vec<Detection>, EvalError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| EvalError(format!("cannot read {}: {e}", path.display())))?;
     let parsed = if text.trim_start().starts_with('[') {
+        if labels.is_some() {
+            return Err(EvalError(format!(
+                "{}: COCO results name categories by id: a labels file applies to thermaldetect JSON lines and --model only",
+                path.display()
+            )));
+        }
         super::parse_detections(&text)
     } else {
-        parse_frame_records(&text, gt)
+        parse_frame_records(&text, gt, labels)
     };
     parsed.map_err(|e| EvalError(format!("{}: {}", path.display(), e.0)))
 }
@@ -198,7 +253,7 @@ mod tests {
             r#"{"frame":1,"pts":33,"model":"m","detections":[{"label":"car","class_id":1,"confidence":0.5,"box":[1.0,2.0,11.0,22.0]},{"label":"dog","class_id":3,"confidence":0.9,"box":[0.0,0.0,1.0,1.0]}]}"#,
             "\n"
         );
-        let dets = parse_frame_records(text, &gt).unwrap();
+        let dets = parse_frame_records(text, &gt, None).unwrap();
         assert_eq!(
             dets,
             vec![Detection {
@@ -208,14 +263,89 @@ mod tests {
                 score: 0.5
             }]
         );
-        let e = parse_frame_records(r#"{"frame":5,"pts":0,"model":"m","detections":[]}"#, &gt)
-            .unwrap_err();
+        let e = parse_frame_records(
+            r#"{"frame":5,"pts":0,"model":"m","detections":[]}"#,
+            &gt,
+            None,
+        )
+        .unwrap_err();
         assert!(e.0.contains("frame 5 is beyond the 2 images"), "{}", e.0);
         assert!(
-            parse_frame_records("{oops", &gt)
+            parse_frame_records("{oops", &gt, None)
                 .unwrap_err()
                 .0
                 .contains("line 1")
+        );
+    }
+
+    fn two_categories() -> CocoGt {
+        CocoGt::from_json(
+            r#"{"images":[{"id":10,"file_name":"frame_000000"}],"annotations":[],
+                "categories":[{"id":1,"name":"person"},{"id":2,"name":"car"}]}"#,
+        )
+        .unwrap()
+    }
+
+    /// A line of frame 0 with one detection per `(class_id, label)`.
+    fn line(dets: &[(usize, &str)]) -> String {
+        let dets: Vec<String> = dets
+            .iter()
+            .map(|(c, l)| {
+                format!(
+                    r#"{{"label":"{l}","class_id":{c},"confidence":0.5,"box":[1.0,2.0,11.0,22.0]}}"#
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"frame":0,"pts":0,"model":"m","detections":[{}]}}"#,
+            dets.join(",")
+        )
+    }
+
+    #[test]
+    fn json_lines_of_an_unnamed_model_score_with_a_labels_file_and_ask_for_one_without() {
+        let gt = two_categories();
+        let text = line(&[(0, "class 0"), (1, "class 1")]);
+        let labels = vec!["car".to_string(), "person".to_string()];
+        let dets = parse_frame_records(&text, &gt, Some(&labels)).unwrap();
+        assert_eq!(
+            dets.iter().map(|d| d.category_id).collect::<Vec<_>>(),
+            [2, 1]
+        );
+        let e = parse_frame_records(&text, &gt, None).unwrap_err().0;
+        assert!(
+            e.contains("the detections name no class") && e.contains("--labels FILE"),
+            "{e}"
+        );
+        // a frame without detections needs no names: it scores as nothing found
+        let empty = parse_frame_records(&line(&[]), &gt, None).unwrap();
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn json_lines_whose_classes_do_not_fit_are_errors_not_a_silent_zero() {
+        let gt = two_categories();
+        let labels = vec!["car".to_string()];
+        let e = parse_frame_records(&line(&[(1, "class 1")]), &gt, Some(&labels))
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            e,
+            "a detection of class 1 but the labels file names 1 classes"
+        );
+        let e = parse_frame_records(&line(&[(0, "hot"), (1, "cold")]), &gt, None)
+            .unwrap_err()
+            .0;
+        assert!(
+            e.starts_with("the model's classes (hot, cold) match none of the annotations' categories (person, car)"),
+            "{e}"
+        );
+        let e = parse_frame_records(&line(&[(0, "car"), (0, "truck")]), &gt, None)
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("class 0 is labelled both `car` and `truck`"),
+            "{e}"
         );
     }
 }

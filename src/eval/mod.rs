@@ -13,6 +13,7 @@
 //! collect detections frame by frame and evaluate at end of stream.
 
 mod accumulate;
+mod categories;
 mod coco;
 mod detector;
 mod iou;
@@ -25,6 +26,7 @@ mod stream;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
+pub use categories::CategoryMap;
 pub use coco::{
     Category, CocoGt, Detection, GtAnnotation, GtTemperature, ImageInfo, load_detections,
     parse_detections,

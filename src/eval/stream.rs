@@ -2,16 +2,20 @@
 //! of a ground truth in frame order, as `zsq synth --recording` writes it) and the
 //! frames seen are evaluated at the end, with latency statistics. The element's
 //! `annotations` property is this.
+//!
+//! Classes score as categories by [`CategoryMap`], set for the model that runs (again
+//! when the model changes), by class id: the one rule `zsq eval` follows too.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
-use super::{CocoGt, Detection, EvalError, EvalResult, evaluate};
+use super::{CategoryMap, CocoGt, Detection, EvalError, EvalResult, evaluate};
 use crate::detect;
 
 /// A ground truth being scored frame by frame.
 pub struct StreamEval {
     gt: CocoGt,
-    categories: HashMap<String, i64>,
+    /// For the running model; `None` before one is set.
+    categories: Option<CategoryMap>,
     detections: Vec<Detection>,
     frames: BTreeSet<usize>,
     latencies_ms: Vec<f64>,
@@ -29,23 +33,34 @@ pub struct StreamReport {
 }
 
 impl StreamEval {
+    /// Scoring against `gt`; [`StreamEval::set_categories`] before the first frame.
     pub fn new(gt: CocoGt) -> Self {
-        let categories = gt
-            .categories
-            .iter()
-            .map(|c| (c.name.clone(), c.id))
-            .collect();
         StreamEval {
             gt,
-            categories,
+            categories: None,
             detections: Vec::new(),
             frames: BTreeSet::new(),
             latencies_ms: Vec::new(),
         }
     }
 
-    /// The detections the stream emitted on frame `frame` (labels map to categories by
-    /// name; other labels are not scored).
+    pub fn ground_truth(&self) -> &CocoGt {
+        &self.gt
+    }
+
+    /// How the classes of the frames that follow score (made for the model that runs
+    /// them, from `ground_truth()`).
+    pub fn set_categories(&mut self, categories: CategoryMap) {
+        self.categories = Some(categories);
+    }
+
+    /// The map set last.
+    pub fn categories(&self) -> Option<&CategoryMap> {
+        self.categories.as_ref()
+    }
+
+    /// The detections the stream emitted on frame `frame` (classes map to categories by
+    /// the map set, which detections need; classes it does not score are left out).
     pub fn add_frame(
         &mut self,
         frame: u64,
@@ -53,11 +68,16 @@ impl StreamEval {
     ) -> Result<(), EvalError> {
         let index = frame as usize;
         let image_id = self.image_id(index)?;
+        if !detections.is_empty() {
+            let categories = self.categories.as_ref().ok_or_else(|| {
+                EvalError("detections to score before the model's classes are known".into())
+            })?;
+            self.detections.extend(detections.iter().filter_map(|d| {
+                let category_id = categories.category(d.class_id)?;
+                Some(Detection::from_box(image_id, category_id, d))
+            }));
+        }
         self.frames.insert(index);
-        self.detections.extend(detections.iter().filter_map(|d| {
-            let category_id = *self.categories.get(&d.label)?;
-            Some(Detection::from_box(image_id, category_id, d))
-        }));
         Ok(())
     }
 
@@ -150,9 +170,16 @@ mod tests {
         }
     }
 
+    fn scoring(names: &[&str]) -> StreamEval {
+        let mut s = StreamEval::new(gt());
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        s.set_categories(CategoryMap::new(Some(&names), names.len(), s.ground_truth()).unwrap());
+        s
+    }
+
     #[test]
     fn only_the_frames_seen_are_scored() {
-        let mut s = StreamEval::new(gt());
+        let mut s = scoring(&["person"]);
         s.add_frame(0, &[det([10.0, 10.0, 30.0, 30.0])]).unwrap();
         s.add_frame(1, &[]).unwrap();
         for ms in [10.0, 20.0, 30.0, 40.0, 50.0] {
@@ -173,5 +200,31 @@ mod tests {
                 .0
                 .contains("frame 3 is beyond the 3 images")
         );
+    }
+
+    #[test]
+    fn classes_score_by_class_id_through_the_map_of_the_running_model() {
+        // the label does not decide: class 1 of a model named [car, person] is a person
+        let mut s = scoring(&["car", "person"]);
+        let mut person = det([10.0, 10.0, 30.0, 30.0]);
+        person.class_id = 1;
+        person.label = "class 1".into();
+        let mut car = det([50.0, 50.0, 70.0, 70.0]);
+        car.class_id = 0;
+        s.add_frame(0, &[person, car]).unwrap();
+        assert_eq!(s.detections().len(), 1);
+        assert_eq!(s.detections()[0].category_id, 1);
+        assert_eq!(s.detections()[0].bbox, [10.0, 10.0, 20.0, 20.0]);
+
+        // before any map, a frame is an error, not a silent nothing
+        let mut unset = StreamEval::new(gt());
+        assert!(
+            unset
+                .add_frame(0, &[det([0.0, 0.0, 1.0, 1.0])])
+                .unwrap_err()
+                .0
+                .contains("before the model's classes are known")
+        );
+        assert_eq!(unset.frames(), 0);
     }
 }

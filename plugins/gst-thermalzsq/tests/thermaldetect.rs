@@ -1133,3 +1133,331 @@ fn output_agc_replaces_counts_by_the_view_the_detector_saw() {
     // counts 5·257 (cold), 128·257 (background), 250·257 (hot): stretched 0, 128, 255
     assert_eq!((px(0, 0), px(220, 90), px(470, 350)), (128 * 257, 65535, 0));
 }
+
+/// A copy of `model` without its `names` metadata: a detector as many exports leave it.
+fn unnamed(model: &std::path::Path, name: &str) -> PathBuf {
+    let mut m = thermalzsq::onnx::Model::load(model).unwrap();
+    m.proto.metadata_props.retain(|e| e.key() != "names");
+    let path = tmp(name);
+    m.save(&path).unwrap();
+    path
+}
+
+/// Writes a COCO file of the hot/cold scene over 3 frames with these categories
+/// (`(id, name)`), the hot square of category `hot`, the cold one of `cold`.
+fn hot_cold_annotations(name: &str, categories: &[(i64, &str)], hot: i64, cold: i64) -> PathBuf {
+    let images: Vec<_> = (0..3)
+        .map(|i| serde_json::json!({"id": i, "file_name": format!("frame_{i:06}")}))
+        .collect();
+    let annotations: Vec<_> = (0..3)
+        .flat_map(|i| {
+            [(hot, HOT), (cold, COLD)].map(|(category, bbox)| {
+                serde_json::json!({"image_id": i, "category_id": category,
+                                   "bbox": bbox.map(f64::from), "area": 4096.0, "iscrowd": 0})
+            })
+        })
+        .enumerate()
+        .map(|(n, mut a)| {
+            a["id"] = serde_json::json!(n + 1);
+            a
+        })
+        .collect();
+    let categories: Vec<_> = categories
+        .iter()
+        .map(|(id, name)| serde_json::json!({"id": id, "name": name}))
+        .collect();
+    let path = tmp(name);
+    std::fs::write(
+        &path,
+        serde_json::json!({"images": images, "annotations": annotations, "categories": categories})
+            .to_string(),
+    )
+    .unwrap();
+    path
+}
+
+/// The warnings and errors on `bus` so far, as text (elements here run on
+/// `execution-provider=cpu`: `auto` would warn where it runs).
+fn warnings_and_errors(bus: &gst::Bus) -> (Vec<String>, Vec<String>) {
+    let (mut warnings, mut errors) = (Vec::new(), Vec::new());
+    for m in std::iter::from_fn(|| bus.pop()) {
+        match m.view() {
+            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+            gst::MessageView::Error(e) => errors.push(e.error().to_string()),
+            _ => {}
+        }
+    }
+    (warnings, errors)
+}
+
+/// The `thermaldetect-eval` message's mAP50-95 among `messages`.
+fn score_map(messages: &[gst::Message]) -> f64 {
+    messages
+        .iter()
+        .find_map(|m| match m.view() {
+            gst::MessageView::Element(e) => e
+                .structure()
+                .filter(|s| s.name() == "thermaldetect-eval")
+                .map(|s| s.get::<f64>("map").unwrap()),
+            _ => None,
+        })
+        .expect("a thermaldetect-eval message at EOS")
+}
+
+#[test]
+fn a_model_without_names_is_scored_by_class_order_with_a_warning_that_states_it() {
+    let model = unnamed(&fixture("hotspot_v8.onnx"), "hotspot_unnamed.onnx");
+    // category ids in the other order than listed: by order means by id
+    let gt = hot_cold_annotations("gt-hot-cold.json", &[(9, "cold"), (4, "hot")], 4, 9);
+    let mut run = harness(&[
+        ("execution-provider", "cpu"),
+        ("model", model.to_str().unwrap()),
+        ("annotations", gt.to_str().unwrap()),
+        ("post-messages", "false"),
+    ]);
+    run.h.set_src_caps(caps(PixelFormat::Gray8, W, H));
+    for i in 0..3 {
+        let out = run
+            .h
+            .push_and_pull(buffer(PixelFormat::Gray8, W, H, i * 33))
+            .unwrap();
+        let labels: Vec<String> = rois(&out).into_iter().map(|r| r.2).collect();
+        assert!(labels.contains(&"class 0".to_string()), "{labels:?}");
+    }
+    assert!(run.h.push_event(gst::event::Eos::new()));
+    let messages: Vec<gst::Message> = std::iter::from_fn(|| run.bus.pop()).collect();
+    let warnings: Vec<String> = messages
+        .iter()
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning, at start: {warnings:?}");
+    assert!(
+        warnings[0].contains(
+            "the model names none of its 2 classes: scored by order as the annotations' categories, class 0 -> hot, class 1 -> cold"
+        ),
+        "{warnings:?}"
+    );
+    assert!(
+        (score_map(&messages) - 1.0).abs() < 1e-9,
+        "both classes scored"
+    );
+}
+
+#[test]
+fn classes_that_cannot_be_mapped_fail_at_start_naming_both_sides() {
+    let named = fixture("hotspot_v8.onnx");
+    let unnamed = unnamed(&named, "hotspot_unnamed_start.onnx");
+    let one = hot_cold_annotations("gt-one.json", &[(1, "warm")], 1, 1);
+    let e = start_error(&[
+        ("model", named.to_str().unwrap()),
+        ("annotations", one.to_str().unwrap()),
+    ]);
+    assert!(
+        e.contains(
+            "Cannot score against the annotations: the model's classes (hot, cold) match none of the annotations' categories (warm)"
+        ),
+        "{e}"
+    );
+    let e = start_error(&[
+        ("model", unnamed.to_str().unwrap()),
+        ("annotations", one.to_str().unwrap()),
+    ]);
+    assert!(
+        e.contains(
+            "the model names none of its 2 classes and the annotations have 1 categories (warm)"
+        ) && e.contains("`labels=`"),
+        "{e}"
+    );
+    // a labels file names them: scored by name, no error
+    let labels = tmp("warm-labels.txt");
+    std::fs::write(&labels, "warm\ncold\n").unwrap();
+    let mut run = harness(&[
+        ("execution-provider", "cpu"),
+        ("model", unnamed.to_str().unwrap()),
+        ("labels", labels.to_str().unwrap()),
+        ("annotations", one.to_str().unwrap()),
+    ]);
+    run.h.set_src_caps(caps(PixelFormat::Gray8, W, H));
+    run.h
+        .push_and_pull(buffer(PixelFormat::Gray8, W, H, 0))
+        .unwrap();
+    assert_eq!(
+        warnings_and_errors(&run.bus),
+        (vec![], vec![]),
+        "named by the labels file"
+    );
+}
+
+#[test]
+fn an_announced_model_is_mapped_when_it_starts_to_run() {
+    let unnamed = unnamed(
+        &fixture("hotspot_v8.onnx"),
+        "hotspot_unnamed_announced.onnx",
+    );
+    let announce = |h: &mut Harness| {
+        let mut a = announcement("hotspot_v8.onnx", "fp32");
+        a.location = unnamed.clone();
+        assert!(h.push_event(a.to_event()));
+    };
+    // by order: the warning comes with the first frame, once, also when the int8 twin
+    // (same classes, same map) takes over
+    let gt = hot_cold_annotations("gt-announced.json", &[(1, "hot"), (2, "cold")], 1, 2);
+    let mut run = harness_without_model(&[
+        ("execution-provider", "cpu"),
+        ("annotations", gt.to_str().unwrap()),
+    ]);
+    announce(&mut run.h);
+    run.h
+        .push_and_pull(buffer(PixelFormat::Gray8, W, H, 0))
+        .unwrap();
+    let (warnings, errors) = warnings_and_errors(&run.bus);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("class 0 -> hot, class 1 -> cold"),
+        "{warnings:?}"
+    );
+    let mut again = announcement("hotspot_v8.onnx", "u8s8");
+    again.location = tmp("hotspot_unnamed_twin.onnx");
+    std::fs::copy(&unnamed, &again.location).unwrap();
+    assert!(run.h.push_event(again.to_event()));
+    for i in 1..300 {
+        run.h
+            .push_and_pull(buffer(PixelFormat::Gray8, W, H, i * 33))
+            .unwrap();
+        if active_model(&run.h).is_some_and(|m| m.ends_with("twin.onnx")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(active_model(&run.h).unwrap().ends_with("twin.onnx"));
+    assert_eq!(
+        warnings_and_errors(&run.bus),
+        (vec![], vec![]),
+        "no second warning"
+    );
+
+    // counts that differ: the first frame is an error
+    let one = hot_cold_annotations("gt-announced-one.json", &[(1, "hot")], 1, 1);
+    let mut run = harness_without_model(&[
+        ("execution-provider", "cpu"),
+        ("annotations", one.to_str().unwrap()),
+    ]);
+    announce(&mut run.h);
+    assert_eq!(
+        run.h.push(buffer(PixelFormat::Gray8, W, H, 0)),
+        Err(gst::FlowError::Error)
+    );
+    let (_, errors) = warnings_and_errors(&run.bus);
+    assert!(
+        errors.iter().any(|e| e.contains(
+            "Cannot score against the annotations: the model names none of its 2 classes and the annotations have 1 categories (hot)"
+        )),
+        "{errors:?}"
+    );
+}
+
+/// Runs `model` over `frames` of a synth recording in a Harness with `annotations`
+/// and `json-location`; the messages it posted.
+fn score_recording(
+    model: &std::path::Path,
+    recording: &thermalzsq::synth::Recording,
+    frames: u32,
+    gt: &std::path::Path,
+    json: &std::path::Path,
+) -> Vec<gst::Message> {
+    init();
+    let element = gst::ElementFactory::make("thermaldetect")
+        .property("model", model.to_str().unwrap())
+        .property("threads", 1u32)
+        .property_from_str("execution-provider", "cpu")
+        .property("annotations", gt.to_str().unwrap())
+        .property("json-location", json.to_str().unwrap())
+        .property("post-messages", false)
+        .build()
+        .unwrap();
+    let bus = gst::Bus::new();
+    element.set_bus(Some(&bus));
+    let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
+    h.set_src_caps(caps(PixelFormat::Gray16Le, W, H));
+    for i in 0..frames {
+        let bytes: Vec<u8> = recording
+            .frame(i)
+            .thermal
+            .iter()
+            .flat_map(|k| k.to_le_bytes())
+            .collect();
+        let mut buf = gst::Buffer::from_mut_slice(bytes);
+        buf.get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_nseconds(i as u64 * 33_333_333));
+        h.push_and_pull(buf).unwrap();
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    drop(h);
+    std::iter::from_fn(|| bus.pop()).collect()
+}
+
+#[test]
+fn an_unnamed_detector_scores_in_the_pipeline_as_zsq_eval_scores_its_json_lines_with_labels() {
+    use thermalzsq::eval::{CocoGt, evaluate, read_detections};
+    use thermalzsq::synth::{Recording, coco};
+
+    const FRAMES: u32 = 12;
+    let recording = Recording::new(3, W as u32, H as u32).unwrap();
+    let frames: Vec<_> = (0..FRAMES)
+        .map(|i| (i as i64, format!("frame_{i:06}"), recording.frame(i).labels))
+        .collect();
+    let gt = coco(W as u32, H as u32, &frames);
+    assert!(
+        gt.annotations.len() > 20,
+        "{} objects",
+        gt.annotations.len()
+    );
+    let gt_path = tmp("recording.json");
+    std::fs::write(&gt_path, gt.to_json()).unwrap();
+
+    let named = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/det_thermal_ft.onnx");
+    let unnamed = unnamed(&named, "det_thermal_ft_unnamed.onnx");
+    let named_json = tmp("named.jsonl");
+    let unnamed_json = tmp("unnamed.jsonl");
+    let by_name = score_recording(&named, &recording, FRAMES, &gt_path, &named_json);
+    let by_order = score_recording(&unnamed, &recording, FRAMES, &gt_path, &unnamed_json);
+
+    let warned = |messages: &[gst::Message]| -> Vec<String> {
+        messages
+            .iter()
+            .filter_map(|m| match m.view() {
+                gst::MessageView::Warning(w) => Some(w.error().to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(warned(&by_name), Vec::<String>::new());
+    let warnings = warned(&by_order);
+    assert!(
+        warnings.len() == 1
+            && warnings[0].contains("class 0 -> person, class 1 -> car, class 2 -> bicycle"),
+        "{warnings:?}"
+    );
+    let (map_named, map_unnamed) = (score_map(&by_name), score_map(&by_order));
+    assert!(map_named > 0.2, "a real score to compare: {map_named}");
+    assert_eq!(map_unnamed, map_named);
+    let lines = std::fs::read_to_string(&unnamed_json).unwrap();
+    assert!(lines.contains(r#""label":"class 1""#), "unnamed labels");
+
+    // `zsq eval --coco GT --detections LINES --labels FILE`, as the binary runs it
+    let labels_file = tmp("recording-labels.txt");
+    std::fs::write(&labels_file, "person\ncar\nbicycle\n").unwrap();
+    let labels = thermalzsq::detect::labels::read_labels_file(&labels_file).unwrap();
+    let gt = CocoGt::from_file(&gt_path).unwrap();
+    let dets = read_detections(&unnamed_json, &gt, Some(&labels)).unwrap();
+    let map_eval = evaluate(&gt, &dets).unwrap().map.unwrap();
+    assert_eq!(map_eval, map_unnamed);
+    eprintln!(
+        "mAP50-95 over {FRAMES} frames: named {map_named}, unnamed in the pipeline {map_unnamed}, zsq eval of its JSON lines with labels {map_eval}"
+    );
+}

@@ -410,7 +410,7 @@ impl ObjectImpl for ThermalDetect {
                     .build(),
                 glib::ParamSpecString::builder("annotations")
                     .nick("Annotations")
-                    .blurb("COCO json of the stream's ground truth, images in frame order (as `zsq synth --recording` writes): at EOS the detections emitted are scored and a `thermaldetect-eval` message posted (pycocotools' twelve summary numbers: mAP50-95, mAP50, AP75, AP and AR per area range, AR@1/10/100; per class; latency p50/p95, frames/s)")
+                    .blurb("COCO json of the stream's ground truth, images in frame order (as `zsq synth --recording` writes): at EOS the detections emitted are scored and a `thermaldetect-eval` message posted (pycocotools' twelve summary numbers: mAP50-95, mAP50, AP75, AP and AR per area range, AR@1/10/100; per class; latency p50/p95, frames/s). Classes score by name, or for a model without names by order with a warning; classes that cannot be mapped are an error")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("input-layout", d.input_layout)
@@ -628,7 +628,7 @@ impl BaseTransformImpl for ThermalDetect {
             })?),
             None => None,
         };
-        let scoring = match &settings.annotations {
+        let mut scoring = match &settings.annotations {
             Some(path) => Some(StreamEval::new(CocoGt::from_file(path).map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::OpenRead,
@@ -637,6 +637,10 @@ impl BaseTransformImpl for ThermalDetect {
             })?)),
             None => None,
         };
+        if let Some(loaded) = &loaded {
+            self.score_model(&mut scoring, &loaded.detector)
+                .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
+        }
         let mut work = Work {
             loaded: None,
             last: Vec::new(),
@@ -741,7 +745,14 @@ impl ThermalDetect {
                 );
                 return Ok(gst::FlowSuccess::Ok);
             }
-            ForFrame::Run(Some(loaded)) => self.activate(work, *loaded, index),
+            ForFrame::Run(Some(loaded)) => {
+                self.score_model(&mut work.scoring, &loaded.detector)
+                    .map_err(|e| {
+                        gst::element_imp_error!(self, gst::LibraryError::Settings, ("{}", e));
+                        gst::FlowError::Error
+                    })?;
+                self.activate(work, *loaded, index)
+            }
             ForFrame::Run(None) => {}
         }
         let Work {

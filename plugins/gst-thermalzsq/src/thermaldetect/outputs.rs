@@ -1,15 +1,20 @@
 //! Where detections go besides the drawn boxes: a region-of-interest meta per box, an
 //! element message per frame, a JSON line per frame, and with `annotations` a score of
 //! the whole stream posted at EOS (pycocotools' full summary, per class, latency).
+//! Classes score as the annotations' categories by `CategoryMap`, the rule `zsq eval`
+//! follows: by name, or for a model without names by order with a warning that states
+//! the mapping; a model whose classes cannot be mapped is an element error when it
+//! starts to run (at start, or at the first frame for an announced model), because a
+//! score is what `annotations` asks for and it would be a silent 0.
 //! With radiometry, detections carry their temperatures and messages and JSON lines
 //! the frame's, in °C to 0.01 (a camera resolves about 0.05 K).
 
 use gst::prelude::*;
 use gst::structure::Builder;
 use gst::subclass::prelude::*;
-use thermalzsq::detect::Detection;
 use thermalzsq::detect::report::{FrameRecord, hundredths};
-use thermalzsq::eval::{SUMMARY, StreamEval};
+use thermalzsq::detect::{Detection, Detector};
+use thermalzsq::eval::{CategoryMap, SUMMARY, StreamEval};
 use thermalzsq::imaging::radiometry::SceneTemperature;
 
 use super::imp::{CAT, ThermalDetect};
@@ -81,6 +86,29 @@ impl ThermalDetect {
         let _ = self
             .obj()
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+
+    /// With `annotations`: maps the classes of `detector`, about to run, to the
+    /// annotations' categories, and when that map is a guess by order (the model has no
+    /// names) says so in a warning, once per new map. An error when they cannot be
+    /// mapped.
+    pub(super) fn score_model(
+        &self,
+        scoring: &mut Option<StreamEval>,
+        detector: &Detector,
+    ) -> Result<(), String> {
+        let Some(eval) = scoring.as_mut() else {
+            return Ok(());
+        };
+        let map = CategoryMap::for_detector(detector, eval.ground_truth())
+            .map_err(|e| format!("Cannot score against the annotations: {e}"))?;
+        if eval.categories() != Some(&map)
+            && let Some(warning) = map.warning()
+        {
+            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", warning));
+        }
+        eval.set_categories(map);
+        Ok(())
     }
 
     /// With `annotations`: adds a frame's detections to the score; a frame that cannot
