@@ -4,7 +4,8 @@
 //! commit id would not see) or another compiler or runtime binding.
 //!
 //! It covers the sources of `src/zsq` and of what it imports (`src/onnx`,
-//! `src/runtime`, `src/imaging`), the versions of the numeric dependencies in
+//! `src/runtime`, `src/imaging`, and `src/synth`, whose scenes calibrate models
+//! without BN), the versions of the numeric dependencies in
 //! Cargo.lock, and the compiler's version; nothing else, so editing the detector,
 //! the tracker or the plugin keeps the cache warm.
 
@@ -15,7 +16,13 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 /// The source folders whose code makes a model.
-const SOURCES: [&str; 4] = ["src/zsq", "src/onnx", "src/runtime", "src/imaging"];
+const SOURCES: [&str; 5] = [
+    "src/zsq",
+    "src/onnx",
+    "src/runtime",
+    "src/imaging",
+    "src/synth",
+];
 
 /// The dependencies whose code makes a model (their versions, from Cargo.lock).
 const DEPENDENCIES: [&str; 4] = ["ort", "ort-sys", "ndarray", "png"];

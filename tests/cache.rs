@@ -23,6 +23,7 @@ use thermalzsq::zsq::pipeline::{
     quantize_cached,
 };
 use thermalzsq::zsq::qparams::Precision;
+use thermalzsq::zsq::scenes::{SceneSize, SynthScenes};
 
 #[path = "support/data.rs"]
 #[allow(dead_code)] // synth_dataset is the quantize tests'
@@ -120,6 +121,37 @@ fn every_setting_the_provider_the_build_and_the_runtime_are_in_the_key() {
                 s.source = CalibrationSource::Tensor(Arc::new(Array4::zeros((1, 3, 32, 32))))
             }),
         ),
+        (
+            "source synth",
+            with(&|s| s.source = CalibrationSource::Synth(SynthScenes::default())),
+        ),
+        (
+            "synth.count",
+            with(&|s| {
+                s.source = CalibrationSource::Synth(SynthScenes {
+                    count: 7,
+                    ..SynthScenes::default()
+                })
+            }),
+        ),
+        (
+            "synth.seed",
+            with(&|s| {
+                s.source = CalibrationSource::Synth(SynthScenes {
+                    seed: 1,
+                    ..SynthScenes::default()
+                })
+            }),
+        ),
+        (
+            "synth.size",
+            with(&|s| {
+                s.source = CalibrationSource::Synth(SynthScenes {
+                    size: SceneSize::Input,
+                    ..SynthScenes::default()
+                })
+            }),
+        ),
         ("distill.loss", distill(&|d| d.loss = DistillLoss::Mean)),
         ("distill.iterations", distill(&|d| d.iterations += 1)),
         ("distill.batch", distill(&|d| d.batch += 1)),
@@ -166,6 +198,8 @@ fn every_setting_the_provider_the_build_and_the_runtime_are_in_the_key() {
     let same = [
         with(&|s| s.cancel = Some(Arc::new(AtomicBool::new(true)))),
         with(&|s| s.preview = Some(PathBuf::from("/tmp/preview.png"))),
+        // The base's `auto` on a model with BN is distillation: the same model.
+        with(&|s| s.source = CalibrationSource::ZeroShot),
         with(&|s| s.provider.threads = 3),
         with(&|s| s.provider.device_id = 1),
         with(&|s| s.provider.trt_cache_dir = Some(PathBuf::from("/tmp/trt"))),

@@ -424,9 +424,14 @@ fn unsupported_models_are_clear_errors() {
     };
     let err = plan_qdq(&relu).unwrap_err().to_string();
     assert!(err.contains("no Conv, Gemm or MatMul"), "{err}");
-    // Zero-shot needs BN.
+    // Distillation needs BN (auto calibrates such a model on generated scenes:
+    // tests/calibration_source.rs).
     let model = Model::load(fixture("no_bn.onnx")).unwrap();
-    let err = quantize(&model, &QuantizeSettings::default(), &mut |_| {}).unwrap_err();
+    let distill = QuantizeSettings {
+        source: CalibrationSource::ZeroShot,
+        ..QuantizeSettings::default()
+    };
+    let err = quantize(&model, &distill, &mut |_| {}).unwrap_err();
     assert!(matches!(err, ZsqError::NoBatchNorm), "{err:?}");
     assert!(err.to_string().contains("BatchNormalization"), "{err}");
 }
@@ -753,7 +758,7 @@ fn zero_shot_distills_then_quantizes() {
     // detector: demo_models.rs, the_fine_tuned_thermal_model_quantizes_zero_shot.
     check_quantized_head("yolov8_scenes.onnx", &q, Precision::U8S8, false);
     assert!(stages.contains(&Stage::Distill));
-    assert_eq!(q.report.calibration.source, "zero-shot");
+    assert_eq!(q.report.calibration.source, "distill");
     assert_eq!(q.report.calibration.images, 4);
     let d = q
         .report

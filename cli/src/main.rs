@@ -20,6 +20,7 @@ use thermalzsq::zsq::pipeline::{
 };
 use thermalzsq::zsq::qparams::{Precision, cpu_saturates_int8};
 use thermalzsq::zsq::report::QuantizeReport;
+use thermalzsq::zsq::scenes::SynthScenes;
 use thermalzsq::{eval, synth};
 use zsq::figure;
 use zsq::results::{Plan, ReportOptions, SynthSet, run_report as run_report_with};
@@ -117,22 +118,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Quantize a float32 ONNX detector to int8 (QDQ): zero-shot from its BatchNorm
-    /// statistics by default, or calibrated on real images with --calib-images.
+    /// Quantize a float32 ONNX detector to int8 (QDQ): data-free by default (distilled
+    /// from its BatchNorm statistics, or generated scenes when BN was folded away), or
+    /// calibrated on real images with --calib-images.
     Quantize(Box<QuantizeArgs>),
 }
 
 #[derive(clap::Args)]
 struct QuantizeArgs {
-    /// The float32 ONNX model (with its BatchNormalization layers for zero-shot).
+    /// The float32 ONNX model.
     model: PathBuf,
     /// Where to write the int8 model.
     #[arg(short = 'o', long = "output", value_name = "OUT.onnx")]
     output: PathBuf,
+    /// Calibration images: distilled from the model's BN statistics, generated scenes
+    /// (thermal or RGB, as the model's modality), or real images (--calib-images).
+    /// auto: distill when the model has BatchNormalization layers, synth otherwise.
+    #[arg(long, value_name = "auto|distill|synth|images", default_value = "auto")]
+    calibration: String,
     /// Calibrate on real PNG images of this directory (or of a `zsq synth` dataset
-    /// root) instead of distilled ones.
+    /// root); implies --calibration images.
     #[arg(long, value_name = "DIR")]
     calib_images: Option<PathBuf>,
+    /// Generated scenes to calibrate on (--calibration synth).
+    #[arg(long, value_name = "N", default_value_t = SynthScenes::DEFAULT_COUNT)]
+    synth_count: usize,
+    /// Seed of the generated scenes.
+    #[arg(long, value_name = "S", default_value_t = SynthScenes::default().seed)]
+    synth_seed: u64,
+    /// Frame size the scenes are rendered at, then letterboxed into the input like a
+    /// camera's frames (input: render at the model's input size).
+    #[arg(long, value_name = "WxH|input", default_value_t = SynthScenes::default().size.to_string())]
+    synth_size: String,
     /// Real images to use: the first N sorted by name.
     #[arg(long, value_name = "N", default_value_t = CalibrationSource::DEFAULT_IMAGES, requires = "calib_images")]
     calib_count: usize,
@@ -152,7 +169,7 @@ struct QuantizeArgs {
     /// entropy (KL, 2048 bins) or mse.
     #[arg(long, value_name = "NAME", default_value = "minmax")]
     observer: String,
-    /// Seed of the distillation.
+    /// Seed of the distillation (--synth-seed seeds the generated scenes).
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
     /// BN statistics per image (ZeroQ) or over the batch (DeepInversion, Genie).
@@ -523,16 +540,37 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
             ));
         }
     };
+    let scenes = SynthScenes {
+        count: args.synth_count,
+        seed: args.synth_seed,
+        size: args.synth_size.parse().map_err(|e| text(&e))?,
+    };
+    let source = match (args.calibration.as_str(), &args.calib_images) {
+        ("auto" | "images", Some(dir)) => CalibrationSource::ImageDir {
+            dir: dir.clone(),
+            count: args.calib_count,
+        },
+        ("images", None) => {
+            return Err("--calibration images needs --calib-images DIR".into());
+        }
+        (other @ ("distill" | "synth"), Some(_)) => {
+            return Err(format!(
+                "--calib-images calibrates on real images: it cannot go with --calibration {other}"
+            ));
+        }
+        ("auto", None) => CalibrationSource::Auto(scenes),
+        ("distill", None) => CalibrationSource::ZeroShot,
+        ("synth", None) => CalibrationSource::Synth(scenes),
+        (other, _) => {
+            return Err(format!(
+                "unknown --calibration `{other}` (expected auto, distill, synth or images)"
+            ));
+        }
+    };
     let settings = QuantizeSettings {
         precision,
         observer: args.observer.parse().map_err(|e| text(&e))?,
-        source: match &args.calib_images {
-            Some(dir) => CalibrationSource::ImageDir {
-                dir: dir.clone(),
-                count: args.calib_count,
-            },
-            None => CalibrationSource::ZeroShot,
-        },
+        source,
         distill: DistillSettings {
             loss: args.loss.parse().map_err(|e| text(&e))?,
             iterations: args.iterations,
@@ -551,6 +589,10 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
         ..QuantizeSettings::default()
     };
     let model = Model::load(&args.model).map_err(|e| text(&e))?;
+    eprintln!(
+        "zsq: calibration: {}",
+        describe_source(&settings.source, &model)
+    );
     if settings.precision == Precision::S8S8 {
         eprintln!(
             "zsq: note: s8s8 is the TensorRT profile; ONNX Runtime's CPU EP does not fuse it on \
@@ -607,10 +649,39 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The calibration source that runs for `model`, in words (`auto` resolved).
+fn describe_source(source: &CalibrationSource, model: &Model) -> String {
+    let resolved = source.resolve(model);
+    let why = match source {
+        CalibrationSource::Auto(_) if resolved == CalibrationSource::ZeroShot => {
+            " (auto: the model has BatchNormalization layers)"
+        }
+        CalibrationSource::Auto(_) => " (auto: the model has no BatchNormalization layers)",
+        _ => "",
+    };
+    match &resolved {
+        CalibrationSource::Synth(s) => format!(
+            "synth, {} generated scenes (seed {}, {}){why}",
+            s.count, s.seed, s.size
+        ),
+        CalibrationSource::ImageDir { dir, count } => {
+            format!("images, the first {count} of {}", dir.display())
+        }
+        other => format!("{}{why}", other.kind()),
+    }
+}
+
 fn print_summary(output: &Path, r: &QuantizeReport, cached: Option<&Path>) {
-    let source = match &r.calibration.dir {
-        Some(dir) => format!("{} real images from {dir}", r.calibration.images),
-        None => format!("{} {} images", r.calibration.images, r.calibration.source),
+    let c = &r.calibration;
+    let source = match (&c.dir, c.source.as_str()) {
+        (Some(dir), _) => format!("{} real images from {dir}", c.images),
+        (None, "synth") => format!(
+            "{} generated scenes (synth, seed {})",
+            c.images,
+            c.seed.unwrap_or_default()
+        ),
+        (None, "distill") => format!("{} distilled images", c.images),
+        (None, other) => format!("{} {other} images", c.images),
     };
     println!(
         "wrote {}: {}, observer {}, {source}",

@@ -1,6 +1,8 @@
-//! The `zsq quantize` command line end to end: real-image and zero-shot calibration,
-//! the report file, the cache under XDG_CACHE_HOME, and one clear error line for bad
-//! input. (The quantizer itself is tested in the engine's tests/quantize.rs.)
+//! The `zsq quantize` command line end to end: real-image, distilled and generated-scene
+//! calibration (`--calibration`, `auto` by whether the model has BN), the report file,
+//! the cache under XDG_CACHE_HOME, and one clear error line for bad input. (The
+//! quantizer itself is tested in the engine's tests/quantize.rs and
+//! tests/calibration_source.rs.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -108,9 +110,35 @@ fn the_command_line_names_bad_input() {
         assert!(!ok, "{args:?} should fail");
         error_line(&stderr).to_string()
     };
-    // A model without BN, zero-shot.
-    let e = run(&fixture("no_bn.onnx"), &[]);
+    // A model without BN, distilled.
+    let e = run(&fixture("no_bn.onnx"), &["--calibration", "distill"]);
     assert!(e.contains("no BatchNormalization"), "{e}");
+    // Sources that do not go together, or do not exist.
+    let e = run(&fixture("no_bn.onnx"), &["--calibration", "images"]);
+    assert!(e.contains("needs --calib-images"), "{e}");
+    let e = run(
+        &fixture("no_bn.onnx"),
+        &[
+            "--calibration",
+            "synth",
+            "--calib-images",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(e.contains("cannot go with --calibration synth"), "{e}");
+    let e = run(&fixture("no_bn.onnx"), &["--calibration", "noise"]);
+    assert!(e.contains("unknown --calibration `noise`"), "{e}");
+    let e = run(&fixture("no_bn.onnx"), &["--synth-size", "big"]);
+    assert!(e.contains("unknown scene size `big`"), "{e}");
+    // Neither BN nor an image input scenes could fill (five channels).
+    let mut five = Model::load(fixture("no_bn.onnx")).unwrap();
+    let name = five.graph().input[0].name().to_string();
+    five.graph_mut().input[0] =
+        ValueInfoProto::tensor(&name, DataType::Float, Some(&[1, 5, 32, 32]));
+    let five_path = dir.join("five.onnx");
+    five.save(&five_path).unwrap();
+    let e = run(&five_path, &[]);
+    assert!(e.contains("not an image"), "{e}");
     // A truncated file.
     let bytes = std::fs::read(fixture("resnet_tiny.onnx")).unwrap();
     let truncated = dir.join("truncated.onnx");
@@ -163,10 +191,87 @@ fn the_command_line_quantizes_zero_shot() {
     let (ok, stdout, stderr) = zsq(&args, &dir.join("xdg"));
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("observer minmax, 2 zero-shot images"),
+        stdout.contains("observer minmax, 2 distilled images"),
         "{stdout}"
     );
-    assert!(stderr.contains("distill"), "{stderr}");
+    assert!(
+        stderr.contains("calibration: distill (auto: the model has BatchNormalization layers)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("distill: "), "progress: {stderr}");
     Model::load(&out).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn without_options_a_folded_model_is_calibrated_on_generated_scenes() {
+    let dir = temp_dir("cli-folded");
+    let mut model = Model::load(fixture("yolov8_c2f_dfl.onnx")).unwrap();
+    let folded = thermalzsq::zsq::quantize::fold_batch_norms(&mut model).unwrap();
+    assert!(folded.folded > 0 && folded.kept.is_empty(), "{folded:?}");
+    let path = dir.join("folded.onnx");
+    model.save(&path).unwrap();
+    let out = dir.join("int8.onnx");
+    let report = dir.join("r.json");
+    let args = [
+        "quantize",
+        path.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let (ok, stdout, stderr) = zsq(&args, &dir.join("xdg"));
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(
+            "calibration: synth, 100 generated scenes (seed 0, 640x512) (auto: the model has no \
+             BatchNormalization layers)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("100 generated scenes (synth, seed 0)"),
+        "{stdout}"
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["settings"]["source"], "synth");
+    assert_eq!(r["calibration"]["source"], "synth");
+    assert_eq!(r["calibration"]["images"], 100);
+    for o in r["check"]["outputs"].as_array().unwrap() {
+        assert!(o["cosine"].as_f64().unwrap() >= 0.99, "{o}");
+    }
+    let q = Model::load(&out).unwrap();
+    load_session_from_memory(&q.to_bytes(), &ProviderOptions::default()).unwrap();
+
+    // The same model with its BN layers calibrates on scenes when asked to.
+    let out = dir.join("bn-synth.onnx");
+    let bn = fixture("yolov8_c2f_dfl.onnx");
+    let (ok, stdout, stderr) = zsq(
+        &[
+            "quantize",
+            bn.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--calibration",
+            "synth",
+            "--synth-count",
+            "4",
+            "--synth-seed",
+            "9",
+            "--synth-size",
+            "input",
+        ],
+        &dir.join("xdg"),
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("calibration: synth, 4 generated scenes (seed 9, input)"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("4 generated scenes (synth, seed 9)"),
+        "{stdout}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -56,7 +56,7 @@ impl BnLayer {
 
 /// A constant tensor by name: an initializer or a Constant node's output, also behind
 /// Identity nodes (the TorchScript exporter shares equal initializers through them).
-fn constant<'g>(view: &GraphView<'g>, value: &str) -> Option<Cow<'g, TensorProto>> {
+pub(crate) fn constant<'g>(view: &GraphView<'g>, value: &str) -> Option<Cow<'g, TensorProto>> {
     let mut value = value;
     for _ in 0..16 {
         if let Some(t) = view.tensor(value) {

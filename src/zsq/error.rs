@@ -58,7 +58,9 @@ impl fmt::Display for ZsqError {
         match self {
             ZsqError::NoBatchNorm => f.write_str(
                 "the model has no BatchNormalization layers: BN statistics were folded away; \
-                 export with BN kept: torch.onnx.export(model.eval(), ..., \
+                 calibrate on generated scenes instead (zsq quantize --calibration synth, \
+                 zsqcalibrate calibration=synth), or export with BN kept: \
+                 torch.onnx.export(model.eval(), ..., \
                  training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)",
             ),
             ZsqError::NoGradientRule { op, node, why } => {

@@ -1,5 +1,6 @@
 //! Zero-shot quantization: int8 models from a detector's own BatchNormalization
-//! statistics, with no training data anywhere.
+//! statistics, with no training data anywhere (or, for models whose BN was folded away,
+//! from generated scenes: [`scenes`]).
 //!
 //! [`bn`] finds the BN layers and their statistics, [`autodiff`] builds the ONNX graph
 //! that returns the BN-statistics loss and its gradient w.r.t. the input, and
@@ -25,6 +26,7 @@ pub mod preview;
 pub mod qparams;
 pub mod quantize;
 pub mod report;
+pub mod scenes;
 pub mod w4a8;
 
 pub use error::ZsqError;

@@ -1,7 +1,7 @@
 //! The end-to-end quantization that `zsq quantize` and the `zsqcalibrate` element run:
 //! check the model, fold BN, plan the QDQ placement, get calibration images (distilled
-//! from the model for zero-shot, or real ones), calibrate, insert QDQ, check the int8
-//! model against the float one, report. [`quantize_cached`] puts the content-addressed
+//! from the model's BN statistics, generated scenes for models without BN, or real
+//! ones), calibrate, insert QDQ, check the int8 model against the float one, report. [`quantize_cached`] puts the content-addressed
 //! cache in front of it.
 
 use std::collections::HashMap;
@@ -30,31 +30,68 @@ use super::report::{
     CheckReport, DistillationReport, FoldReport, ModelReport, OutputAgreement, QuantizeReport,
     RangeReport, SettingsReport, StageTiming, cosine, runtime_op_counts,
 };
+use super::scenes::{SynthScenes, generate_scenes, scene_colour};
 use crate::onnx::{DataType, Model};
 use crate::runtime::{Provider, ProviderOptions, load_session_from_memory};
 
 /// Where calibration images come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CalibrationSource {
+    /// Data-free, whatever the export: distilled from the model's BatchNormalization
+    /// statistics when it has BN layers ([`CalibrationSource::ZeroShot`]), generated
+    /// scenes otherwise ([`CalibrationSource::Synth`], with these scenes).
+    Auto(SynthScenes),
     /// Distilled from the model's BatchNormalization statistics: no data at all.
     ZeroShot,
+    /// Scenes generated in process in the model's modality ([`super::scenes`]).
+    Synth(SynthScenes),
     /// The first `count` PNG images of a directory, sorted by name.
     ImageDir { dir: PathBuf, count: usize },
     /// Images already in the model's input space (N, C, H, W).
     Tensor(Arc<Array4<f32>>),
 }
 
+impl Default for CalibrationSource {
+    fn default() -> Self {
+        CalibrationSource::Auto(SynthScenes::default())
+    }
+}
+
 impl CalibrationSource {
     /// The number of real images `--calib-images` takes by default.
     pub const DEFAULT_IMAGES: usize = 100;
 
+    /// The source's name, as `--calibration`, the report and the cache key spell it.
     pub fn kind(&self) -> &'static str {
         match self {
-            CalibrationSource::ZeroShot => "zero-shot",
+            CalibrationSource::Auto(_) => "auto",
+            CalibrationSource::ZeroShot => "distill",
+            CalibrationSource::Synth(_) => "synth",
             CalibrationSource::ImageDir { .. } => "images",
             CalibrationSource::Tensor(_) => "tensor",
         }
     }
+
+    /// The source that runs for `model`: `Auto` becomes distillation when the model
+    /// has BatchNormalization layers and generated scenes otherwise; the others stay.
+    pub fn resolve(&self, model: &Model) -> CalibrationSource {
+        match self {
+            CalibrationSource::Auto(scenes) if !has_batch_norm(model) => {
+                CalibrationSource::Synth(*scenes)
+            }
+            CalibrationSource::Auto(_) => CalibrationSource::ZeroShot,
+            other => other.clone(),
+        }
+    }
+}
+
+/// Whether the model has BatchNormalization layers (statistics to distill from).
+pub fn has_batch_norm(model: &Model) -> bool {
+    model
+        .graph()
+        .node
+        .iter()
+        .any(|n| n.op_type() == "BatchNormalization" && matches!(n.domain(), "" | "ai.onnx"))
 }
 
 /// Which BN statistics the distillation loss matches.
@@ -159,7 +196,7 @@ impl Default for QuantizeSettings {
         QuantizeSettings {
             precision: Precision::U8S8,
             observer: Observer::default(),
-            source: CalibrationSource::ZeroShot,
+            source: CalibrationSource::default(),
             distill: DistillSettings::default(),
             provider: ProviderOptions::default(),
             check_images: 4,
@@ -178,13 +215,16 @@ impl QuantizeSettings {
     /// the execution provider (GPU kernels compute otherwise than the CPU's) and the
     /// loaded ONNX Runtime. Left out, because they change neither the model nor its
     /// report: the cancel flag, the preview path, the thread count, the GPU index and
-    /// TensorRT's engine cache. Real images are named by the sha256 of their names and
-    /// contents. Loads ONNX Runtime if need be (to name it).
+    /// TensorRT's engine cache. The source is named as it runs for this model (`auto`
+    /// resolved: the same model, the same key); real images by the sha256 of their
+    /// names and contents, generated scenes by their count, seed, size and modality.
+    /// Loads ONNX Runtime if need be (to name it).
     pub fn canonical(&self, model: &Model) -> Result<String, ZsqError> {
+        let source = &self.source.resolve(model);
         let QuantizeSettings {
             precision,
             observer,
-            source,
+            source: _,  // resolved for the model, below
             distill: _, // through `distill_options`, below
             provider,
             check_images,
@@ -202,24 +242,41 @@ impl QuantizeSettings {
             format!("reduce_range={reduce_range}"),
             format!("check_images={check_images}"),
         ];
-        match source {
-            CalibrationSource::ZeroShot => {
-                lines.extend(canonical_distill(&distill_options(model, self)));
+        lines.extend(self.source_lines(source, model)?);
+        Ok(lines.join("\n"))
+    }
+
+    /// The canonical lines of calibration `source` for `model`.
+    fn source_lines(
+        &self,
+        source: &CalibrationSource,
+        model: &Model,
+    ) -> Result<Vec<String>, ZsqError> {
+        Ok(match source {
+            CalibrationSource::Auto(_) => self.source_lines(&source.resolve(model), model)?,
+            CalibrationSource::ZeroShot => canonical_distill(&distill_options(model, self)),
+            CalibrationSource::Synth(scenes) => {
+                let SynthScenes { count, seed, size } = scenes;
+                let colour = scene_colour(model.metadata("modality"))?;
+                vec![
+                    format!("synth.count={count}"),
+                    format!("synth.seed={seed}"),
+                    format!("synth.size={size}"),
+                    format!("synth.modality={}", if colour { "rgb" } else { "thermal" }),
+                ]
             }
             CalibrationSource::ImageDir { dir, count } => {
-                let colour = is_colour(model);
-                let digest = images_digest(dir, *count, colour)?;
-                lines.extend([format!("images={count}"), format!("images_sha256={digest}")]);
+                let digest = images_digest(dir, *count, is_colour(model))?;
+                vec![format!("images={count}"), format!("images_sha256={digest}")]
             }
             CalibrationSource::Tensor(t) => {
                 let bytes: Vec<u8> = t.iter().flat_map(|v| v.to_le_bytes()).collect();
-                lines.extend([
+                vec![
                     format!("tensor_shape={:?}", t.shape()),
                     format!("tensor_sha256={}", sha256_hex(&bytes)),
-                ]);
+                ]
             }
-        }
-        Ok(lines.join("\n"))
+        })
     }
 }
 
@@ -343,6 +400,8 @@ fn thermal_prior(model: &Model, asked: Option<bool>) -> bool {
 pub enum Stage {
     /// Reading and pre-processing real images.
     Images,
+    /// Rendering and pre-processing generated scenes.
+    Scenes,
     /// Distilling images from BN statistics.
     Distill,
     /// Running the float model to collect statistics.
@@ -355,6 +414,7 @@ impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Stage::Images => "images",
+            Stage::Scenes => "scenes",
             Stage::Distill => "distill",
             Stage::Calibrate => "calibrate",
             Stage::Check => "check",
@@ -494,7 +554,7 @@ pub fn quantize(
     let (folded, plan) = run.prepare(&source.model)?;
     let images = run.calibration_images(&source)?;
     let calibration = run.calibrate(&folded, &plan, &images)?;
-    let quantized = run.int8_model(&folded, &plan, &calibration)?;
+    let quantized = run.int8_model(&source, &folded, &plan, &calibration)?;
     let bytes = quantized.to_bytes();
     run.timer.lap(&mut run.report, "quantize");
     run.check(&source, &folded, &quantized, &plan, &images)?;
@@ -505,11 +565,13 @@ pub fn quantize(
     })
 }
 
-/// The model being quantized: external data inlined, its image input found.
+/// The model being quantized: external data inlined, its image input found, the
+/// calibration source that runs for it (`auto` resolved).
 struct Source {
     model: Model,
     input_name: String,
     input: ImageInput,
+    calibration: CalibrationSource,
 }
 
 /// One run of [`quantize`]: its settings, where progress goes, and the report and
@@ -556,16 +618,18 @@ impl<'a> Run<'a> {
             modality: source.metadata("modality").map(str::to_string),
         };
         let settings = self.settings;
+        let calibration = settings.source.resolve(&source);
         self.report.settings = SettingsReport {
             precision: settings.precision.to_string(),
             observer: settings.observer.to_string(),
-            source: settings.source.kind().to_string(),
+            source: calibration.kind().to_string(),
             canonical: settings.canonical(&source)?,
         };
         Ok(Source {
             model: source,
             input_name,
             input,
+            calibration,
         })
     }
 
@@ -586,8 +650,31 @@ impl<'a> Run<'a> {
     fn calibration_images(&mut self, source: &Source) -> Result<Arc<Array4<f32>>, ZsqError> {
         let progress = &mut *self.progress;
         let report = &mut self.report;
-        let images: Arc<Array4<f32>> = match &self.settings.source {
+        let images: Arc<Array4<f32>> = match &source.calibration {
             CalibrationSource::Tensor(t) => t.clone(),
+            CalibrationSource::Synth(scenes) => {
+                let input = ImageInput {
+                    colour: scene_colour(source.model.metadata("modality"))?,
+                    ..source.input
+                };
+                let images = generate_scenes(
+                    scenes,
+                    input,
+                    self.settings.cancel.as_ref(),
+                    &mut |done, total| {
+                        progress(&Progress {
+                            stage: Stage::Scenes,
+                            done,
+                            total,
+                            loss: None,
+                        })
+                    },
+                )?;
+                report.calibration.seed = Some(scenes.seed);
+                report.calibration.scene_size = Some(scenes.size.to_string());
+                self.timer.lap(report, "scenes");
+                Arc::new(images)
+            }
             CalibrationSource::ImageDir { dir, count } => {
                 let set =
                     load_calibration_images(dir, *count, source.input, &mut |done, total| {
@@ -613,13 +700,14 @@ impl<'a> Run<'a> {
                 self.timer.lap(report, "images");
                 Arc::new(set.images)
             }
-            CalibrationSource::ZeroShot => {
+            // `resolve` never leaves `Auto`: distillation is what it would resolve to.
+            CalibrationSource::ZeroShot | CalibrationSource::Auto(_) => {
                 let images = distilled_images(&source.model, self.settings, report, progress)?;
                 self.timer.lap(report, "distill");
                 Arc::new(images)
             }
         };
-        report.calibration.source = self.settings.source.kind().to_string();
+        report.calibration.source = source.calibration.kind().to_string();
         if let Some(path) = &self.settings.preview {
             super::preview::write_grid(images.view(), path)?;
         }
@@ -666,6 +754,7 @@ impl<'a> Run<'a> {
     /// made; reports the placement and every tensor's parameters.
     fn int8_model(
         &mut self,
+        source: &Source,
         folded: &Model,
         plan: &QdqPlan,
         calibration: &Calibration,
@@ -705,7 +794,7 @@ impl<'a> Run<'a> {
         let mut stamp = serde_json::json!({
             "precision": precision.name(),
             "observer": self.settings.observer.to_string(),
-            "calibration": self.settings.source.kind(),
+            "calibration": source.calibration.kind(),
             "calibration_images": calibration.images,
             "source_sha256": self.report.model.sha256,
             "thermalzsq": env!("CARGO_PKG_VERSION"),

@@ -48,7 +48,7 @@ pub struct ModelReport {
 pub struct SettingsReport {
     pub precision: String,
     pub observer: String,
-    /// `zero-shot`, `images` or `tensor`.
+    /// The source that ran: `distill`, `synth`, `images` or `tensor` (`auto` resolved).
     pub source: String,
     /// The text the cache key is the sha256 of (settings part).
     pub canonical: String,
@@ -64,6 +64,11 @@ pub struct CalibrationReport {
     /// File names, in the order used.
     pub files: Vec<String>,
     pub sha256: Option<String>,
+    /// Generated scenes: their seed and frame size (`640x512`, or `input`).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub scene_size: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

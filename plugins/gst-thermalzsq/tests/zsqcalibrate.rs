@@ -1,6 +1,7 @@
 //! `zsqcalibrate ! thermaldetect` in a Harness: cold start (progress, int8 swapped in
 //! between frames), warm start from the cache, NULL during calibration, a corrupt cache
-//! entry, an unwritable cache, a model without BN, `block`, two pipelines at once.
+//! entry, an unwritable cache, a model without BN (distill fails, generated scenes
+//! calibrate it), `block`, two pipelines at once.
 //!
 //! The model is the hot/cold grid-cell test detector (tests/fixtures/models): real
 //! Conv/BN layers to distil and quantize, and boxes known exactly, so detections can be
@@ -255,6 +256,8 @@ fn cold_start_swaps_to_int8_between_frames_and_warm_start_hits_the_cache() {
     let done = cold.messages("zsqcalibrate-done");
     assert_eq!(done.len(), 1);
     assert!(!done[0].get::<bool>("cache-hit").unwrap());
+    // auto, on a model with BN layers.
+    assert_eq!(done[0].get::<String>("calibration").unwrap(), "distill");
     assert!(done[0].get::<f64>("seconds").unwrap() > 0.0);
     let zc = cold.element("zc");
     assert_eq!(state(&zc), "ready");
@@ -372,9 +375,12 @@ fn an_unwritable_cache_keeps_the_int8_model_in_memory() {
 }
 
 #[test]
-fn a_model_without_bn_warns_and_keeps_fp32_or_errors() {
+fn distilling_a_model_without_bn_warns_and_keeps_fp32_or_errors() {
     let cache = tmp("nobn");
-    let mut r = run(&quick("hotspot_v8_nobn.onnx", &cache));
+    let mut r = run(&format!(
+        "{} calibration=distill",
+        quick("hotspot_v8_nobn.onnx", &cache)
+    ));
     r.push_until(Duration::from_secs(60), |r| {
         r.messages("warning").iter().any(|w| {
             w.get::<String>("text")
@@ -396,7 +402,7 @@ fn a_model_without_bn_warns_and_keeps_fp32_or_errors() {
     drop(r);
 
     let mut r = run(&format!(
-        "{} on-failure=error",
+        "{} calibration=distill on-failure=error",
         quick("hotspot_v8_nobn.onnx", &cache)
     ));
     let start = Instant::now();
@@ -405,6 +411,61 @@ fn a_model_without_bn_warns_and_keeps_fp32_or_errors() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(r.texts("error")[0].contains("Zero-shot calibration failed"));
+}
+
+/// The hot/cold detector with its BatchNormalization folded into the convolutions by
+/// the quantizer's own folding: what a default YOLO export gives.
+fn folded_fixture(dir: &Path) -> PathBuf {
+    let mut model = thermalzsq::onnx::Model::load(fixture("hotspot_v8.onnx")).unwrap();
+    let folded = thermalzsq::zsq::quantize::fold_batch_norms(&mut model).unwrap();
+    assert!(folded.folded > 0 && folded.kept.is_empty(), "{folded:?}");
+    let path = dir.join("hotspot_v8_folded.onnx");
+    model.save(&path).unwrap();
+    path
+}
+
+#[test]
+fn a_folded_model_goes_int8_on_generated_scenes() {
+    let dir = tmp("synth");
+    let model = folded_fixture(&dir);
+    for (calibration, cache) in [("synth", "cache-synth"), ("auto", "cache-auto")] {
+        let mut r = run(&format!(
+            "model={} cache-dir={} calibration={calibration} synth-count=6",
+            model.display(),
+            dir.join(cache).display()
+        ));
+        r.push_until(Duration::from_secs(120), |r| {
+            r.switches().iter().any(|s| s.1 == "u8s8")
+        });
+        for _ in 0..3 {
+            r.push_frame(); // the int8 model finds the hot and cold squares
+        }
+        let done = r.messages("zsqcalibrate-done");
+        assert_eq!(done.len(), 1, "{calibration}");
+        assert_eq!(
+            done[0].get::<String>("calibration").unwrap(),
+            "synth",
+            "calibration={calibration}"
+        );
+        let stages: Vec<String> = r
+            .messages("zsqcalibrate-progress")
+            .iter()
+            .map(|s| s.get("stage").unwrap())
+            .collect();
+        assert!(
+            stages.contains(&"scenes".to_string()) && !stages.contains(&"distill".to_string()),
+            "{stages:?}"
+        );
+        let location = done[0].get::<String>("location").unwrap();
+        let report: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(PathBuf::from(location).with_extension("json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(report["calibration"]["source"], "synth");
+        assert_eq!(report["calibration"]["images"], 6);
+        assert_eq!(state(&r.element("zc")), "ready");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

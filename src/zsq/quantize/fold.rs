@@ -8,6 +8,7 @@ use ndarray::{ArrayD, Axis};
 use super::ops::is_default_domain;
 use crate::onnx::{DataType, GraphView, Model, NodeProto, TensorProto, UniqueNames};
 use crate::zsq::ZsqError;
+use crate::zsq::bn::constant as bn_constant;
 
 /// What [`fold_batch_norms`] did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -82,9 +83,11 @@ fn fold_into_conv(
     if view.consumers(x).len() != 1 || outputs.contains(x) {
         return keep("the Conv's output is also read elsewhere");
     }
+    // Also behind Identity nodes: the TorchScript exporter shares equal parameters
+    // (a fresh BN's γ = 1, β = 0) through them.
     let constant = |slot: usize| -> Option<ArrayD<f64>> {
         let name = bn.input.get(slot).filter(|n| !n.is_empty())?;
-        model.tensor_array::<f64>(&*view.tensor(name)?).ok()
+        model.tensor_array::<f64>(&*bn_constant(view, name)?).ok()
     };
     let (Some(gamma), Some(beta), Some(mean), Some(var)) =
         (constant(1), constant(2), constant(3), constant(4))

@@ -1,9 +1,11 @@
 //! `zsqcalibrate`: makes an int8 model from an fp32 detector at pipeline start-up, with
 //! no data — calibration images distilled from the model's own BatchNormalization
-//! statistics — and tells `thermaldetect` downstream to switch to it.
+//! statistics, or generated scenes for a model whose BN was folded away
+//! (`calibration`) — and tells `thermaldetect` downstream to switch to it.
 //!
 //! Passthrough for any caps. On READY→PAUSED it looks the model up in the cache; on a
-//! miss a worker thread distills, calibrates and quantizes (all in `thermalzsq::zsq`)
+//! miss a worker thread distills (or renders scenes), calibrates and quantizes (all in
+//! `thermalzsq::zsq`)
 //! while frames flow, posting progress. Downstream it announces the fp32 model at once
 //! and the int8 model as soon as it exists, with a sticky `thermalzsq/model` event sent
 //! from the streaming thread between two buffers.
@@ -27,8 +29,9 @@ use thermalzsq::zsq::pipeline::{
     CalibrationSource, DistillLoss, DistillSettings, Progress, QuantizeSettings, Stage, cache_key,
     quantize, quantize_cached, quantize_replacing_cached,
 };
+use thermalzsq::zsq::scenes::SynthScenes;
 
-use super::{Loss, OnFailure, Precision, State};
+use super::{Calibration, Loss, OnFailure, Precision, State};
 use crate::enums::ExecutionProvider;
 use crate::modelevent::ModelAnnouncement;
 use crate::props::{filter_pad_templates, path_from, path_value};
@@ -56,6 +59,8 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 struct Settings {
     model: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
+    calibration: Calibration,
+    synth_count: u32,
     iterations: u32,
     batch_size: u32,
     loss: Loss,
@@ -74,6 +79,8 @@ impl Default for Settings {
         Settings {
             model: None,
             cache_dir: None,
+            calibration: Calibration::Auto,
+            synth_count: SynthScenes::DEFAULT_COUNT as u32,
             iterations: q.distill.iterations as u32,
             batch_size: q.distill.batch as u32,
             loss: Loss::MeanStd,
@@ -91,13 +98,23 @@ impl Default for Settings {
 impl Settings {
     fn quantize_settings(&self, cancel: Arc<AtomicBool>) -> Result<QuantizeSettings, String> {
         let defaults = QuantizeSettings::default();
+        // `seed` seeds whichever source runs.
+        let scenes = SynthScenes {
+            count: self.synth_count as usize,
+            seed: self.seed,
+            ..SynthScenes::default()
+        };
         Ok(QuantizeSettings {
             precision: match self.precision {
                 Precision::U8s8 => thermalzsq::zsq::qparams::Precision::U8S8,
                 Precision::S8s8 => thermalzsq::zsq::qparams::Precision::S8S8,
             },
             observer: self.observer.parse().map_err(|e: ZsqError| e.to_string())?,
-            source: CalibrationSource::ZeroShot,
+            source: match self.calibration {
+                Calibration::Auto => CalibrationSource::Auto(scenes),
+                Calibration::Distill => CalibrationSource::ZeroShot,
+                Calibration::Synth => CalibrationSource::Synth(scenes),
+            },
             distill: DistillSettings {
                 loss: match self.loss {
                     Loss::Mean => DistillLoss::Mean,
@@ -215,26 +232,34 @@ impl ZsqCalibrate {
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
     }
 
-    fn post_done(&self, location: &str, cache_hit: bool, started: Instant) {
+    fn post_done(&self, location: &str, calibration: &str, cache_hit: bool, started: Instant) {
         self.post(
             gst::Structure::builder("zsqcalibrate-done")
                 .field("location", location)
+                .field("calibration", calibration)
                 .field("cache-hit", cache_hit)
                 .field("seconds", started.elapsed().as_secs_f64())
                 .build(),
         );
     }
 
-    /// The int8 model is ready: announce it before the next buffer.
-    fn ready(&self, announcement: ModelAnnouncement, cache_hit: bool, started: Instant) {
+    /// The int8 model is ready: announce it before the next buffer. `calibration` is
+    /// the source that made it (`distill` or `synth`).
+    fn ready(
+        &self,
+        announcement: ModelAnnouncement,
+        calibration: &str,
+        cache_hit: bool,
+        started: Instant,
+    ) {
         let location = announcement.location.display().to_string();
         gst::info!(
             CAT,
             imp = self,
-            "int8 model ready: {location} (cache hit: {cache_hit})"
+            "int8 model ready: {location} (calibration: {calibration}, cache hit: {cache_hit})"
         );
         // Posted first: an application that sees frames run int8 has seen this too.
-        self.post_done(&location, cache_hit, started);
+        self.post_done(&location, calibration, cache_hit, started);
         {
             let mut status = lock(&self.status);
             status.state = State::Ready;
@@ -288,6 +313,7 @@ impl ZsqCalibrate {
         // Distillation is most of the work; calibration and the check follow.
         let (stage, percent) = match p.stage {
             Stage::Distill | Stage::Images => ("distill", 85.0 * fraction),
+            Stage::Scenes => ("scenes", 85.0 * fraction),
             Stage::Calibrate => ("calibrate", 85.0 + 12.0 * fraction),
             Stage::Check => ("quantize", 97.0 + 3.0 * fraction),
         };
@@ -309,9 +335,10 @@ impl ZsqCalibrate {
     fn calibrate(&self, job: Job) {
         let on_failure = job.on_failure;
         let started = job.started;
+        let calibration = job.settings.source.resolve(&job.model).kind();
         let work = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.work(job)));
         match work {
-            Ok(Ok((announcement, hit))) => self.ready(announcement, hit, started),
+            Ok(Ok((announcement, hit))) => self.ready(announcement, calibration, hit, started),
             Ok(Err(ZsqError::Cancelled)) => gst::debug!(CAT, imp = self, "calibration cancelled"),
             Ok(Err(e)) => self.failed(&e, on_failure),
             Err(panic) => {
@@ -418,7 +445,19 @@ impl ObjectImpl for ZsqCalibrate {
             vec![
                 glib::ParamSpecString::builder("model")
                     .nick("Model")
-                    .blurb("fp32 ONNX detector, exported with its BatchNormalization layers")
+                    .blurb("fp32 ONNX detector (with its BatchNormalization layers for distill)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("calibration", d.calibration)
+                    .nick("Calibration")
+                    .blurb("Calibration images: distill (from BN statistics), synth (generated scenes), auto (distill when the model has BN layers, else synth)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("synth-count")
+                    .nick("Generated scenes")
+                    .blurb("Generated scenes to calibrate on (calibration=synth)")
+                    .minimum(1)
+                    .default_value(d.synth_count)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("cache-dir")
@@ -458,7 +497,7 @@ impl ObjectImpl for ZsqCalibrate {
                     .build(),
                 glib::ParamSpecUInt64::builder("seed")
                     .nick("Seed")
-                    .blurb("Seed of the distillation (the same seed gives the same model)")
+                    .blurb("Seed of the distillation or of the generated scenes (the same seed gives the same model)")
                     .default_value(d.seed)
                     .mutable_ready()
                     .build(),
@@ -504,6 +543,8 @@ impl ObjectImpl for ZsqCalibrate {
         match pspec.name() {
             "model" => s.model = path_from(value),
             "cache-dir" => s.cache_dir = path_from(value),
+            "calibration" => s.calibration = value.get().expect("type checked upstream"),
+            "synth-count" => s.synth_count = value.get().expect("type checked upstream"),
             "iterations" => s.iterations = value.get().expect("type checked upstream"),
             "batch-size" => s.batch_size = value.get().expect("type checked upstream"),
             "loss" => s.loss = value.get().expect("type checked upstream"),
@@ -530,6 +571,8 @@ impl ObjectImpl for ZsqCalibrate {
         match pspec.name() {
             "model" => path_value(&s.model).to_value(),
             "cache-dir" => path_value(&s.cache_dir).to_value(),
+            "calibration" => s.calibration.to_value(),
+            "synth-count" => s.synth_count.to_value(),
             "iterations" => s.iterations.to_value(),
             "batch-size" => s.batch_size.to_value(),
             "loss" => s.loss.to_value(),
@@ -555,8 +598,9 @@ impl ElementImpl for ZsqCalibrate {
             gst::subclass::ElementMetadata::new(
                 "Zero-shot int8 calibration",
                 "Filter/Video",
-                "Quantizes an ONNX detector to int8 at start-up from its own BatchNormalization \
-                 statistics (no data), with a cache, and hands it to thermaldetect downstream",
+                "Quantizes an ONNX detector to int8 at start-up with no data (images distilled \
+                 from its BatchNormalization statistics, or generated scenes), with a cache, \
+                 and hands it to thermaldetect downstream",
                 "thermalzsq developers",
             )
         });
@@ -656,6 +700,7 @@ impl BaseTransformImpl for ZsqCalibrate {
                     if let Some(entry) = cache.lookup(&key) {
                         self.ready(
                             cached_announcement(&entry, &fp32, &precision),
+                            qsettings.source.resolve(&model).kind(),
                             true,
                             started,
                         );

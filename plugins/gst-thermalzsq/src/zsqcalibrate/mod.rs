@@ -1,4 +1,4 @@
-//! `zsqcalibrate`: zero-shot int8 calibration at pipeline start-up (see imp.rs).
+//! `zsqcalibrate`: data-free int8 calibration at pipeline start-up (see imp.rs).
 
 use gst::glib;
 use gst::prelude::*;
@@ -8,6 +8,28 @@ mod imp;
 glib::wrapper! {
     pub struct ZsqCalibrate(ObjectSubclass<imp::ZsqCalibrate>)
         @extends gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+/// `calibration`: where the calibration images come from (all data-free).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstZsqCalibrateCalibration")]
+pub enum Calibration {
+    #[enum_value(
+        name = "distill when the model has BatchNormalization layers, else synth",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(
+        name = "Images distilled from the model's BatchNormalization statistics",
+        nick = "distill"
+    )]
+    Distill = 1,
+    #[enum_value(
+        name = "Generated scenes in the model's modality (thermal or RGB)",
+        nick = "synth"
+    )]
+    Synth = 2,
 }
 
 /// `loss`: which BN statistics the distilled images must match.
