@@ -68,10 +68,12 @@ if [ -n "$done_line" ]; then
   secs=$(echo "$done_line" | grep -oE 'seconds=\(double\)[0-9.]+' | cut -d')' -f2)
   hit=$(echo "$done_line" | grep -oE 'cache-hit=\(boolean\)[a-z]+' | cut -d')' -f2)
   frame=$(echo "$switch" | grep -oE 'frame=\(guint64\)[0-9]+' | cut -d')' -f2)
+  # distill: images from the model's BN statistics; synth: generated scenes (BN folded).
+  source=$(echo "$done_line" | grep -oE 'calibration=\(string\)[a-z]+' | cut -d')' -f2)
   if [ "$hit" = true ]; then
     printf '   int8 model from the cache in %.2f s: int8 from frame %s\n' "$secs" "${frame:-?}"
   else
-    printf '   zero-shot calibration took %.1f s while frames ran on fp32; int8 from frame %s (cached for next time)\n' "$secs" "${frame:-?}"
+    printf '   zero-shot calibration (%s) took %.1f s while frames ran on fp32; int8 from frame %s (cached for next time)\n' "${source:-?}" "$secs" "${frame:-?}"
   fi
 else
   echo "   the recording ended before calibration finished: the pipeline stopping cancels it"
