@@ -10,9 +10,8 @@ use std::path::PathBuf;
 
 use gst::glib;
 use gst::prelude::*;
-use gst_check::Harness;
 
-use common::{fixture, init};
+use common::{DetectRun, detect_harness, fixture, init};
 
 const W: usize = 640;
 const H: usize = 512;
@@ -109,29 +108,11 @@ impl Layout {
     }
 }
 
-struct Run {
-    h: Harness,
-    bus: gst::Bus,
-}
-
-/// A harness around a configured element; properties spelled as gst-launch does. On
-/// the CPU provider: `auto` warns which provider runs.
-fn harness(props: &[(&str, &str)]) -> Run {
-    init();
-    let element = gst::ElementFactory::make("thermaldetect")
-        .property("model", fixture("hotspot_v8.onnx").to_str().unwrap())
-        .property_from_str("execution-provider", "cpu")
-        .build()
-        .unwrap();
-    for (name, value) in props {
-        element.set_property_from_str(name, value);
-    }
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
-    Run {
-        h: Harness::with_element(&element, Some("sink"), Some("src")),
-        bus,
-    }
+/// [`detect_harness`] on the CPU provider (`auto` would warn which provider runs).
+fn harness(props: &[(&str, &str)]) -> DetectRun {
+    let mut all = vec![("execution-provider", "cpu")];
+    all.extend_from_slice(props);
+    detect_harness(&all)
 }
 
 fn messages(bus: &gst::Bus) -> Vec<gst::Message> {

@@ -14,7 +14,7 @@ use gst_video::prelude::*;
 use thermalzsq::imaging::PixelFormat;
 use thermalzsq::imaging::frame::encode_grey;
 
-use common::{fixture, init};
+use common::{DetectRun, detect_harness as harness, fixture, init};
 
 const W: usize = 640;
 const H: usize = 512;
@@ -76,30 +76,6 @@ fn buffer(format: PixelFormat, w: usize, h: usize, pts_ms: u64) -> gst::Buffer {
         }
     }
     buf
-}
-
-struct Run {
-    h: Harness,
-    bus: gst::Bus,
-}
-
-/// A harness around a configured element (the harness starts it at once).
-/// Properties are given as gst-launch would spell them.
-fn harness(props: &[(&str, &str)]) -> Run {
-    init();
-    let element = gst::ElementFactory::make("thermaldetect")
-        .property("model", fixture("hotspot_v8.onnx").to_str().unwrap())
-        .build()
-        .unwrap();
-    for (name, value) in props {
-        element.set_property_from_str(name, value);
-    }
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
-    Run {
-        h: Harness::with_element(&element, Some("sink"), Some("src")),
-        bus,
-    }
 }
 
 fn rois(buf: &gst::BufferRef) -> Vec<(String, [u32; 4], String, i32, f64)> {
@@ -756,7 +732,7 @@ impl SlowModel {
 }
 
 /// `thermaldetect` without a `model` of its own, waiting for an announced one.
-fn harness_without_model(props: &[(&str, &str)]) -> Run {
+fn harness_without_model(props: &[(&str, &str)]) -> DetectRun {
     init();
     let element = gst::ElementFactory::make("thermaldetect").build().unwrap();
     for (name, value) in props {
@@ -766,7 +742,7 @@ fn harness_without_model(props: &[(&str, &str)]) -> Run {
     element.set_bus(Some(&bus));
     let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
     h.set_src_caps(caps(PixelFormat::Gray8, W, H));
-    Run { h, bus }
+    DetectRun { h, bus }
 }
 
 fn active_model(h: &Harness) -> Option<String> {
@@ -841,7 +817,7 @@ fn with_wait_for_model_frames_wait_for_the_announced_model_and_none_is_lost_or_u
     let mut slow = SlowModel::new("wait.onnx");
     slow.announce(&mut run.h);
 
-    let Run { mut h, bus } = run;
+    let DetectRun { mut h, bus } = run;
     let (started, pushing) = std::sync::mpsc::channel();
     let pusher = std::thread::spawn(move || {
         started.send(()).unwrap();
@@ -879,7 +855,7 @@ fn a_frame_waiting_for_the_model_gives_up_on_flush_and_on_stop() {
     let element = run.h.element().unwrap();
     let sinkpad = element.static_pad("sink").unwrap();
 
-    let Run { mut h, bus: _bus } = run;
+    let DetectRun { mut h, bus: _bus } = run;
     let (to_test, from_pusher) = std::sync::mpsc::channel();
     let (to_pusher, from_test) = std::sync::mpsc::channel::<()>();
     let pusher = std::thread::spawn(move || {

@@ -79,3 +79,29 @@ pub fn start_error(element: &str, props: &[(&str, &str)]) -> gst::Message {
     pipeline.set_state(gst::State::Null).unwrap();
     msg
 }
+
+/// A `thermaldetect` on the hot/cold fixture detector in a Harness (which starts it at
+/// once), with a bus of its own for the messages it posts.
+pub struct DetectRun {
+    pub h: gst_check::Harness,
+    pub bus: gst::Bus,
+}
+
+/// [`DetectRun`] with `props` set as gst-launch spells them.
+pub fn detect_harness(props: &[(&str, &str)]) -> DetectRun {
+    use gst::prelude::*;
+    init();
+    let element = gst::ElementFactory::make("thermaldetect")
+        .property("model", fixture("hotspot_v8.onnx").to_str().unwrap())
+        .build()
+        .unwrap();
+    for (name, value) in props {
+        element.set_property_from_str(name, value);
+    }
+    let bus = gst::Bus::new();
+    element.set_bus(Some(&bus));
+    DetectRun {
+        h: gst_check::Harness::with_element(&element, Some("sink"), Some("src")),
+        bus,
+    }
+}
