@@ -86,6 +86,115 @@ fn yolov5_layout_gives_the_same_boxes() {
     assert_hot_and_cold(&detect(&mut detector, PixelFormat::Gray16Le), "v5");
 }
 
+/// A copy of fixture `name` without the metadata entries `keys`, loaded.
+fn without_metadata(name: &str, keys: &[&str], config: DetectorConfig) -> Result<Detector, String> {
+    let mut m = thermalzsq::onnx::Model::load(model(name)).unwrap();
+    m.proto.metadata_props.retain(|e| !keys.contains(&e.key()));
+    Detector::from_bytes(&m.to_bytes(), config).map_err(|e| e.to_string())
+}
+
+#[test]
+fn an_end_to_end_head_gives_the_same_boxes_without_nms() {
+    let mut detector =
+        Detector::load(&model("hotspot_v10.onnx"), DetectorConfig::default()).unwrap();
+    assert_eq!(
+        detector.layout(),
+        OutputLayout::EndToEnd {
+            classes: 2,
+            detections: 20
+        }
+    );
+    assert_eq!(detector.metadata().end2end, Some(true));
+    // Corners in input pixels, mapped back through the 640x512 -> 320x320 letterbox.
+    for format in [PixelFormat::Gray16Le, PixelFormat::Gray8] {
+        assert_hot_and_cold(&detect(&mut detector, format), format.name());
+    }
+    // Thresholds and max-detections still apply (the other 18 rows score ~0).
+    detector.set_thresholds(0.25, 0.45, 1);
+    let dets = detect(&mut detector, PixelFormat::Gray8);
+    assert_eq!(dets.len(), 1, "{dets:?}");
+    detector.set_thresholds(0.0, 0.45, 100);
+    assert_eq!(detect(&mut detector, PixelFormat::Gray8).len(), 20);
+}
+
+#[test]
+fn an_end_to_end_head_is_recognised_without_the_end2end_key() {
+    // By its two class names (6 columns and 2 classes cannot be YOLOv5).
+    let mut named =
+        without_metadata("hotspot_v10.onnx", &["end2end"], DetectorConfig::default()).unwrap();
+    assert!(named.layout().is_end_to_end());
+    assert_hot_and_cold(&detect(&mut named, PixelFormat::Gray16Le), "named");
+    // By its 20 rows: no anchor count of a 320x320 input.
+    let mut bare = without_metadata(
+        "hotspot_v10.onnx",
+        &["end2end", "names"],
+        DetectorConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        bare.layout(),
+        OutputLayout::EndToEnd {
+            classes: 0,
+            detections: 20
+        }
+    );
+    let dets = detect(&mut bare, PixelFormat::Gray8);
+    let labels: Vec<&str> = dets.iter().map(|d| d.label.as_str()).collect();
+    assert_eq!(labels.len(), 2);
+    assert!(
+        labels.contains(&"class 0") && labels.contains(&"class 1"),
+        "{labels:?}"
+    );
+}
+
+#[test]
+fn an_end_to_end_head_quantized_on_generated_scenes_still_boxes_the_squares() {
+    // Generated scenes, not distillation: the one BN layer of these test detectors
+    // says too little for distilled images to reach the hot square's brightness (the
+    // same holds for hotspot_v8), while a thermal scene has hot objects.
+    use thermalzsq::zsq::pipeline::{QuantizeSettings, quantize};
+    let fp32 = thermalzsq::onnx::Model::load(model("hotspot_v10.onnx")).unwrap();
+    let settings = QuantizeSettings {
+        provider: thermalzsq::runtime::ProviderOptions {
+            threads: 2,
+            ..Default::default()
+        },
+        source: thermalzsq::zsq::pipeline::CalibrationSource::Synth(
+            thermalzsq::zsq::scenes::SynthScenes {
+                count: 8,
+                ..Default::default()
+            },
+        ),
+        ..QuantizeSettings::default()
+    };
+    let q = quantize(&fp32, &settings, &mut |_| {}).unwrap();
+    assert_eq!(q.report.calibration.source, "synth");
+    // The head's logits follow fp32; the TopK/Gather tail stays float.
+    let check = q.report.check.as_ref().unwrap();
+    assert!(
+        !check.head.is_empty() && check.head.iter().all(|h| h.cosine >= 0.99),
+        "{check:?}"
+    );
+    let mut detector = Detector::from_bytes(&q.bytes, DetectorConfig::default()).unwrap();
+    assert!(detector.layout().is_end_to_end());
+    assert_hot_and_cold(&detect(&mut detector, PixelFormat::Gray16Le), "int8");
+}
+
+#[test]
+fn end2end_metadata_on_a_head_without_six_columns_is_a_one_line_error() {
+    let mut m = thermalzsq::onnx::Model::load(model("hotspot_v5.onnx")).unwrap();
+    m.set_metadata("end2end", "True");
+    let e = Detector::from_bytes(&m.to_bytes(), DetectorConfig::default())
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(
+        e.contains("end2end") && e.contains("[1, 100, 7]") && e.contains("7 columns"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
+}
+
 #[test]
 fn thresholds_labels_and_polarity_apply() {
     let config = DetectorConfig {

@@ -5,7 +5,7 @@ use std::path::Path;
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use super::decode::{Candidate, OutputLayout, decode, nms};
+use super::decode::{Candidate, LayoutHints, OutputLayout, decode, select};
 use super::labels::{ModelMetadata, label_of};
 use super::temperature::{TemperatureGate, measure};
 use super::{DetectError, Detection};
@@ -126,7 +126,12 @@ impl Detector {
         // Shapes by execution: symbolic output dims resolve, and the first real frame
         // does not pay for ONNX Runtime's lazy initialisation.
         let shapes = detector.output_shapes()?;
-        let (index, layout) = find_layout(&info, &shapes, labels.as_ref().map(Vec::len))?;
+        let hints = LayoutHints {
+            classes: labels.as_ref().map(Vec::len),
+            end2end: detector.metadata.end2end,
+            input: Some([height, width]),
+        };
+        let (index, layout) = find_layout(&info, &shapes, &hints)?;
         detector.output_index = index;
         detector.layout = layout;
         detector.labels = labels.unwrap_or_default();
@@ -190,7 +195,8 @@ impl Detector {
                 &mut self.candidates,
             )?;
         }
-        let kept = nms(
+        let kept = select(
+            self.layout,
             std::mem::take(&mut self.candidates),
             self.config.iou_threshold,
             self.config.max_detections,
@@ -321,18 +327,17 @@ fn image_input(info: &ModelInfo) -> Result<(String, [usize; 4]), DetectError> {
     Ok((input.name.clone(), [1, c as usize, h as usize, w as usize]))
 }
 
-/// The first output in a YOLO layout; an error naming every output shape otherwise.
+/// The first output in a detector layout; an error naming every output shape otherwise
+/// (or the one error of an output whose layout [`OutputLayout::detect`] cannot settle).
 fn find_layout(
     info: &ModelInfo,
     shapes: &[Vec<i64>],
-    classes: Option<usize>,
+    hints: &LayoutHints,
 ) -> Result<(usize, OutputLayout), DetectError> {
-    if let Some(found) = shapes
-        .iter()
-        .enumerate()
-        .find_map(|(i, s)| OutputLayout::detect(s, classes).map(|l| (i, l)))
-    {
-        return Ok(found);
+    for (i, s) in shapes.iter().enumerate() {
+        if let Some(layout) = OutputLayout::detect(s, hints)? {
+            return Ok((i, layout));
+        }
     }
     let found: Vec<String> = info
         .outputs
@@ -340,16 +345,24 @@ fn find_layout(
         .zip(shapes)
         .map(|(o, s)| format!("`{}` {:?}", o.name, s))
         .collect();
-    let fits_without_labels = shapes.iter().find_map(|s| OutputLayout::detect(s, None));
-    Err(DetectError::new(match (classes, fits_without_labels) {
-        (Some(n), Some(l)) => format!(
-            "{n} class names given but the model's output {} has {} classes",
-            l.name(),
-            l.classes()
-        ),
-        _ => format!(
-            "no output in a known detector layout (YOLOv8 (1, 4+nc, A) or YOLOv5 (1, A, 5+nc)); found {}",
-            found.join(", ")
-        ),
-    }))
+    let unlabelled = LayoutHints {
+        classes: None,
+        ..*hints
+    };
+    let fits_without_labels = shapes
+        .iter()
+        .find_map(|s| OutputLayout::detect(s, &unlabelled).ok().flatten());
+    Err(DetectError::new(
+        match (hints.classes, fits_without_labels) {
+            (Some(n), Some(l)) => format!(
+                "{n} class names given but the model's output {} has {} classes",
+                l.name(),
+                l.classes()
+            ),
+            _ => format!(
+                "no output in a known detector layout (YOLOv8 (1, 4+nc, A), YOLOv5 (1, A, 5+nc) or end-to-end (1, K, 6)); found {}",
+                found.join(", ")
+            ),
+        },
+    ))
 }

@@ -62,6 +62,9 @@ pub struct ModelMetadata {
     pub stride: Option<usize>,
     /// `task`: what the model does (`detect`, `segment`, `pose`, ...).
     pub task: Option<String>,
+    /// `end2end`: the head gives final boxes `(1, K, 6)` (YOLOv10; ultralytics writes
+    /// Python's `True`/`False`).
+    pub end2end: Option<bool>,
 }
 
 impl ModelMetadata {
@@ -76,6 +79,7 @@ impl ModelMetadata {
                 .get("task")
                 .map(|t| t.trim().to_string())
                 .filter(|t| !t.is_empty()),
+            end2end: entries.get("end2end").map(|t| parse_bool(t)).transpose()?,
         })
     }
 }
@@ -167,6 +171,19 @@ fn parse_stride(text: &str) -> Result<usize, DetectError> {
         Ok(Literal::Int(n)) if n > 0 => Ok(n as usize),
         _ => Err(DetectError::new(format!(
             "model metadata `stride` does not read: `{}`; expected a positive integer, e.g. 32",
+            excerpt(text)
+        ))),
+    }
+}
+
+/// Parses `end2end`: Python's `True`/`False` (what ultralytics writes), JSON's
+/// `true`/`false`, or `1`/`0`.
+fn parse_bool(text: &str) -> Result<bool, DetectError> {
+    match text.trim() {
+        "True" | "true" | "1" => Ok(true),
+        "False" | "false" | "0" => Ok(false),
+        _ => Err(DetectError::new(format!(
+            "model metadata `end2end` does not read: `{}`; expected True or False",
             excerpt(text)
         ))),
     }
@@ -510,7 +527,7 @@ mod tests {
     }
 
     #[test]
-    fn input_size_stride_and_task_read_as_exporters_write_them() {
+    fn input_size_stride_task_and_end2end_read_as_exporters_write_them() {
         let entries = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs
                 .iter()
@@ -522,6 +539,7 @@ mod tests {
             ("imgsz", "[320, 416]"),
             ("stride", "32"),
             ("task", "detect"),
+            ("end2end", "True"),
             ("modality", "thermal"),
         ]))
         .unwrap();
@@ -532,8 +550,11 @@ mod tests {
                 imgsz: Some([320, 416]),
                 stride: Some(32),
                 task: Some("detect".into()),
+                end2end: Some(true),
             }
         );
+        let meta = ModelMetadata::read(&entries(&[("end2end", "False")])).unwrap();
+        assert_eq!(meta.end2end, Some(false));
         assert_eq!(
             ModelMetadata::read(&BTreeMap::new()).unwrap(),
             ModelMetadata::default()
@@ -561,6 +582,11 @@ mod tests {
             ),
             ("stride", "[8, 16, 32]", "`stride` does not read"),
             ("names", "oops", "model metadata `names` does not read"),
+            (
+                "end2end",
+                "yes",
+                "model metadata `end2end` does not read: `yes`; expected True or False",
+            ),
         ] {
             let e = ModelMetadata::read(&entries(&[(key, text)]))
                 .unwrap_err()

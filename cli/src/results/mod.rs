@@ -1017,6 +1017,7 @@ impl Context {
                 let is_box = match layout {
                     OutputLayout::Yolov8 { anchors, .. } => i / anchors < 4,
                     OutputLayout::Yolov5 { classes, .. } => i % (5 + classes) < 4,
+                    OutputLayout::EndToEnd { .. } => i % 6 < 4,
                 };
                 let acc = if is_box { &mut boxes } else { &mut score };
                 acc.0 += f64::from(a - b).powi(2);

@@ -197,6 +197,17 @@ fn every_format_gets_boxes_metas_messages_and_json() {
 }
 
 #[test]
+fn an_end_to_end_head_boxes_the_squares_exactly_as_the_nms_heads_do() {
+    let v10 = fixture("hotspot_v10.onnx");
+    for format in [PixelFormat::Gray16Le, PixelFormat::Gray8] {
+        let mut run = harness(&[("model", v10.to_str().unwrap())]);
+        run.h.set_src_caps(caps(format, W, H));
+        let out = run.h.push_and_pull(buffer(format, W, H, 0)).unwrap();
+        assert_hot_and_cold_rois(&out, format.name());
+    }
+}
+
+#[test]
 fn interval_reuses_the_last_result_and_draw_can_be_off() {
     let mut run = harness(&[
         ("interval", "3"),
