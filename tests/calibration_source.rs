@@ -149,6 +149,64 @@ fn auto_distills_when_there_is_bn_and_generates_scenes_otherwise() {
     );
 }
 
+#[test]
+fn mix_calibrates_on_distilled_images_and_generated_scenes_together() {
+    let model = detector();
+    let settings = QuantizeSettings {
+        distill: thermalzsq::zsq::pipeline::DistillSettings {
+            iterations: 4,
+            batch: 2,
+            ..Default::default()
+        },
+        ..quick(CalibrationSource::Mix(scenes(3)))
+    };
+    let q = quantize(&model, &settings, &mut |_| {}).unwrap();
+    assert_eq!(q.report.settings.source, "mix");
+    assert_eq!(q.report.calibration.source, "mix");
+    assert_eq!(q.report.calibration.images, 2 + 3);
+    assert_eq!(q.report.calibration.seed, Some(0));
+    assert!(q.report.distillation.is_some());
+    for stage in ["distill", "scenes"] {
+        assert!(q.report.timings.iter().any(|t| t.stage == stage), "{stage}");
+    }
+    // The key names both parts: distillation options and the scenes.
+    let canonical = &q.report.settings.canonical;
+    assert!(
+        canonical.contains("source=mix\n")
+            && canonical.contains("distill.batch=2")
+            && canonical.contains("synth.count=3"),
+        "{canonical}"
+    );
+    let check = q.report.check.as_ref().unwrap();
+    assert!(check.outputs.iter().all(|o| o.cosine >= 0.99), "{check:?}");
+    // Its own cache entry: not distill's, not synth's, not another scene count's.
+    let key = |s: CalibrationSource| cache_key(&model, &quick(s)).unwrap().hex;
+    let mix = key(CalibrationSource::Mix(scenes(5)));
+    assert_ne!(mix, key(CalibrationSource::ZeroShot));
+    assert_ne!(mix, key(CalibrationSource::Synth(scenes(5))));
+    assert_ne!(mix, key(CalibrationSource::Mix(scenes(6))));
+    // `auto` never picks it.
+    assert_eq!(
+        CalibrationSource::Auto(scenes(5)).resolve(&model),
+        CalibrationSource::ZeroShot
+    );
+}
+
+#[test]
+fn mixing_on_a_folded_model_is_the_no_bn_error_that_names_synth() {
+    let model = folded(&detector());
+    let err = quantize(
+        &model,
+        &quick(CalibrationSource::Mix(scenes(3))),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(matches!(err, ZsqError::NoBatchNorm), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("--calibration synth"), "{text}");
+    assert!(!text.contains('\n'), "{text}");
+}
+
 fn input(colour: bool) -> ImageInput {
     ImageInput {
         channels: 3,

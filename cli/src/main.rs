@@ -132,15 +132,20 @@ struct QuantizeArgs {
     #[arg(short = 'o', long = "output", value_name = "OUT.onnx")]
     output: PathBuf,
     /// Calibration images: distilled from the model's BN statistics, generated scenes
-    /// (thermal or RGB, as the model's modality), or real images (--calib-images).
+    /// (thermal or RGB, as the model's modality), both (mix: distilled images and
+    /// generated scenes; needs BN), or real images (--calib-images).
     /// auto: distill when the model has BatchNormalization layers, synth otherwise.
-    #[arg(long, value_name = "auto|distill|synth|images", default_value = "auto")]
+    #[arg(
+        long,
+        value_name = "auto|distill|synth|mix|images",
+        default_value = "auto"
+    )]
     calibration: String,
     /// Calibrate on real PNG images of this directory (or of a `zsq synth` dataset
     /// root); implies --calibration images.
     #[arg(long, value_name = "DIR")]
     calib_images: Option<PathBuf>,
-    /// Generated scenes to calibrate on (--calibration synth).
+    /// Generated scenes to calibrate on (--calibration synth or mix).
     #[arg(long, value_name = "N", default_value_t = SynthScenes::DEFAULT_COUNT)]
     synth_count: usize,
     /// Seed of the generated scenes.
@@ -553,7 +558,7 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
         ("images", None) => {
             return Err("--calibration images needs --calib-images DIR".into());
         }
-        (other @ ("distill" | "synth"), Some(_)) => {
+        (other @ ("distill" | "synth" | "mix"), Some(_)) => {
             return Err(format!(
                 "--calib-images calibrates on real images: it cannot go with --calibration {other}"
             ));
@@ -561,9 +566,10 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
         ("auto", None) => CalibrationSource::Auto(scenes),
         ("distill", None) => CalibrationSource::ZeroShot,
         ("synth", None) => CalibrationSource::Synth(scenes),
+        ("mix", None) => CalibrationSource::Mix(scenes),
         (other, _) => {
             return Err(format!(
-                "unknown --calibration `{other}` (expected auto, distill, synth or images)"
+                "unknown --calibration `{other}` (expected auto, distill, synth, mix or images)"
             ));
         }
     };
@@ -664,6 +670,10 @@ fn describe_source(source: &CalibrationSource, model: &Model) -> String {
             "synth, {} generated scenes (seed {}, {}){why}",
             s.count, s.seed, s.size
         ),
+        CalibrationSource::Mix(s) => format!(
+            "mix, distilled images and {} generated scenes (seed {}, {}){why}",
+            s.count, s.seed, s.size
+        ),
         CalibrationSource::ImageDir { dir, count } => {
             format!("images, the first {count} of {}", dir.display())
         }
@@ -681,6 +691,11 @@ fn print_summary(output: &Path, r: &QuantizeReport, cached: Option<&Path>) {
             c.seed.unwrap_or_default()
         ),
         (None, "distill") => format!("{} distilled images", c.images),
+        (None, "mix") => format!(
+            "{} images (mix: distilled and generated scenes, seed {})",
+            c.images,
+            c.seed.unwrap_or_default()
+        ),
         (None, other) => format!("{} {other} images", c.images),
     };
     println!(

@@ -113,6 +113,11 @@ fn the_command_line_names_bad_input() {
     // A model without BN, distilled.
     let e = run(&fixture("no_bn.onnx"), &["--calibration", "distill"]);
     assert!(e.contains("no BatchNormalization"), "{e}");
+    let e = run(&fixture("no_bn.onnx"), &["--calibration", "mix"]);
+    assert!(
+        e.contains("no BatchNormalization") && e.contains("--calibration synth"),
+        "{e}"
+    );
     // Sources that do not go together, or do not exist.
     let e = run(&fixture("no_bn.onnx"), &["--calibration", "images"]);
     assert!(e.contains("needs --calib-images"), "{e}");
@@ -199,6 +204,43 @@ fn the_command_line_quantizes_zero_shot() {
         "{stderr}"
     );
     assert!(stderr.contains("distill: "), "progress: {stderr}");
+    Model::load(&out).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_command_line_mixes_distilled_images_and_generated_scenes() {
+    let dir = temp_dir("cli-mix");
+    let model = fixture("yolov8_scenes.onnx");
+    let out = dir.join("int8.onnx");
+    let args = [
+        "quantize",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--calibration",
+        "mix",
+        "--batch",
+        "2",
+        "--iterations",
+        "4",
+        "--synth-count",
+        "3",
+        "--threads",
+        "2",
+    ];
+    let (ok, stdout, stderr) = zsq(&args, &dir.join("xdg"));
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(
+            "calibration: mix, distilled images and 3 generated scenes (seed 0, 640x512)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("5 images (mix: distilled and generated scenes, seed 0)"),
+        "{stdout}"
+    );
     Model::load(&out).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -45,6 +45,10 @@ pub enum CalibrationSource {
     ZeroShot,
     /// Scenes generated in process in the model's modality ([`super::scenes`]).
     Synth(SynthScenes),
+    /// Both data-free sources at once: the distilled images (as [`CalibrationSource::ZeroShot`]
+    /// makes them) followed by these generated scenes. The ranges cover what the BN
+    /// statistics describe and what a camera-like scene drives; needs BN, as distillation.
+    Mix(SynthScenes),
     /// The first `count` PNG images of a directory, sorted by name.
     ImageDir { dir: PathBuf, count: usize },
     /// Images already in the model's input space (N, C, H, W).
@@ -67,6 +71,7 @@ impl CalibrationSource {
             CalibrationSource::Auto(_) => "auto",
             CalibrationSource::ZeroShot => "distill",
             CalibrationSource::Synth(_) => "synth",
+            CalibrationSource::Mix(_) => "mix",
             CalibrationSource::ImageDir { .. } => "images",
             CalibrationSource::Tensor(_) => "tensor",
         }
@@ -255,15 +260,11 @@ impl QuantizeSettings {
         Ok(match source {
             CalibrationSource::Auto(_) => self.source_lines(&source.resolve(model), model)?,
             CalibrationSource::ZeroShot => canonical_distill(&distill_options(model, self)),
-            CalibrationSource::Synth(scenes) => {
-                let SynthScenes { count, seed, size } = scenes;
-                let colour = scene_colour(model.metadata("modality"))?;
-                vec![
-                    format!("synth.count={count}"),
-                    format!("synth.seed={seed}"),
-                    format!("synth.size={size}"),
-                    format!("synth.modality={}", if colour { "rgb" } else { "thermal" }),
-                ]
+            CalibrationSource::Synth(scenes) => canonical_scenes(scenes, model)?,
+            CalibrationSource::Mix(scenes) => {
+                let mut lines = canonical_distill(&distill_options(model, self));
+                lines.extend(canonical_scenes(scenes, model)?);
+                lines
             }
             CalibrationSource::ImageDir { dir, count } => {
                 let digest = images_digest(dir, *count, is_colour(model))?;
@@ -303,6 +304,18 @@ fn canonical_provider(options: &ProviderOptions) -> Result<String, ZsqError> {
         }
         explicit => format!("provider={explicit}"),
     })
+}
+
+/// One `synth.name=value` line per input of the generated scenes.
+fn canonical_scenes(scenes: &SynthScenes, model: &Model) -> Result<Vec<String>, ZsqError> {
+    let SynthScenes { count, seed, size } = scenes;
+    let colour = scene_colour(model.metadata("modality"))?;
+    Ok(vec![
+        format!("synth.count={count}"),
+        format!("synth.seed={seed}"),
+        format!("synth.size={size}"),
+        format!("synth.modality={}", if colour { "rgb" } else { "thermal" }),
+    ])
 }
 
 /// One `distill.name=value` line per option distillation runs with.
@@ -499,6 +512,38 @@ pub fn image_input(model: &Model) -> Result<(String, ImageInput, Vec<i64>), ZsqE
     ))
 }
 
+/// The generated-scenes calibration source: `scenes` in the model's modality at its
+/// input size.
+fn scene_images(
+    model: &Model,
+    input: ImageInput,
+    scenes: &SynthScenes,
+    settings: &QuantizeSettings,
+    report: &mut QuantizeReport,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Array4<f32>, ZsqError> {
+    let input = ImageInput {
+        colour: scene_colour(model.metadata("modality"))?,
+        ..input
+    };
+    let images = generate_scenes(
+        scenes,
+        input,
+        settings.cancel.as_ref(),
+        &mut |done, total| {
+            progress(&Progress {
+                stage: Stage::Scenes,
+                done,
+                total,
+                loss: None,
+            })
+        },
+    )?;
+    report.calibration.seed = Some(scenes.seed);
+    report.calibration.scene_size = Some(scenes.size.to_string());
+    Ok(images)
+}
+
 /// The zero-shot calibration source: images distilled from the model's BN statistics.
 fn distilled_images(
     model: &Model,
@@ -653,26 +698,33 @@ impl<'a> Run<'a> {
         let images: Arc<Array4<f32>> = match &source.calibration {
             CalibrationSource::Tensor(t) => t.clone(),
             CalibrationSource::Synth(scenes) => {
-                let input = ImageInput {
-                    colour: scene_colour(source.model.metadata("modality"))?,
-                    ..source.input
-                };
-                let images = generate_scenes(
+                let images = scene_images(
+                    &source.model,
+                    source.input,
                     scenes,
-                    input,
-                    self.settings.cancel.as_ref(),
-                    &mut |done, total| {
-                        progress(&Progress {
-                            stage: Stage::Scenes,
-                            done,
-                            total,
-                            loss: None,
-                        })
-                    },
+                    self.settings,
+                    report,
+                    progress,
                 )?;
-                report.calibration.seed = Some(scenes.seed);
-                report.calibration.scene_size = Some(scenes.size.to_string());
                 self.timer.lap(report, "scenes");
+                Arc::new(images)
+            }
+            CalibrationSource::Mix(scenes) => {
+                // Distillation first: a model without BN fails before any scene is made.
+                let distilled = distilled_images(&source.model, self.settings, report, progress)?;
+                self.timer.lap(report, "distill");
+                let generated = scene_images(
+                    &source.model,
+                    source.input,
+                    scenes,
+                    self.settings,
+                    report,
+                    progress,
+                )?;
+                self.timer.lap(report, "scenes");
+                let images =
+                    ndarray::concatenate(Axis(0), &[distilled.view(), generated.view()])
+                        .map_err(|e| ZsqError::Model(format!("mixing calibration images: {e}")))?;
                 Arc::new(images)
             }
             CalibrationSource::ImageDir { dir, count } => {

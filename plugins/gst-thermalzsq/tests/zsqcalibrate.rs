@@ -469,6 +469,38 @@ fn a_folded_model_goes_int8_on_generated_scenes() {
 }
 
 #[test]
+fn mix_distills_and_generates_scenes_and_says_so() {
+    let cache = tmp("mix");
+    let mut r = run(&format!(
+        "{} calibration=mix synth-count=3",
+        quick("hotspot_v8.onnx", &cache)
+    ));
+    r.push_until(Duration::from_secs(120), |r| {
+        r.switches().iter().any(|s| s.1 == "u8s8")
+    });
+    let done = r.messages("zsqcalibrate-done");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].get::<String>("calibration").unwrap(), "mix");
+    let stages: Vec<String> = r
+        .messages("zsqcalibrate-progress")
+        .iter()
+        .map(|s| s.get("stage").unwrap())
+        .collect();
+    assert!(
+        stages.contains(&"distill".to_string()) && stages.contains(&"scenes".to_string()),
+        "{stages:?}"
+    );
+    let location = done[0].get::<String>("location").unwrap();
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(PathBuf::from(location).with_extension("json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["calibration"]["source"], "mix");
+    assert_eq!(report["calibration"]["images"], 2 + 3);
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
 fn block_holds_frames_until_the_int8_model_is_ready() {
     let cache = tmp("block");
     let mut r = run(&format!("{} block=true", quick("hotspot_v8.onnx", &cache)));

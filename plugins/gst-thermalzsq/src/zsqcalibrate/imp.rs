@@ -114,6 +114,7 @@ impl Settings {
                 Calibration::Auto => CalibrationSource::Auto(scenes),
                 Calibration::Distill => CalibrationSource::ZeroShot,
                 Calibration::Synth => CalibrationSource::Synth(scenes),
+                Calibration::Mix => CalibrationSource::Mix(scenes),
             },
             distill: DistillSettings {
                 loss: match self.loss {
@@ -244,7 +245,7 @@ impl ZsqCalibrate {
     }
 
     /// The int8 model is ready: announce it before the next buffer. `calibration` is
-    /// the source that made it (`distill` or `synth`).
+    /// the source that made it (`distill`, `synth` or `mix`).
     fn ready(
         &self,
         announcement: ModelAnnouncement,
@@ -450,12 +451,12 @@ impl ObjectImpl for ZsqCalibrate {
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("calibration", d.calibration)
                     .nick("Calibration")
-                    .blurb("Calibration images: distill (from BN statistics), synth (generated scenes), auto (distill when the model has BN layers, else synth)")
+                    .blurb("Calibration images: distill (from BN statistics), synth (generated scenes), mix (both), auto (distill when the model has BN layers, else synth)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("synth-count")
                     .nick("Generated scenes")
-                    .blurb("Generated scenes to calibrate on (calibration=synth)")
+                    .blurb("Generated scenes to calibrate on (calibration=synth or mix)")
                     .minimum(1)
                     .default_value(d.synth_count)
                     .mutable_ready()

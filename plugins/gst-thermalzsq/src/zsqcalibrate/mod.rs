@@ -30,6 +30,11 @@ pub enum Calibration {
         nick = "synth"
     )]
     Synth = 2,
+    #[enum_value(
+        name = "Distilled images and generated scenes together (needs BatchNormalization layers)",
+        nick = "mix"
+    )]
+    Mix = 3,
 }
 
 /// `loss`: which BN statistics the distilled images must match.
