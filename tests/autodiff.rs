@@ -873,11 +873,7 @@ fn every_loss_variant() {
 // Whole networks
 
 fn check_fixture(file: &str) {
-    check_fixture_with(
-        file,
-        &[Statistics::PerImage, Statistics::Batch],
-        1e-5,
-    );
+    check_fixture_with(file, &[Statistics::PerImage, Statistics::Batch], 1e-5);
 }
 
 /// [`check_fixture`] for some statistics, at a given tolerance.
