@@ -9,7 +9,7 @@ mod support;
 use ndarray::{ArrayD, IxDyn};
 use reference::{Reference, bn_loss};
 use support::{Net, Rng, ints};
-use thermalzsq::onnx::{AttributeProto, Model, NodeBuilder};
+use thermalzsq::onnx::{AttributeProto, Model, NodeBuilder, TensorProto};
 use thermalzsq::runtime::{Provider, ProviderOptions};
 use thermalzsq::zsq::ZsqError;
 use thermalzsq::zsq::autodiff::{
@@ -793,6 +793,57 @@ fn attention_rules() {
             (n.node("Reshape", &[&proj, &back], vec![]), 4)
         }),
     );
+    // Ultralytics' Attention as exported (dim 4, 2 heads, key_dim 1): a qkv 1×1 conv
+    // viewed as (B, heads, 2·key+head, N) through a shape built from int64 scalars,
+    // split three ways, softmax(qᵀk·scale), v·attnᵀ, plus a depthwise 3×3 positional
+    // encoding of v, then a 1×1 projection.
+    check_op(
+        "ultralytics attention (qkv split, pe)",
+        op_model_sized(&[2, 3, 4, 4], |n, a| {
+            let qkv = n.conv(a, 4, 8, 1, vec![]);
+            let dims: Vec<String> = [2i64, 2, 4, 16]
+                .iter()
+                .map(|&d| {
+                    let name = n.fresh("dim");
+                    n.initializers
+                        .push(TensorProto::from_array(&name, &ndarray::arr0(d).into_dyn()));
+                    let axes = n.ints(&[0]);
+                    n.node("Unsqueeze", &[&name, &axes], vec![])
+                })
+                .collect();
+            let refs: Vec<&str> = dims.iter().map(String::as_str).collect();
+            let shape = n.node("Concat", &refs, vec![AttributeProto::int("axis", 0)]);
+            let heads = n.node("Reshape", &[&qkv, &shape], vec![]);
+            let sizes = n.ints(&[1, 1, 2]);
+            let parts = n.node_n(
+                "Split",
+                &[&heads, &sizes],
+                3,
+                vec![AttributeProto::int("axis", 2)],
+            );
+            let (q, k, v) = (&parts[0], &parts[1], &parts[2]);
+            let qt = n.node("Transpose", &[q], vec![ints("perm", &[0, 1, 3, 2])]);
+            let scores = n.node("MatMul", &[&qt, k], vec![]);
+            let scale = n.scalar(0.7);
+            let scaled = n.node("Mul", &[&scores, &scale], vec![]);
+            let attn = n.node("Softmax", &[&scaled], vec![AttributeProto::int("axis", -1)]);
+            let at = n.node("Transpose", &[&attn], vec![ints("perm", &[0, 1, 3, 2])]);
+            let mixed = n.node("MatMul", &[v, &at], vec![]);
+            let image = n.ints(&[2, 4, 4, 4]);
+            let mixed = n.node("Reshape", &[&mixed, &image], vec![]);
+            let v_image = n.node("Reshape", &[v, &image], vec![]);
+            let pe = n.conv(
+                &v_image,
+                4,
+                4,
+                3,
+                vec![ints("pads", &[1, 1, 1, 1]), AttributeProto::int("group", 4)],
+            );
+            let pe = n.bn(&pe, 4);
+            let sum = n.node("Add", &[&mixed, &pe], vec![]);
+            (n.conv(&sum, 4, 4, 1, vec![]), 4)
+        }),
+    );
 }
 
 #[test]
@@ -822,7 +873,12 @@ fn every_loss_variant() {
 // Whole networks
 
 fn check_fixture(file: &str) {
-    for statistics in [Statistics::PerImage, Statistics::Batch] {
+    check_fixture_with(file, &[Statistics::PerImage, Statistics::Batch], 1e-5);
+}
+
+/// [`check_fixture`] for some statistics, at a given tolerance.
+fn check_fixture_with(file: &str, statistics_checked: &[Statistics], tolerance: f64) {
+    for &statistics in statistics_checked {
         let spec = LossSpec {
             terms: LossTerms::MeanStd,
             statistics,
@@ -846,7 +902,7 @@ fn check_fixture(file: &str) {
             c.loss_error
         );
         assert!(
-            c.relative_error < 1e-5,
+            c.relative_error < tolerance,
             "{file}: relative error {:.2e}",
             c.relative_error
         );
@@ -861,6 +917,35 @@ fn yolov8_fixture_gradient() {
 #[test]
 fn yolov5_fixture_gradient() {
     check_fixture("yolov5_c3.onnx");
+}
+
+// The YOLO11 and YOLOv10 fixtures' BN statistics were measured on scenes, so every
+// layer's activations stay normalised through the depth and the gradient sums many
+// terms of similar size that largely cancel: float32 rounding alone then reaches a few
+// 1e-5 (the same graphs with arbitrary statistics check to 1e-7; a wrong rule is off
+// by far more than 2e-4).
+const NORMALISED_TOLERANCE: f64 = 2e-4;
+
+#[test]
+fn yolo11_attention_fixture_gradient() {
+    // C3k2, SPPF and C2PSA: the attention's MatMuls, scale, Softmax, the qkv Split
+    // and the depthwise positional-encoding conv are on the paths to BN inputs. The
+    // export fixed the attention's view sizes for one image, so per image only.
+    check_fixture_with(
+        "yolo11_c2psa.onnx",
+        &[Statistics::PerImage],
+        NORMALISED_TOLERANCE,
+    );
+}
+
+#[test]
+fn yolov10_end_to_end_fixture_gradient() {
+    // The one-to-one head's depthwise convs; the TopK selection is past every BN.
+    check_fixture_with(
+        "yolov10_e2e.onnx",
+        &[Statistics::PerImage, Statistics::Batch],
+        NORMALISED_TOLERANCE,
+    );
 }
 
 #[test]

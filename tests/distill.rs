@@ -278,3 +278,31 @@ fn bad_models_and_options_are_named() {
         assert!(err.to_string().contains(expected), "{err}");
     }
 }
+
+#[test]
+fn attention_and_end_to_end_fixtures_distill() {
+    // YOLO11: the gradient flows back through C2PSA's MatMuls and Softmax; its export
+    // fixed the attention's view sizes for one image, so it runs image by image.
+    // YOLOv10: the end-to-end selection (TopK, Gather) is past every BN layer.
+    for (file, layers, per_run) in [("yolo11_c2psa.onnx", 76, 1), ("yolov10_e2e.onnx", 59, 2)] {
+        let options = DistillOptions {
+            batch: 2,
+            iterations: 15,
+            ..DistillOptions::default()
+        };
+        let d = run(&fixture(file), &options).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let curve = &d.loss_per_iteration;
+        eprintln!(
+            "{file}: 2 images, 15 steps: loss {:.4} -> {:.4}",
+            curve[0],
+            curve.last().unwrap()
+        );
+        assert!(
+            *curve.last().unwrap() < 0.7 * curve[0],
+            "{file}: the loss should fall: {curve:?}"
+        );
+        assert_eq!(d.layers.len(), layers, "{file}");
+        assert_eq!(d.images_per_run, per_run, "{file}");
+        assert_eq!(d.images.shape(), &[2, 3, 64, 64]);
+    }
+}

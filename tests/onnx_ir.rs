@@ -13,9 +13,13 @@ use thermalzsq::onnx::{
     OnnxError, StringStringEntryProto, TensorProto, TypeProto, TypeValue, UniqueNames,
 };
 
-const FIXTURES: [&str; 7] = [
+const FIXTURES: [&str; 11] = [
     "yolov8_c2f_dfl.onnx",
     "yolov5_c3.onnx",
+    "yolo11_c2psa.onnx",
+    "yolo11_c2psa_nobn.onnx",
+    "yolov10_e2e.onnx",
+    "yolov10_e2e_nobn.onnx",
     "resnet_tiny.onnx",
     "mobilenet_tiny.onnx",
     "no_bn.onnx",

@@ -276,9 +276,11 @@ fn eval(node: &NodeProto, inputs: &[Option<&Value>]) -> Vec<Value> {
             vec![Value::F(reshape(xa, &[outer as i64, -1]))]
         }
         "Squeeze" | "Unsqueeze" => {
-            let xa = x();
             let axes = input(1).map(Value::ints).unwrap_or_default();
-            let mut shape: Vec<usize> = xa.shape().to_vec();
+            let mut shape: Vec<usize> = match inputs[0].expect("input") {
+                Value::F(a) => a.shape().to_vec(),
+                Value::I(a) => a.shape().to_vec(),
+            };
             if node.op_type() == "Squeeze" {
                 let rank = shape.len();
                 let mut drop: Vec<usize> = axes.iter().map(|&a| norm_axis(a, rank)).collect();
@@ -294,8 +296,18 @@ fn eval(node: &NodeProto, inputs: &[Option<&Value>]) -> Vec<Value> {
                     shape.insert(a, 1);
                 }
             }
-            let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-            vec![Value::F(reshape(xa, &dims))]
+            match inputs[0].expect("input") {
+                // Shape arithmetic (e.g. an attention's view sizes) in int64.
+                Value::I(a) => vec![Value::I(
+                    a.clone()
+                        .into_shape_with_order(IxDyn(&shape))
+                        .expect("unsqueezed ints"),
+                )],
+                Value::F(a) => {
+                    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+                    vec![Value::F(reshape(a, &dims))]
+                }
+            }
         }
         "Transpose" => {
             let xa = x();
