@@ -350,8 +350,9 @@ fn image_input(info: &ModelInfo) -> Result<(String, [usize; 4]), DetectError> {
     }
     if !(c == 1 || c == 3) {
         return Err(DetectError::new(format!(
-            "input `{}` has shape {:?}: {c} channels; a detector here takes 1 (thermal grey) or 3 \
-             (grey replicated, or RGB with metadata modality=rgb): re-export the model with one of those",
+            "input `{}` has shape {:?}: not an image with {c} channels; a detector here takes 1 \
+             (thermal grey) or 3 (grey replicated, or RGB with metadata modality=rgb): re-export the \
+             model with one of those",
             input.name, input.dims
         )));
     }

@@ -90,7 +90,7 @@ impl Model {
     /// (`value_info`, hints only) are dropped, as they may name the old symbols.
     pub fn fix_input_size(&mut self, size: InputSize) -> Result<bool> {
         let stride = self.input_stride()?;
-        if size.width % stride != 0 || size.height % stride != 0 {
+        if !size.width.is_multiple_of(stride) || !size.height.is_multiple_of(stride) {
             let round = |v: usize| (v.div_ceil(stride) * stride).max(stride);
             return Err(OnnxError::Graph(format!(
                 "input size {size} is not a multiple of the model's stride {stride}; use e.g. {}x{}",

@@ -493,8 +493,9 @@ pub fn image_input(model: &Model) -> Result<(String, ImageInput, Vec<i64>), ZsqE
     };
     if !matches!(c, 1 | 3) {
         return Err(ZsqError::Model(format!(
-            "input '{name}' has shape {dims:?}: {c} channels; thermalzsq takes 1 (thermal grey) \
-             or 3 (grey replicated, or RGB with metadata modality=rgb): re-export the model with one of those"
+            "input '{name}' has shape {dims:?}: not an image with {c} channels; thermalzsq takes \
+             1 (thermal grey) or 3 (grey replicated, or RGB with metadata modality=rgb): re-export \
+             the model with one of those"
         )));
     }
     if *h <= 0 || *w <= 0 {
