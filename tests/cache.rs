@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use ndarray::Array4;
-use thermalzsq::onnx::Model;
+use thermalzsq::onnx::{InputSize, Model};
 use thermalzsq::runtime::{Provider, ProviderOptions};
 use thermalzsq::zsq::autodiff::Statistics;
 use thermalzsq::zsq::cache::{Cache, CacheKey, CacheOutcome};
@@ -99,6 +99,7 @@ fn every_setting_the_provider_the_build_and_the_runtime_are_in_the_key() {
         cancel: _,
         preview: _,
         reduce_range: _,
+        input_size: _,
     } = base.clone();
     let with = |f: &dyn Fn(&mut QuantizeSettings)| {
         let mut s = base.clone();
@@ -174,6 +175,15 @@ fn every_setting_the_provider_the_build_and_the_runtime_are_in_the_key() {
         ("provider.trt_fp16", with(&|s| s.provider.trt_fp16 = true)),
         ("check_images", with(&|s| s.check_images += 1)),
         ("reduce_range", with(&|s| s.reduce_range = true)),
+        (
+            "input_size",
+            with(&|s| {
+                s.input_size = Some(InputSize {
+                    width: 32,
+                    height: 32,
+                })
+            }),
+        ),
     ];
     let keys: Vec<(&str, CacheKey)> = variants
         .iter()

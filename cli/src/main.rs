@@ -186,6 +186,11 @@ struct QuantizeArgs {
     /// Optimise one grey channel broadcast to three (default: for thermal models).
     #[arg(long, value_name = "auto|on|off", default_value = "auto")]
     thermal_prior: String,
+    /// Input width and height for a model exported with a symbolic size (a multiple
+    /// of its stride, metadata `stride` or 32); the int8 model keeps it. Default: the
+    /// model's own.
+    #[arg(long, value_name = "WxH")]
+    size: Option<String>,
     /// Weights on 7 bits: for CPUs whose int8 kernels saturate (x86 without VNNI).
     /// auto: on for u8s8 when this CPU is one of them; off for s8s8 (TensorRT).
     #[arg(long, value_name = "auto|on|off", default_value = "auto")]
@@ -592,6 +597,10 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
         },
         preview: args.preview.clone(),
         reduce_range,
+        input_size: match &args.size {
+            Some(size) => Some(size.parse().map_err(|e| format!("--size: {e}"))?),
+            None => None,
+        },
         ..QuantizeSettings::default()
     };
     let model = Model::load(&args.model).map_err(|e| text(&e))?;

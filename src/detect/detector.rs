@@ -13,6 +13,7 @@ use crate::imaging::agc::Agc;
 use crate::imaging::frame::FrameRef;
 use crate::imaging::preprocess::{Letterbox, Polarity, Preprocess};
 use crate::imaging::radiometry::Radiometry;
+use crate::onnx::{InputSize, Model};
 use crate::runtime::{
     LoadedSession, ModelInfo, Provider, ProviderOptions, load_session, load_session_from_memory,
 };
@@ -34,6 +35,10 @@ pub struct DetectorConfig {
     /// Drops detections whose temperature is implausible for their class (needs
     /// `radiometry`).
     pub gate: TemperatureGate,
+    /// The size to fix a symbolic input height and width to before the session is
+    /// made ([`Model::fix_input_size`]); a model with a fixed size must have this one.
+    /// `None`: the model's own.
+    pub input_size: Option<InputSize>,
 }
 
 impl Default for DetectorConfig {
@@ -48,6 +53,7 @@ impl Default for DetectorConfig {
             provider: ProviderOptions::default(),
             radiometry: None,
             gate: TemperatureGate::default(),
+            input_size: None,
         }
     }
 }
@@ -72,14 +78,30 @@ pub struct Detector {
 impl Detector {
     /// Loads an ONNX detector (fp32 or int8 QDQ) from a file.
     pub fn load(model: &Path, config: DetectorConfig) -> Result<Self, DetectError> {
-        let loaded = load_session(model, &config.provider)?;
-        Self::new(loaded, config)
-            .map_err(|e| DetectError::new(format!("model {}: {e}", model.display())))
+        let in_file = |e: DetectError| DetectError::new(format!("model {}: {e}", model.display()));
+        let loaded = match config.input_size {
+            None => load_session(model, &config.provider)?,
+            Some(size) => {
+                let mut onnx = Model::load(model).map_err(|e| DetectError::new(e.to_string()))?;
+                onnx.inline_external_data()
+                    .map_err(|e| DetectError::new(e.to_string()))?;
+                let bytes = sized(onnx, size).map_err(in_file)?;
+                load_session_from_memory(&bytes, &config.provider)?
+            }
+        };
+        Self::new(loaded, config).map_err(in_file)
     }
 
     /// Loads an ONNX detector held in memory.
     pub fn from_bytes(model: &[u8], config: DetectorConfig) -> Result<Self, DetectError> {
-        Self::new(load_session_from_memory(model, &config.provider)?, config)
+        let loaded = match config.input_size {
+            None => load_session_from_memory(model, &config.provider)?,
+            Some(size) => {
+                let onnx = Model::from_bytes(model).map_err(|e| DetectError::new(e.to_string()))?;
+                load_session_from_memory(&sized(onnx, size)?, &config.provider)?
+            }
+        };
+        Self::new(loaded, config)
     }
 
     fn new(loaded: LoadedSession, config: DetectorConfig) -> Result<Self, DetectError> {
@@ -296,6 +318,14 @@ impl Detector {
     }
 }
 
+/// The bytes of `model` with its input height and width fixed to `size`.
+fn sized(mut model: Model, size: InputSize) -> Result<Vec<u8>, DetectError> {
+    model
+        .fix_input_size(size)
+        .map_err(|e| DetectError::new(e.to_string()))?;
+    Ok(model.to_bytes())
+}
+
 /// The image input: rank 4, float, 1 or 3 channels, fixed height and width.
 fn image_input(info: &ModelInfo) -> Result<(String, [usize; 4]), DetectError> {
     let input = match info.inputs.as_slice() {
@@ -321,8 +351,23 @@ fn image_input(info: &ModelInfo) -> Result<(String, [usize; 4]), DetectError> {
     let [n, c, h, w] = *input.dims.as_slice() else {
         return Err(not_image());
     };
-    if !(n == 1 || n < 0) || !(c == 1 || c == 3) || h <= 0 || w <= 0 {
+    if !(n == 1 || n < 0) {
         return Err(not_image());
+    }
+    if !(c == 1 || c == 3) {
+        return Err(DetectError::new(format!(
+            "input `{}` has shape {:?}: not an image with {c} channels; a detector here takes 1 \
+             (thermal grey) or 3 (grey replicated, or RGB with metadata modality=rgb): re-export the \
+             model with one of those",
+            input.name, input.dims
+        )));
+    }
+    if h <= 0 || w <= 0 {
+        return Err(DetectError::new(format!(
+            "input `{}` has shape {:?}: its height and width are symbolic; give the size to run it \
+             at (thermaldetect input-size=WxH, zsq quantize --size WxH), a multiple of the model's stride",
+            input.name, input.dims
+        )));
     }
     Ok((input.name.clone(), [1, c as usize, h as usize, w as usize]))
 }

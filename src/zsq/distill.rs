@@ -4,7 +4,8 @@
 //! Each step is one run of the gradient graph ([`crate::zsq::autodiff`]), which gives
 //! the loss and d(loss)/d(images); Adam updates the images on the host. With the
 //! thermal prior the optimised image has one grey channel, copied to the model's
-//! three: its gradient is the sum of the three channels' gradients.
+//! three: its gradient is the sum of the three channels' gradients. A one-channel
+//! model (thermal-only training) is optimised as it is: there is nothing to tie.
 //!
 //! A model with a fixed batch of 1 (the usual export) gets a gradient graph whose
 //! input has the batch asked for: the pruned graph rarely depends on the batch size.
@@ -47,7 +48,7 @@ pub struct DistillOptions {
     /// pixels); 0 turns it off.
     pub total_variation: f32,
     /// Optimise one grey channel copied to every input channel. `None`: on when the
-    /// model's metadata says `modality` is `thermal`.
+    /// model's metadata says `modality` is `thermal`. No effect on one-channel models.
     pub thermal: Option<bool>,
     pub seed: u64,
     /// Input height and width; `None` takes them from the model (which must then
@@ -154,11 +155,12 @@ pub fn distill(
             )));
         }
     };
-    let grey = options.thermal.unwrap_or_else(|| {
-        model
-            .metadata("modality")
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("thermal"))
-    });
+    let grey = input.channels > 1
+        && options.thermal.unwrap_or_else(|| {
+            model
+                .metadata("modality")
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("thermal"))
+        });
     let spec = LossSpec {
         terms: options.loss,
         statistics: options.statistics,

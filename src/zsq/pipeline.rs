@@ -31,7 +31,7 @@ use super::report::{
     RangeReport, SettingsReport, StageTiming, cosine, runtime_op_counts,
 };
 use super::scenes::{SynthScenes, generate_scenes, scene_colour};
-use crate::onnx::{DataType, Model};
+use crate::onnx::{DEFAULT_STRIDE, DataType, InputSize, Model};
 use crate::runtime::{Provider, ProviderOptions, load_session_from_memory};
 
 /// Where calibration images come from.
@@ -142,7 +142,7 @@ pub struct DistillSettings {
     pub batch: usize,
     pub seed: u64,
     /// One grey channel broadcast to three; `None`: on for models whose metadata says
-    /// thermal (or that have one input channel).
+    /// thermal (a one-channel model has nothing to broadcast: no prior either way).
     pub thermal_prior: Option<bool>,
     /// Per-image (ZeroQ) or batch (DeepInversion/Genie) statistics.
     pub statistics: Statistics,
@@ -185,6 +185,10 @@ pub struct QuantizeSettings {
     /// Weights on 7 bits instead of 8, for CPUs whose int8 kernels saturate
     /// ([`cpu_saturates_int8`]); the default is whether this CPU does.
     pub reduce_range: bool,
+    /// The size to fix a symbolic image height and width to, before anything runs
+    /// ([`Model::fix_input_size`]); the int8 model keeps it. `None`: the model's own
+    /// (which must then be fixed).
+    pub input_size: Option<InputSize>,
 }
 
 impl QuantizeSettings {
@@ -208,6 +212,7 @@ impl Default for QuantizeSettings {
             cancel: None,
             preview: None,
             reduce_range: cpu_saturates_int8(),
+            input_size: None,
         }
     }
 }
@@ -223,7 +228,8 @@ impl QuantizeSettings {
     /// TensorRT's engine cache. The source is named as it runs for this model (`auto`
     /// resolved: the same model, the same key); real images by the sha256 of their
     /// names and contents, generated scenes by their count, seed, size and modality.
-    /// Loads ONNX Runtime if need be (to name it).
+    /// An input size is named when one was given (keys made without one stay as they
+    /// were). Loads ONNX Runtime if need be (to name it).
     pub fn canonical(&self, model: &Model) -> Result<String, ZsqError> {
         let source = &self.source.resolve(model);
         let QuantizeSettings {
@@ -236,6 +242,7 @@ impl QuantizeSettings {
             cancel: _,
             preview: _,
             reduce_range,
+            input_size,
         } = self;
         let mut lines = vec![
             format!("onnxruntime={}", onnxruntime_identity()?),
@@ -247,6 +254,9 @@ impl QuantizeSettings {
             format!("reduce_range={reduce_range}"),
             format!("check_images={check_images}"),
         ];
+        if let Some(size) = input_size {
+            lines.push(format!("input_size={size}"));
+        }
         lines.extend(self.source_lines(source, model)?);
         Ok(lines.join("\n"))
     }
@@ -397,14 +407,14 @@ fn is_colour(model: &Model) -> bool {
         .is_some_and(|m| m.eq_ignore_ascii_case("rgb"))
 }
 
-/// Whether distillation optimises one grey channel: as asked, else for models whose
-/// metadata says thermal or that take one channel.
+/// Whether distillation optimises one grey channel for several input channels: as
+/// asked, else for models whose metadata says thermal. A one-channel model has nothing
+/// to tie: distillation optimises its one channel either way.
 fn thermal_prior(model: &Model, asked: Option<bool>) -> bool {
     asked.unwrap_or_else(|| {
         model
             .metadata("modality")
             .is_some_and(|m| m.eq_ignore_ascii_case("thermal"))
-            || image_input(model).is_ok_and(|(_, i, _)| i.channels == 1)
     })
 }
 
@@ -489,16 +499,25 @@ pub fn image_input(model: &Model) -> Result<(String, ImageInput, Vec<i64>), ZsqE
                 .collect()
         })
         .unwrap_or_default();
-    let not_image = || {
-        ZsqError::Model(format!(
-            "input '{name}' has shape {dims:?}: not an image (N, C, H, W with 1 or 3 channels and a fixed height and width)"
-        ))
-    };
     let [_, c, h, w] = dims.as_slice() else {
-        return Err(not_image());
+        return Err(ZsqError::Model(format!(
+            "input '{name}' has shape {dims:?}: not an image (N, C, H, W)"
+        )));
     };
-    if !matches!(c, 1 | 3) || *h <= 0 || *w <= 0 {
-        return Err(not_image());
+    if !matches!(c, 1 | 3) {
+        return Err(ZsqError::Model(format!(
+            "input '{name}' has shape {dims:?}: not an image with {c} channels; thermalzsq takes \
+             1 (thermal grey) or 3 (grey replicated, or RGB with metadata modality=rgb): re-export \
+             the model with one of those"
+        )));
+    }
+    if *h <= 0 || *w <= 0 {
+        return Err(ZsqError::Model(format!(
+            "input '{name}' has shape {dims:?}: its height and width are symbolic; give the size \
+             to run it at, a multiple of {} (zsq quantize --size WxH, zsqcalibrate/thermaldetect \
+             input-size=WxH)",
+            model.input_stride().unwrap_or(DEFAULT_STRIDE)
+        )));
     }
     Ok((
         name,
@@ -646,7 +665,11 @@ impl<'a> Run<'a> {
     fn read_source(&mut self, model: &Model) -> Result<Source, ZsqError> {
         let mut source = model.clone();
         source.inline_external_data()?;
+        // The model as given: what the report and the int8 model's stamp name.
         let source_bytes = source.to_bytes();
+        if let Some(size) = self.settings.input_size {
+            source.fix_input_size(size)?;
+        }
         let (input_name, input, dims) = image_input(&source)?;
         self.report.model = ModelReport {
             input: input_name.clone(),

@@ -114,8 +114,10 @@ pub fn scene_colour(modality: Option<&str>) -> Result<bool, ZsqError> {
         Some(m) if m.eq_ignore_ascii_case("thermal") => Ok(false),
         Some(m) if m.eq_ignore_ascii_case("rgb") => Ok(true),
         Some(m) => Err(ZsqError::Model(format!(
-            "the model's modality `{m}` is neither thermal nor rgb: generated scenes cannot \
-             calibrate it; give --calib-images DIR"
+            "the model's metadata names modality `{m}`, neither thermal nor rgb: generated \
+             scenes (the data-free source for models without BatchNormalization) cannot \
+             calibrate it; set the metadata `modality` to thermal or rgb, or calibrate on real \
+             images (zsq quantize --calib-images DIR)"
         ))),
     }
 }

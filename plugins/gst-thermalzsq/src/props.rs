@@ -1,8 +1,10 @@
-//! Small pieces both elements need: path properties and always-present pads.
+//! Small pieces both elements need: path properties, the input size and
+//! always-present pads.
 
 use std::path::PathBuf;
 
 use gst::glib;
+use thermalzsq::onnx::InputSize;
 
 /// A path property's value (`None` when unset).
 pub fn path_value(p: &Option<PathBuf>) -> Option<String> {
@@ -16,6 +18,17 @@ pub fn path_from(value: &glib::Value) -> Option<PathBuf> {
         .expect("type checked upstream")
         .filter(|s| !s.is_empty())
         .map(PathBuf::from)
+}
+
+/// `input-size`, parsed: `None` when unset or empty (the model's own size).
+pub fn input_size(text: Option<&str>) -> Result<Option<InputSize>, String> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("input-size: {e}")),
+    }
 }
 
 /// An always-present `src` and `sink` pad template pair for `caps`.

@@ -33,7 +33,7 @@ use super::{AgcMode, InputLayout, Polarity, Radiometry};
 use crate::enums::ExecutionProvider;
 use crate::jsonlines::JsonLines;
 use crate::modelevent::ModelAnnouncement;
-use crate::props::{filter_pad_templates, path_from, path_value};
+use crate::props::{filter_pad_templates, input_size, path_from, path_value};
 use crate::sync::lock;
 use crate::videolayout::plane_layout;
 
@@ -69,6 +69,8 @@ fn pixel_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
 pub(super) struct Settings {
     model: Option<PathBuf>,
     labels: Option<PathBuf>,
+    /// `WxH` for a model with a symbolic input size; `None`: the model's own.
+    input_size: Option<String>,
     pub(super) conf_threshold: f32,
     iou_threshold: f32,
     max_detections: u32,
@@ -106,6 +108,7 @@ impl Default for Settings {
         Settings {
             model: None,
             labels: None,
+            input_size: None,
             conf_threshold: 0.25,
             iou_threshold: 0.45,
             max_detections: 100,
@@ -203,6 +206,7 @@ impl Settings {
             },
             radiometry: self.radiometry(),
             gate: self.gate().map_err(|e| e.to_string())?,
+            input_size: input_size(self.input_size.as_deref())?,
         })
     }
 }
@@ -270,6 +274,11 @@ impl ObjectImpl for ThermalDetect {
                 glib::ParamSpecString::builder("labels")
                     .nick("Labels")
                     .blurb("File with one class name per line (default: the model's `names` metadata, else \"class N\")")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("input-size")
+                    .nick("Input size")
+                    .blurb("WIDTHxHEIGHT to run a model exported with a symbolic input size at (a multiple of its stride: metadata `stride`, else 32); empty: the model's own size. A model with a fixed size must have this one")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecFloat::builder("conf-threshold")
@@ -479,6 +488,7 @@ impl ObjectImpl for ThermalDetect {
         match pspec.name() {
             "model" => s.model = path_from(value),
             "labels" => s.labels = path_from(value),
+            "input-size" => s.input_size = value.get().expect("type checked upstream"),
             "conf-threshold" => s.conf_threshold = value.get().expect("type checked upstream"),
             "iou-threshold" => s.iou_threshold = value.get().expect("type checked upstream"),
             "max-detections" => s.max_detections = value.get().expect("type checked upstream"),
@@ -523,6 +533,7 @@ impl ObjectImpl for ThermalDetect {
         match pspec.name() {
             "model" => path_value(&s.model).to_value(),
             "labels" => path_value(&s.labels).to_value(),
+            "input-size" => s.input_size.to_value(),
             "conf-threshold" => s.conf_threshold.to_value(),
             "iou-threshold" => s.iou_threshold.to_value(),
             "max-detections" => s.max_detections.to_value(),
@@ -610,6 +621,8 @@ impl BaseTransformImpl for ThermalDetect {
         // Before the model: a typo in the gate is the first thing to fix.
         let gate = settings
             .gate()
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
+        input_size(settings.input_size.as_deref())
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
         let loaded =
             match &settings.model {

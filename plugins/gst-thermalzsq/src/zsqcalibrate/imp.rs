@@ -9,8 +9,13 @@
 //! while frames flow, posting progress. Downstream it announces the fp32 model at once
 //! and the int8 model as soon as it exists, with a sticky `thermalzsq/model` event sent
 //! from the streaming thread between two buffers.
+//!
+//! A model exported with a symbolic input size needs `input-size`: it is fixed into
+//! the model before anything runs, and both announced models carry it — the fp32 one
+//! travels as bytes with the size written in, the int8 one is made fixed — so
+//! `thermaldetect` downstream needs no size of its own.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::thread::JoinHandle;
@@ -34,7 +39,7 @@ use thermalzsq::zsq::scenes::SynthScenes;
 use super::{Calibration, Loss, OnFailure, Precision, State};
 use crate::enums::ExecutionProvider;
 use crate::modelevent::ModelAnnouncement;
-use crate::props::{filter_pad_templates, path_from, path_value};
+use crate::props::{filter_pad_templates, input_size, path_from, path_value};
 use crate::sync::lock;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -58,6 +63,8 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 #[derive(Debug, Clone)]
 struct Settings {
     model: Option<PathBuf>,
+    /// `WxH` for a model with a symbolic input size; `None`: the model's own.
+    input_size: Option<String>,
     cache_dir: Option<PathBuf>,
     calibration: Calibration,
     synth_count: u32,
@@ -78,6 +85,7 @@ impl Default for Settings {
         let q = QuantizeSettings::default();
         Settings {
             model: None,
+            input_size: None,
             cache_dir: None,
             calibration: Calibration::Auto,
             synth_count: SynthScenes::DEFAULT_COUNT as u32,
@@ -132,6 +140,7 @@ impl Settings {
                 ..Default::default()
             },
             cancel: Some(cancel),
+            input_size: input_size(self.input_size.as_deref())?,
             // 7-bit weights only where this CPU will run the model (a GPU's int8 does
             // not saturate).
             reduce_range: defaults.reduce_range
@@ -227,6 +236,60 @@ fn memory_announcement(
 }
 
 impl ZsqCalibrate {
+    /// The fp32 model to announce at once: the file, or with `input-size` the model
+    /// with its size fixed, as bytes. A symbolic size without `input-size` is an error
+    /// here, before any frame: neither model could run.
+    fn fp32_announcement(
+        &self,
+        path: &Path,
+        model: &Model,
+        settings: &Settings,
+    ) -> Result<ModelAnnouncement, gst::ErrorMessage> {
+        let unusable = |e: String| {
+            gst::error_msg!(
+                gst::LibraryError::Settings,
+                ("Cannot use model {}: {}", path.display(), e)
+            )
+        };
+        let size = input_size(settings.input_size.as_deref()).map_err(unusable)?;
+        let (bytes, data) = match size {
+            None if model.has_symbolic_input_size() => {
+                return Err(unusable(format!(
+                    "its input height and width are symbolic; set input-size=WxH, a multiple of {}",
+                    model
+                        .input_stride()
+                        .unwrap_or(thermalzsq::onnx::DEFAULT_STRIDE)
+                )));
+            }
+            None => (
+                std::fs::read(path).map_err(|e| {
+                    gst::error_msg!(
+                        gst::ResourceError::OpenRead,
+                        ("Cannot read model {}: {}", path.display(), e)
+                    )
+                })?,
+                None,
+            ),
+            Some(size) => {
+                let mut sized = model.clone();
+                sized
+                    .inline_external_data()
+                    .and_then(|()| sized.fix_input_size(size))
+                    .map_err(|e| unusable(e.to_string()))?;
+                let bytes = sized.to_bytes();
+                (bytes.clone(), Some(glib::Bytes::from_owned(bytes)))
+            }
+        };
+        Ok(ModelAnnouncement {
+            location: path.to_path_buf(),
+            data,
+            source: path.to_path_buf(),
+            sha256: sha256_hex(&bytes),
+            precision: "fp32".into(),
+            report: None,
+        })
+    }
+
     fn post(&self, s: gst::Structure) {
         let _ = self
             .obj()
@@ -449,6 +512,11 @@ impl ObjectImpl for ZsqCalibrate {
                     .blurb("fp32 ONNX detector (with its BatchNormalization layers for distill)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("input-size")
+                    .nick("Input size")
+                    .blurb("WIDTHxHEIGHT for a model exported with a symbolic input size (a multiple of its stride: metadata `stride`, else 32); both announced models get it, so thermaldetect needs none. Empty: the model's own size")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("calibration", d.calibration)
                     .nick("Calibration")
                     .blurb("Calibration images: distill (from BN statistics), synth (generated scenes), mix (both), auto (distill when the model has BN layers, else synth)")
@@ -543,6 +611,7 @@ impl ObjectImpl for ZsqCalibrate {
         let mut s = lock(&self.settings);
         match pspec.name() {
             "model" => s.model = path_from(value),
+            "input-size" => s.input_size = value.get().expect("type checked upstream"),
             "cache-dir" => s.cache_dir = path_from(value),
             "calibration" => s.calibration = value.get().expect("type checked upstream"),
             "synth-count" => s.synth_count = value.get().expect("type checked upstream"),
@@ -571,6 +640,7 @@ impl ObjectImpl for ZsqCalibrate {
         let s = lock(&self.settings);
         match pspec.name() {
             "model" => path_value(&s.model).to_value(),
+            "input-size" => s.input_size.to_value(),
             "cache-dir" => path_value(&s.cache_dir).to_value(),
             "calibration" => s.calibration.to_value(),
             "synth-count" => s.synth_count.to_value(),
@@ -651,20 +721,7 @@ impl BaseTransformImpl for ZsqCalibrate {
                 ("Cannot read model {}: {}", path.display(), e)
             )
         })?;
-        let bytes = std::fs::read(&path).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::OpenRead,
-                ("Cannot read model {}: {}", path.display(), e)
-            )
-        })?;
-        let fp32 = ModelAnnouncement {
-            location: path.clone(),
-            data: None,
-            source: path.clone(),
-            sha256: sha256_hex(&bytes),
-            precision: "fp32".into(),
-            report: None,
-        };
+        let fp32 = self.fp32_announcement(&path, &model, &settings)?;
         let cancel = Arc::new(AtomicBool::new(false));
         *lock(&self.cancel) = cancel.clone();
         let qsettings = settings
