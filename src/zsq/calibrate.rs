@@ -688,7 +688,14 @@ pub fn calibrate(
             progress(done, total);
         }
     }
-    let ranges = choose_ranges(&stats, options.observer, options.symmetric);
+    let mut ranges = choose_ranges(&stats, options.observer, options.symmetric);
+    // The image input keeps its observed range whatever the observer: pixels are
+    // bounded by construction (no outliers to clip), and a clipping observer on a
+    // peaked image histogram cuts the bright end every detection depends on
+    // (measured: entropy put a YOLO11 fixture's input at [0, 0.165], stem cosine 0.09).
+    if let Some(i) = tensors.iter().position(|t| *t == input.name) {
+        ranges[i] = stats[i].range(Observer::MinMax, options.symmetric);
+    }
     Ok(Calibration {
         tensors: tensors
             .iter()
