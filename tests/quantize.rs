@@ -102,6 +102,7 @@ fn check_quantized_head(name: &str, q: &Quantized, precision: Precision, head: b
     // ONNX Runtime ran it (the check stage) and it agrees with fp32.
     let check = q.report.check.as_ref().expect("check ran");
     for o in &check.outputs {
+        assert!(!o.selected, "{name}: {} is no selection", o.name);
         assert!(
             o.cosine >= 0.99,
             "{name} {precision}: output {} cosine {}",
@@ -1038,6 +1039,11 @@ fn the_yolov10_end_to_end_fixture_quantizes_and_picks_the_same_boxes() {
         )
         .unwrap_or_else(|e| panic!("{name} {precision}: {e}"));
         let check = q.report.check.as_ref().unwrap();
+        assert!(
+            check.outputs.iter().all(|o| o.selected),
+            "the (K, 6) rows are reported as a selection: {:?}",
+            check.outputs
+        );
         // Placement, float tail, metadata (the check's output cosine is the (K, 6)
         // list's, compared below instead).
         let mut placement_only = q.clone();

@@ -726,7 +726,14 @@ fn print_summary(output: &Path, r: &QuantizeReport, cached: Option<&Path>) {
         let agreement: Vec<String> = check
             .outputs
             .iter()
-            .map(|o| format!("{} cosine {:.5}", o.name, o.cosine))
+            .map(|o| {
+                let selected = if o.selected {
+                    " (selected rows: near-equal scores reorder, see the head logits)"
+                } else {
+                    ""
+                };
+                format!("{} cosine {:.5}{selected}", o.name, o.cosine)
+            })
             .collect();
         let head = check
             .head

@@ -1002,8 +1002,19 @@ pub fn check_agreement(
                 .map(|(a, b)| f64::from((a - b).abs()))
                 .fold(0.0, f64::max),
             float_abs_max: f.iter().map(|a| f64::from(a.abs())).fold(0.0, f64::max),
+            selected: false,
         })
         .collect();
+    let view = float_model.graph().view();
+    for a in &mut agreements {
+        let upstream = view.ancestors(&[a.name.as_str()]);
+        a.selected = float_model
+            .graph()
+            .node
+            .iter()
+            .zip(upstream)
+            .any(|(node, up)| up && node.op_type() == "TopK");
+    }
     let head_agreements = agreements.split_off(outputs.len());
     Ok(CheckReport {
         images: n,

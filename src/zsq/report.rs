@@ -118,6 +118,11 @@ pub struct OutputAgreement {
     pub max_abs_diff: f64,
     /// Largest |value| of the float output, to read `max_abs_diff` against.
     pub float_abs_max: f64,
+    /// The output is a selection (a TopK upstream: an end-to-end head's final rows).
+    /// Rows whose scores are near-equal swap or drop out under int8, so its cosine
+    /// measures reordering more than accuracy: read the head logits instead.
+    #[serde(default)]
+    pub selected: bool,
 }
 
 /// What the zero-shot side reports about distillation.
