@@ -355,3 +355,68 @@ fn p2pro_frames_detect_on_the_radiometric_lower_half() {
             .contains("needs YUY2")
     );
 }
+
+#[test]
+fn the_ultralytics_style_fixtures_decode_fp32_and_int8() {
+    // The PyTorch-exported YOLO11 (C2PSA attention) and YOLOv10 (end-to-end head)
+    // fixtures, as exported and quantized: the layout is recognised and every row
+    // above a near-zero threshold comes out as a box in the frame.
+    use thermalzsq::zsq::pipeline::{QuantizeSettings, quantize};
+    let onnx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx");
+    let cases = [
+        (
+            "yolo11_c2psa.onnx",
+            OutputLayout::Yolov8 {
+                classes: 3,
+                anchors: 84,
+            },
+        ),
+        (
+            "yolov10_e2e.onnx",
+            OutputLayout::EndToEnd {
+                classes: 3,
+                detections: 30,
+            },
+        ),
+    ];
+    for (name, layout) in cases {
+        let fp32 = thermalzsq::onnx::Model::load(onnx.join(name)).unwrap();
+        let settings = QuantizeSettings {
+            provider: thermalzsq::runtime::ProviderOptions {
+                threads: 2,
+                ..Default::default()
+            },
+            distill: thermalzsq::zsq::pipeline::DistillSettings {
+                iterations: 2,
+                batch: 1,
+                ..Default::default()
+            },
+            check_images: 0,
+            ..QuantizeSettings::default()
+        };
+        let int8 = quantize(&fp32, &settings, &mut |_| {}).unwrap().model;
+        for (which, model) in [("fp32", &fp32), ("int8", &int8)] {
+            let config = DetectorConfig {
+                conf_threshold: 1e-6,
+                ..DetectorConfig::default()
+            };
+            let mut detector = Detector::from_bytes(&model.to_bytes(), config)
+                .unwrap_or_else(|e| panic!("{name} {which}: {e}"));
+            assert_eq!(detector.layout(), layout, "{name} {which}");
+            let dets = detect(&mut detector, PixelFormat::Gray16Le);
+            assert!(!dets.is_empty(), "{name} {which}");
+            if layout.is_end_to_end() {
+                // No NMS: all K rows survive the near-zero threshold.
+                assert_eq!(dets.len(), 30, "{name} {which}");
+            }
+            for d in &dets {
+                assert!(d.class_id < 3, "{name} {which}: {d:?}");
+                let [x0, y0, x1, y1] = d.bbox;
+                assert!(
+                    0.0 <= x0 && x0 <= x1 && x1 <= 640.0 && 0.0 <= y0 && y0 <= y1 && y1 <= 512.0,
+                    "{name} {which}: {d:?}"
+                );
+            }
+        }
+    }
+}
