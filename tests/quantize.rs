@@ -1146,3 +1146,91 @@ fn folded_attention_and_end_to_end_fixtures_calibrate_on_generated_scenes() {
         assert!(agreement >= floor, "{name}: cosine {agreement}");
     }
 }
+
+/// YOLO11-style attention whose scores are nearly uniform (a model early in training, or
+/// distilled images that excite it little): the Softmax output then stays near 1/N.
+/// Calibrated to that small range, ONNX Runtime's QLinearSoftmax overflows (its float
+/// exp table times 1/scale) and writes zeros, silencing the attention; the quantizer gives
+/// every Softmax output the range [0, 1], so int8 follows fp32.
+#[test]
+fn near_uniform_attention_survives_the_integer_softmax() {
+    use ndarray::{Array1, Array4};
+    use thermalzsq::onnx::{ModelProto, OperatorSetIdProto, TensorProto};
+    let mut seed = 7u32;
+    let mut rnd = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+    };
+    let qkv_w = Array4::from_shape_simple_fn((4, 3, 1, 1), &mut rnd);
+    let proj_w = Array4::from_shape_simple_fn((4, 4, 1, 1), &mut rnd);
+    let node = |op: &str, inputs: &[&str], out: &str| {
+        NodeBuilder::new(op)
+            .name(out)
+            .inputs(inputs.iter().copied())
+            .output(out)
+    };
+    // 8x8 positions, 4 channels: q = k = v = conv(x) as (1, 4, 64)
+    let graph = GraphProto {
+        node: vec![
+            node("Conv", &["images", "qkv_w"], "qkv").build(),
+            node("Reshape", &["qkv", "tokens"], "v").build(),
+            node("Transpose", &["v"], "vt")
+                .attr_ints("perm", [0, 2, 1])
+                .build(),
+            node("MatMul", &["vt", "v"], "scores").build(),
+            node("Mul", &["scores", "scale"], "logits").build(),
+            node("Softmax", &["logits"], "attn")
+                .attr_int("axis", -1)
+                .build(),
+            node("Transpose", &["attn"], "attn_t")
+                .attr_ints("perm", [0, 2, 1])
+                .build(),
+            node("MatMul", &["v", "attn_t"], "mixed").build(),
+            node("Reshape", &["mixed", "grid"], "y").build(),
+            node("Conv", &["y", "proj_w"], "out").build(),
+        ],
+        initializer: vec![
+            TensorProto::from_array("qkv_w", &qkv_w),
+            TensorProto::from_array("proj_w", &proj_w),
+            TensorProto::from_array("tokens", &Array1::from(vec![1i64, 4, 64])),
+            TensorProto::from_array("grid", &Array1::from(vec![1i64, 4, 8, 8])),
+            TensorProto::scalar("scale", 1e-3f32),
+        ],
+        input: vec![ValueInfoProto::tensor(
+            "images",
+            DataType::Float,
+            Some(&[1, 3, 8, 8]),
+        )],
+        output: vec![ValueInfoProto::tensor("out", DataType::Float, None)],
+        ..GraphProto::default()
+    };
+    let model = Model::from_proto(ModelProto {
+        ir_version: Some(8),
+        graph: Some(graph),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(17),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let q = quantize(
+        &model,
+        &settings(&model, Precision::U8S8, Observer::MinMax),
+        &mut |_| {},
+    )
+    .unwrap();
+    let attn = q.report.ranges.iter().find(|r| r.tensor == "attn").unwrap();
+    assert!(attn.observed.max < 0.02, "{attn:?}"); // near 1/64: the case that overflowed
+    assert!(
+        (attn.scale * 255.0 - 1.0).abs() < 1e-6 && attn.zero_point == 0,
+        "{attn:?}"
+    );
+    let ops = &q.report.check.as_ref().unwrap().runtime_ops;
+    assert_eq!(ops.get("com.microsoft.QLinearSoftmax"), Some(&1), "{ops:?}");
+    assert!(
+        q.report.min_cosine().unwrap() > 0.99,
+        "{:?}",
+        q.report.check
+    );
+}

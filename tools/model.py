@@ -28,13 +28,13 @@ def _make_div(x: float, d: int = 8) -> int:
 
 
 class Conv(nn.Module):
-    """Conv2d (no bias) -> BatchNorm2d -> SiLU."""
+    """Conv2d (no bias) -> BatchNorm2d -> SiLU (or no activation with act=False)."""
 
-    def __init__(self, c1: int, c2: int, k: int = 1, s: int = 1, g: int = 1):
+    def __init__(self, c1: int, c2: int, k: int = 1, s: int = 1, g: int = 1, act: bool = True):
         super().__init__()
         self.conv = nn.Conv2d(c1, c2, k, s, k // 2, groups=g, bias=False)
         self.bn = nn.BatchNorm2d(c2, eps=1e-3, momentum=0.03)
-        self.act = nn.SiLU()
+        self.act = nn.SiLU() if act else nn.Identity()
 
     def forward(self, x):
         return self.act(self.bn(self.conv(x)))
@@ -84,6 +84,62 @@ class SPPF(nn.Module):
         y2 = self.m(y1)
         y3 = self.m(y2)
         return self.cv2(torch.cat((x, y1, y2, y3), 1))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over the H*W positions of a feature map (the YOLO11 C2PSA
+    design): one 1x1 conv gives q, k (key_dim = head_dim/2 each) and v per head,
+    attn = softmax(q^T k * key_dim^-0.5), out = v attn^T + depthwise 3x3 conv of v
+    (positional term), then a 1x1 projection. In ONNX this is Reshape/Split, MatMul, Mul,
+    Softmax, MatMul, which is what the int8 study of the attention path needs."""
+
+    def __init__(self, dim: int, num_heads: int = 1, attn_ratio: float = 0.5):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.key_dim = int(self.head_dim * attn_ratio)
+        self.scale = self.key_dim ** -0.5
+        self.qkv = Conv(dim, dim + 2 * self.key_dim * num_heads, 1, act=False)
+        self.proj = Conv(dim, dim, 1, act=False)
+        self.pe = Conv(dim, dim, 3, 1, g=dim, act=False)
+
+    def forward(self, x):
+        # python ints and -1 for the batch: the exported graph gets constant reshape targets
+        # (no Shape nodes) and still runs any batch size
+        _, c, h, w = (int(v) for v in x.shape)
+        q, k, v = self.qkv(x).view(-1, self.num_heads, 2 * self.key_dim + self.head_dim, h * w).split(
+            (self.key_dim, self.key_dim, self.head_dim), 2)
+        attn = ((q.transpose(-2, -1) @ k) * self.scale).softmax(-1)
+        y = (v @ attn.transpose(-2, -1)).view(-1, c, h, w) + self.pe(v.reshape(-1, c, h, w))
+        return self.proj(y)
+
+
+class PSABlock(nn.Module):
+    """Residual attention, then a residual 1x1 FFN (c -> 2c -> c)."""
+
+    def __init__(self, c: int, num_heads: int):
+        super().__init__()
+        self.attn = Attention(c, num_heads)
+        self.ffn = nn.Sequential(Conv(c, 2 * c, 1), Conv(2 * c, c, 1, act=False))
+
+    def forward(self, x):
+        x = x + self.attn(x)
+        return x + self.ffn(x)
+
+
+class C2PSA(nn.Module):
+    """1x1 conv, split in two halves, n PSA blocks on the second half, concat, 1x1 conv."""
+
+    def __init__(self, c: int, n: int = 1, num_heads: int = 1):
+        super().__init__()
+        self.c = c // 2
+        self.cv1 = Conv(c, 2 * self.c, 1)
+        self.cv2 = Conv(2 * self.c, c, 1)
+        self.m = nn.Sequential(*(PSABlock(self.c, num_heads) for _ in range(n)))
+
+    def forward(self, x):
+        a, b = self.cv1(x).split((self.c, self.c), 1)
+        return self.cv2(torch.cat((a, self.m(b)), 1))
 
 
 def make_anchors(shapes, strides, dtype=torch.float32, device="cpu", offset=0.5):
@@ -182,22 +238,28 @@ class Detect(nn.Module):
 
 
 class ZsqDet(nn.Module):
-    """width: channels of the 5 backbone stages; depth: bottlenecks per C2f stage."""
+    """width: channels of the 5 backbone stages; depth: bottlenecks per C2f stage;
+    psa: PSA blocks of a C2PSA after SPPF (0: none, the bundled models), psa_heads their heads."""
 
     def __init__(self, nc: int = 3, width=(16, 32, 64, 128, 256), depth=(1, 2, 2, 1),
                  neck_depth: int = 1, reg_max: int = 16, c_box: int | None = None,
-                 c_cls: int | None = None):
+                 c_cls: int | None = None, psa: int = 0, psa_heads: int = 1):
         super().__init__()
         w0, w1, w2, w3, w4 = width
         d1, d2, d3, d4 = depth
         self.cfg = dict(nc=nc, width=tuple(width), depth=tuple(depth), neck_depth=neck_depth,
                         reg_max=reg_max, c_box=c_box, c_cls=c_cls)
+        if psa:  # only then, so that the checkpoints of the plain configs keep their cfg
+            self.cfg.update(psa=psa, psa_heads=psa_heads)
         # backbone
         self.stem = Conv(3, w0, 3, 2)  # /2
         self.s1 = nn.Sequential(Conv(w0, w1, 3, 2), C2f(w1, w1, d1, True))  # /4
         self.s2 = nn.Sequential(Conv(w1, w2, 3, 2), C2f(w2, w2, d2, True))  # /8  -> P3
         self.s3 = nn.Sequential(Conv(w2, w3, 3, 2), C2f(w3, w3, d3, True))  # /16 -> P4
-        self.s4 = nn.Sequential(Conv(w3, w4, 3, 2), C2f(w4, w4, d4, True), SPPF(w4, w4))  # /32 -> P5
+        s4 = [Conv(w3, w4, 3, 2), C2f(w4, w4, d4, True), SPPF(w4, w4)]
+        if psa:
+            s4.append(C2PSA(w4, psa, psa_heads))
+        self.s4 = nn.Sequential(*s4)  # /32 -> P5
         # neck: FPN top-down
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         self.td4 = C2f(w4 + w3, w3, neck_depth)
@@ -226,6 +288,10 @@ class ZsqDet(nn.Module):
 CONFIGS = {
     "n": dict(width=(16, 32, 64, 128, 256), depth=(1, 2, 2, 1)),
     "s0": dict(width=(16, 32, 48, 96, 192), depth=(1, 1, 1, 1), c_box=48, c_cls=48),
+    # s0 plus a YOLO11-style C2PSA (attention over the 10x10 P5 positions at 320, 96 channels,
+    # 2 heads) after SPPF: the model of the int8 attention study (docs/quantize.md)
+    "s0-psa": dict(width=(16, 32, 48, 96, 192), depth=(1, 1, 1, 1), c_box=48, c_cls=48, psa=1,
+                   psa_heads=2),
     "t": dict(width=(16, 24, 32, 64, 128), depth=(1, 1, 1, 1), c_box=32, c_cls=32),
 }
 

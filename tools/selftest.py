@@ -139,6 +139,25 @@ def test_export():
         print("  export:", info)
 
 
+def test_attention_config_exports_softmax_and_matmuls_without_shape_nodes():
+    import onnx
+
+    from export import check, export
+
+    torch.manual_seed(0)
+    model = build_model("s0-psa").eval()
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "m.onnx"
+        _, x = export(model, p, "thermal", "selftest")
+        info = check(p, model, x)  # ORT agrees with torch
+        ops = [n.op_type for n in onnx.load(str(p)).graph.node]
+        # the attention's two MatMuls (q^T k and v attn^T) and its Softmax (plus DFL's)
+        assert ops.count("MatMul") == 2 and ops.count("Softmax") == 2, ops
+        assert info["output"] == [1, 7, 2100], info
+        out = model(torch.rand(2, 3, 320, 320))  # batch size stays free in the graph's reshapes
+        assert out.shape == (2, 7, 2100)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     for name, fn in list(globals().items()):

@@ -17,6 +17,12 @@
 //!   keep quantized inputs but a float output. A weighted op fed by a Softmax through
 //!   layout ops only (YOLOv8's DFL: a fixed 1×1 Conv computing the expectation of a
 //!   distribution) is decoding, not a learned layer, so it belongs to the tail.
+//! - **Softmax outputs are quantized over [0, 1]** (scale 1/255 in u8s8, the convention
+//!   of ONNX Runtime's own quantizer), not over the calibrated range: ONNX Runtime's
+//!   QLinearSoftmax multiplies its float exp table by 1/scale, which overflows to inf and
+//!   writes zeros once the range is below about 255/(148·N) for N scores, i.e. for the
+//!   near-uniform attention (max ≈ 1/N) of a weakly trained or weakly excited attention
+//!   block. On the trained attention models of docs/quantize.md it cost no mAP.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -51,6 +57,9 @@ pub struct QdqPlan {
     pub constants: Vec<(usize, usize)>,
     /// Nodes of the float tail.
     pub tail: Vec<usize>,
+    /// Outputs of quantized Softmax nodes: their group's range is [0, 1] whatever
+    /// calibration saw (see the module doc).
+    pub probabilities: Vec<String>,
 }
 
 impl QdqPlan {
@@ -63,7 +72,8 @@ impl QdqPlan {
     }
 
     /// The range of each group of tensors sharing parameters, keyed by the group's
-    /// leader: the union of its members' `ranges` (calibrated per tensor).
+    /// leader: the union of its members' `ranges` (calibrated per tensor), widened to
+    /// [0, 1] for a Softmax output's group.
     pub fn group_ranges(
         &self,
         ranges: &HashMap<String, Range>,
@@ -77,6 +87,11 @@ impl QdqPlan {
                 .entry(self.leader(t))
                 .and_modify(|g| *g = g.union(r))
                 .or_insert(r);
+        }
+        for t in &self.probabilities {
+            if let Some(g) = groups.get_mut(self.leader(t)) {
+                *g = g.union(Range { min: 0.0, max: 1.0 });
+            }
         }
         Ok(groups)
     }
@@ -97,6 +112,7 @@ pub fn plan_qdq(graph: &GraphProto) -> Result<QdqPlan, ZsqError> {
         layers: planner.layers(),
         constants: planner.constant_inputs(),
         tail: planner.tail_nodes(),
+        probabilities: planner.probabilities(&activations),
         activations,
     })
 }
@@ -120,6 +136,19 @@ struct Planner<'g> {
 }
 
 impl<'g> Planner<'g> {
+    /// The quantized Softmax outputs.
+    fn probabilities(&self, activations: &[String]) -> Vec<String> {
+        let planned: HashSet<&str> = activations.iter().map(String::as_str).collect();
+        self.graph
+            .node
+            .iter()
+            .filter(|n| n.op_type() == "Softmax")
+            .filter_map(|n| n.output.first())
+            .filter(|t| planned.contains(t.as_str()))
+            .cloned()
+            .collect()
+    }
+
     /// Finds the layers, the learned ones among them, the tail they leave and the
     /// values computed from the image.
     fn new(graph: &'g GraphProto) -> Result<Self, ZsqError> {
