@@ -1,8 +1,8 @@
 //! A YOLO detector on ONNX Runtime: model in, frames in, detections out.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use ort::session::Session;
 use ort::value::TensorRef;
 
 use super::decode::{Candidate, LayoutHints, OutputLayout, decode, select};
@@ -15,7 +15,7 @@ use crate::imaging::preprocess::{Letterbox, Polarity, Preprocess};
 use crate::imaging::radiometry::Radiometry;
 use crate::onnx::{InputSize, Model};
 use crate::runtime::{
-    LoadedSession, ModelInfo, Provider, ProviderOptions, load_session, load_session_from_memory,
+    ModelInfo, Provider, ProviderOptions, SharedSession, load_session_from_memory, shared_session,
 };
 
 /// Everything about detection that is not the model itself.
@@ -39,6 +39,11 @@ pub struct DetectorConfig {
     /// made ([`Model::fix_input_size`]); a model with a fixed size must have this one.
     /// `None`: the model's own.
     pub input_size: Option<InputSize>,
+    /// Run on the process's shared session of this model and these provider options
+    /// ([`crate::runtime::shared_session`]): detectors of several streams then hold the
+    /// model once and take turns on one thread pool. `false`: a session of its own,
+    /// whose runs never wait for another detector's.
+    pub share_session: bool,
 }
 
 impl Default for DetectorConfig {
@@ -54,15 +59,14 @@ impl Default for DetectorConfig {
             radiometry: None,
             gate: TemperatureGate::default(),
             input_size: None,
+            share_session: false,
         }
     }
 }
 
 /// A loaded detector, ready for frames.
 pub struct Detector {
-    session: Session,
-    provider: Provider,
-    fallbacks: Vec<String>,
+    session: Arc<SharedSession>,
     input_name: String,
     input_shape: [usize; 4],
     output_index: usize,
@@ -79,38 +83,35 @@ impl Detector {
     /// Loads an ONNX detector (fp32 or int8 QDQ) from a file.
     pub fn load(model: &Path, config: DetectorConfig) -> Result<Self, DetectError> {
         let in_file = |e: DetectError| DetectError::new(format!("model {}: {e}", model.display()));
-        let loaded = match config.input_size {
-            None => load_session(model, &config.provider)?,
+        let bytes = match config.input_size {
+            None => std::fs::read(model).map_err(|e| {
+                DetectError::new(format!("cannot read model {}: {e}", model.display()))
+            })?,
             Some(size) => {
                 let mut onnx = Model::load(model).map_err(|e| DetectError::new(e.to_string()))?;
                 onnx.inline_external_data()
                     .map_err(|e| DetectError::new(e.to_string()))?;
-                let bytes = sized(onnx, size).map_err(in_file)?;
-                load_session_from_memory(&bytes, &config.provider)?
+                sized(onnx, size).map_err(in_file)?
             }
         };
-        Self::new(loaded, config).map_err(in_file)
+        let session = open(&bytes, &config).map_err(in_file)?;
+        Self::new(session, config).map_err(in_file)
     }
 
     /// Loads an ONNX detector held in memory.
     pub fn from_bytes(model: &[u8], config: DetectorConfig) -> Result<Self, DetectError> {
-        let loaded = match config.input_size {
-            None => load_session_from_memory(model, &config.provider)?,
+        let session = match config.input_size {
+            None => open(model, &config)?,
             Some(size) => {
                 let onnx = Model::from_bytes(model).map_err(|e| DetectError::new(e.to_string()))?;
-                load_session_from_memory(&sized(onnx, size)?, &config.provider)?
+                open(&sized(onnx, size)?, &config)?
             }
         };
-        Self::new(loaded, config)
+        Self::new(session, config)
     }
 
-    fn new(loaded: LoadedSession, config: DetectorConfig) -> Result<Self, DetectError> {
-        let LoadedSession {
-            session,
-            provider,
-            fallbacks,
-            info,
-        } = loaded;
+    fn new(session: Arc<SharedSession>, config: DetectorConfig) -> Result<Self, DetectError> {
+        let info = session.info().clone();
         let (input_name, input_shape) = image_input(&info)?;
         let [_, channels, height, width] = input_shape;
         let colour = info
@@ -129,8 +130,6 @@ impl Detector {
         let labels = config.labels.clone().or_else(|| metadata.names.clone());
         let mut detector = Detector {
             session,
-            provider,
-            fallbacks,
             input_name,
             input_shape,
             output_index: 0,
@@ -162,9 +161,8 @@ impl Detector {
 
     fn output_shapes(&mut self) -> Result<Vec<Vec<i64>>, DetectError> {
         let input = TensorRef::from_array_view((self.input_shape, self.input.as_slice()))?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.input_name.as_str() => input])?;
+        let mut session = self.session.lock();
+        let outputs = session.run(ort::inputs![self.input_name.as_str() => input])?;
         Ok(outputs
             .values()
             .map(|v| v.shape().iter().copied().collect())
@@ -206,9 +204,10 @@ impl Detector {
         self.candidates.clear();
         {
             let input = TensorRef::from_array_view((self.input_shape, input))?;
-            let outputs = self
-                .session
-                .run(ort::inputs![self.input_name.as_str() => input])?;
+            // Held through decoding: the outputs borrow the session. Decoding is a
+            // small part of a run, and pre-processing (the larger one) runs unlocked.
+            let mut session = self.session.lock();
+            let outputs = session.run(ort::inputs![self.input_name.as_str() => input])?;
             let (_, data) = outputs[self.output_index].try_extract_tensor::<f32>()?;
             decode(
                 self.layout,
@@ -272,12 +271,23 @@ impl Detector {
 
     /// The provider the session really runs on.
     pub fn provider(&self) -> Provider {
-        self.provider
+        self.session.provider()
     }
 
     /// Why `auto` passed over better providers (empty if it did not).
     pub fn fallbacks(&self) -> &[String] {
-        &self.fallbacks
+        self.session.fallbacks()
+    }
+
+    /// The session this detector runs on (shared with other detectors, or its own: see
+    /// [`DetectorConfig::share_session`]).
+    pub fn session(&self) -> &Arc<SharedSession> {
+        &self.session
+    }
+
+    /// Whether `other` runs on the same session as this detector.
+    pub fn shares_session_with(&self, other: &Detector) -> bool {
+        Arc::ptr_eq(&self.session, &other.session)
     }
 
     pub fn layout(&self) -> OutputLayout {
@@ -316,6 +326,16 @@ impl Detector {
     pub fn config(&self) -> &DetectorConfig {
         &self.config
     }
+}
+
+/// The session of `model` (bytes as they will run): the shared one of the process, or
+/// one of its own, as `config.share_session` says.
+fn open(model: &[u8], config: &DetectorConfig) -> Result<Arc<SharedSession>, DetectError> {
+    Ok(if config.share_session {
+        shared_session(model, &config.provider, &[])?
+    } else {
+        SharedSession::private(load_session_from_memory(model, &config.provider)?)
+    })
 }
 
 /// The bytes of `model` with its input height and width fixed to `size`.

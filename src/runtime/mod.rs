@@ -1,4 +1,5 @@
-//! ONNX Runtime: the one process-wide environment, execution-provider policy and sessions.
+//! ONNX Runtime: the one process-wide environment, execution-provider policy, sessions
+//! and the registry that lets streams with the same model share one.
 //!
 //! Every stage of thermalzsq (inference, calibration statistics, distillation) runs
 //! through here, so every stage uses the same execution provider.
@@ -6,6 +7,7 @@
 mod environment;
 mod provider;
 mod session;
+mod shared;
 
 pub use environment::{LogLevel, LogSink, environment, set_log_sink};
 pub use provider::{Provider, ProviderOptions};
@@ -13,6 +15,7 @@ pub use session::{
     LoadedSession, ModelInfo, TensorInfo, load_session, load_session_from_memory,
     load_session_with_config,
 };
+pub use shared::{SharedSession, shared_session, shared_sessions};
 
 /// Errors of the runtime layer, as text a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
