@@ -8,7 +8,7 @@
 //! `temperature.rs`.
 
 use std::path::PathBuf;
-use std::sync::{Condvar, LazyLock, Mutex};
+use std::sync::{Condvar, LazyLock, Mutex, Weak};
 use std::time::Instant;
 
 use gst::glib;
@@ -24,7 +24,7 @@ use thermalzsq::eval::{CocoGt, StreamEval};
 use thermalzsq::imaging::agc::{self, Agc, Histogram};
 use thermalzsq::imaging::frame::{lower_half_counts, upper_half_image};
 use thermalzsq::imaging::{Frame, FrameRef, PixelFormat};
-use thermalzsq::runtime::ProviderOptions;
+use thermalzsq::runtime::{ProviderOptions, SharedSession};
 
 use super::outputs::{self, FrameResult};
 use super::swap::{ForFrame, Loaded, ModelSource, Swap};
@@ -78,6 +78,7 @@ pub(super) struct Settings {
     execution_provider: ExecutionProvider,
     device_id: i32,
     threads: u32,
+    share_session: bool,
     trt_cache_dir: Option<PathBuf>,
     trt_fp16: bool,
     agc: AgcMode,
@@ -116,6 +117,7 @@ impl Default for Settings {
             execution_provider: ExecutionProvider::Auto,
             device_id: 0,
             threads: 0,
+            share_session: true,
             trt_cache_dir: None,
             trt_fp16: false,
             agc: AgcMode::Percentile,
@@ -207,6 +209,7 @@ impl Settings {
             radiometry: self.radiometry(),
             gate: self.gate().map_err(|e| e.to_string())?,
             input_size: input_size(self.input_size.as_deref())?,
+            share_session: self.share_session,
         })
     }
 }
@@ -242,6 +245,8 @@ pub(super) struct Work {
 pub(super) struct Active {
     pub(super) model: Option<String>,
     pub(super) provider: Option<String>,
+    /// The running model's session, to count who runs on it (not to keep it alive).
+    pub(super) session: Weak<SharedSession>,
 }
 
 #[derive(Default)]
@@ -325,8 +330,14 @@ impl ObjectImpl for ThermalDetect {
                     .build(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("Threads")
-                    .blurb("CPU threads for inference (0: one per core)")
+                    .blurb("CPU threads for inference (0: one per core). With share-session, the shared session's one pool: streams on it take turns, each run with all its threads")
                     .default_value(d.threads)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("share-session")
+                    .nick("Share session")
+                    .blurb("Run on one ONNX Runtime session with every other thermaldetect in the process that has the same model and session settings (model bytes, input-size, execution-provider, device-id, threads, trt-*): the model is in memory once and the streams take turns on one thread pool. false: a session of its own, whose runs never wait for another stream's (a GPU that runs several at once, a stream that must not wait)")
+                    .default_value(d.share_session)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("trt-cache-dir")
@@ -478,6 +489,11 @@ impl ObjectImpl for ThermalDetect {
                     .blurb("The execution provider the model runs on")
                     .read_only()
                     .build(),
+                glib::ParamSpecUInt::builder("session-users")
+                    .nick("Session users")
+                    .blurb("How many detectors in the process run on this element's ONNX Runtime session, this one included (1: none shares it; 0: no model yet)")
+                    .read_only()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -498,6 +514,7 @@ impl ObjectImpl for ThermalDetect {
             }
             "device-id" => s.device_id = value.get().expect("type checked upstream"),
             "threads" => s.threads = value.get().expect("type checked upstream"),
+            "share-session" => s.share_session = value.get().expect("type checked upstream"),
             "trt-cache-dir" => s.trt_cache_dir = path_from(value),
             "trt-fp16" => s.trt_fp16 = value.get().expect("type checked upstream"),
             "agc" => s.agc = value.get().expect("type checked upstream"),
@@ -541,6 +558,7 @@ impl ObjectImpl for ThermalDetect {
             "execution-provider" => s.execution_provider.to_value(),
             "device-id" => s.device_id.to_value(),
             "threads" => s.threads.to_value(),
+            "share-session" => s.share_session.to_value(),
             "trt-cache-dir" => path_value(&s.trt_cache_dir).to_value(),
             "trt-fp16" => s.trt_fp16.to_value(),
             "agc" => s.agc.to_value(),
@@ -566,6 +584,7 @@ impl ObjectImpl for ThermalDetect {
             "draw-hotspot" => s.draw_hotspot.to_value(),
             "active-model" => lock(&self.active).model.to_value(),
             "active-provider" => lock(&self.active).provider.to_value(),
+            "session-users" => (lock(&self.active).session.strong_count() as u32).to_value(),
             other => unreachable!("no property {other}"),
         }
     }

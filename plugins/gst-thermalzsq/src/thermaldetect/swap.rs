@@ -12,6 +12,7 @@
 //! session.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use gst::prelude::*;
@@ -94,10 +95,11 @@ impl ThermalDetect {
         gst::info!(
             CAT,
             imp = self,
-            "loaded {name} ({}, {} classes) on {}",
+            "loaded {name} ({}, {} classes) on {}, session run by {} detector(s)",
             detector.layout().name(),
             detector.layout().classes(),
-            detector.provider()
+            detector.provider(),
+            Arc::strong_count(detector.session())
         );
         Ok(Loaded {
             detector,
@@ -111,11 +113,16 @@ impl ThermalDetect {
         *lock(&self.active) = Active {
             model: Some(loaded.name.clone()),
             provider: Some(loaded.detector.provider().to_string()),
+            session: Arc::downgrade(loaded.detector.session()),
         };
         let s = gst::Structure::builder("thermaldetect-model")
             .field("location", &loaded.name)
             .field("precision", &loaded.precision)
             .field("provider", loaded.detector.provider().as_str())
+            .field(
+                "session-users",
+                Arc::strong_count(loaded.detector.session()) as u32,
+            )
             .field("frame", frame)
             .build();
         work.loaded = Some(loaded);
