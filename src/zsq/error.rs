@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::onnx::OnnxError;
 use crate::runtime::RuntimeError;
@@ -41,6 +42,9 @@ pub enum ZsqError {
     Runtime(RuntimeError),
     /// The caller raised the cancel flag.
     Cancelled,
+    /// The same work, done once for several callers in the process
+    /// ([`super::inflight::InFlight`]), failed in another caller: its error.
+    Shared(Arc<ZsqError>),
 }
 
 impl ZsqError {
@@ -78,6 +82,10 @@ impl fmt::Display for ZsqError {
             ZsqError::Onnx(e) => e.fmt(f),
             ZsqError::Runtime(e) => write!(f, "ONNX Runtime: {e}"),
             ZsqError::Cancelled => f.write_str("quantization cancelled"),
+            ZsqError::Shared(e) => write!(
+                f,
+                "{e} (in another calibration of the same model in this process, which this one waited for)"
+            ),
         }
     }
 }
@@ -88,6 +96,7 @@ impl std::error::Error for ZsqError {
             ZsqError::Onnx(e) => Some(e),
             ZsqError::Runtime(e) => Some(e),
             ZsqError::Io { source, .. } => Some(source),
+            ZsqError::Shared(e) => Some(&**e),
             _ => None,
         }
     }

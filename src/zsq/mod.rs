@@ -8,7 +8,8 @@
 //! (or real ones, `--calib-images`, so both are compared on equal terms) feed
 //! [`calibrate`]'s activation statistics, whose ranges become [`qparams`]; [`quantize`]
 //! folds BN and inserts QDQ;
-//! [`cache`] keeps the results content-addressed; [`pipeline`] is the end-to-end run
+//! [`cache`] keeps the results content-addressed, [`inflight`] makes one of them once
+//! however many in the process ask at the same time; [`pipeline`] is the end-to-end run
 //! that `zsq quantize` and the `zsqcalibrate` element use.
 
 mod adam;
@@ -20,6 +21,7 @@ pub mod calibrate;
 pub mod distill;
 mod error;
 pub mod images;
+pub mod inflight;
 mod noise;
 pub mod pipeline;
 pub mod preview;
