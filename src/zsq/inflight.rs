@@ -77,7 +77,8 @@ impl<T: Clone> InFlight<T> {
     }
 
     /// The value of `key`: made by `make` if no other caller is making it, else that
-    /// caller's once it is done. While waiting, raising `cancel` gives up with
+    /// caller's once it is done (`on_wait` is called once, as this caller starts to
+    /// wait: to tell a user why nothing seems to happen). While waiting, raising `cancel` gives up with
     /// [`ZsqError::Cancelled`] (within 50 ms). A leader's error comes back to the waiters
     /// as [`ZsqError::Shared`]; its [`ZsqError::Cancelled`] (or a panic) makes a waiter
     /// try again.
@@ -85,8 +86,10 @@ impl<T: Clone> InFlight<T> {
         &self,
         key: &str,
         cancel: Option<&AtomicBool>,
+        on_wait: impl FnOnce(),
         make: impl FnOnce() -> Result<T, ZsqError>,
     ) -> Result<Joined<T>, ZsqError> {
+        let mut on_wait = Some(on_wait);
         loop {
             let (flight, leads) = {
                 let mut flights = lock(&self.flights);
@@ -104,6 +107,9 @@ impl<T: Clone> InFlight<T> {
             };
             if leads {
                 return self.lead(key, flight, make).map(Joined::Led);
+            }
+            if let Some(on_wait) = on_wait.take() {
+                on_wait();
             }
             match flight.wait(cancel)? {
                 Landing::Done(Ok(value)) => return Ok(Joined::Followed(value)),
@@ -225,12 +231,18 @@ mod tests {
         flights: &'s InFlight<u32>,
         cancel: &'s AtomicBool,
         made: &'s AtomicUsize,
+        waited: &'s AtomicBool,
     ) -> std::thread::ScopedJoinHandle<'s, Result<Joined<u32>, ZsqError>> {
         scope.spawn(move || {
-            flights.run("k", Some(cancel), || {
-                made.fetch_add(1, Ordering::SeqCst);
-                Ok(2)
-            })
+            flights.run(
+                "k",
+                Some(cancel),
+                || waited.store(true, Ordering::SeqCst),
+                || {
+                    made.fetch_add(1, Ordering::SeqCst);
+                    Ok(2)
+                },
+            )
         })
     }
 
@@ -241,42 +253,56 @@ mod tests {
         result: Result<u32, ZsqError>,
         joined: &Barrier,
     ) -> Result<Joined<u32>, ZsqError> {
-        flights.run("k", None, || {
-            joined.wait();
-            while Arc::strong_count(lock(&flights.flights).get("k").unwrap()) < 3 {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            result
-        })
+        flights.run(
+            "k",
+            None,
+            || {},
+            || {
+                joined.wait();
+                while Arc::strong_count(lock(&flights.flights).get("k").unwrap()) < 3 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                result
+            },
+        )
     }
 
     #[test]
     fn a_caller_arriving_while_the_leader_works_gets_its_value_and_makes_nothing() {
         let flights = InFlight::new();
         let (cancel, made) = (AtomicBool::new(false), AtomicUsize::new(0));
+        let waited = AtomicBool::new(false);
         let joined = Barrier::new(2);
         std::thread::scope(|scope| {
             let leader = scope.spawn(|| lead_until_joined(&flights, Ok(1), &joined));
             joined.wait();
-            let follower = follower(scope, &flights, &cancel, &made);
+            let follower = follower(scope, &flights, &cancel, &made, &waited);
             assert_eq!(leader.join().unwrap().unwrap(), Joined::Led(1));
             assert_eq!(follower.join().unwrap().unwrap(), Joined::Followed(1));
         });
         assert_eq!(made.load(Ordering::SeqCst), 0);
+        assert!(
+            waited.load(Ordering::SeqCst),
+            "the follower was told it waits"
+        );
         // Landed flights are gone: the next caller leads.
-        assert_eq!(flights.run("k", None, || Ok(3)).unwrap(), Joined::Led(3));
+        assert_eq!(
+            flights.run("k", None, || {}, || Ok(3)).unwrap(),
+            Joined::Led(3)
+        );
     }
 
     #[test]
     fn a_leaders_error_reaches_the_waiters() {
         let flights = InFlight::new();
         let (cancel, made) = (AtomicBool::new(false), AtomicUsize::new(0));
+        let waited = AtomicBool::new(false);
         let joined = Barrier::new(2);
         std::thread::scope(|scope| {
             let leader =
                 scope.spawn(|| lead_until_joined(&flights, Err(ZsqError::NoBatchNorm), &joined));
             joined.wait();
-            let follower = follower(scope, &flights, &cancel, &made);
+            let follower = follower(scope, &flights, &cancel, &made, &waited);
             assert!(matches!(leader.join().unwrap(), Err(ZsqError::NoBatchNorm)));
             let e = follower.join().unwrap().unwrap_err();
             assert!(
@@ -293,23 +319,31 @@ mod tests {
         for cancelled in [true, false] {
             let flights = InFlight::new();
             let (cancel, made) = (AtomicBool::new(false), AtomicUsize::new(0));
+            let waited = AtomicBool::new(false);
             let joined = Barrier::new(2);
             std::thread::scope(|scope| {
                 let leader = scope.spawn(|| {
                     if cancelled {
                         lead_until_joined(&flights, Err(ZsqError::Cancelled), &joined)
                     } else {
-                        flights.run("k", None, || {
-                            joined.wait();
-                            while Arc::strong_count(lock(&flights.flights).get("k").unwrap()) < 3 {
-                                std::thread::sleep(Duration::from_millis(5));
-                            }
-                            panic!("the leader panics")
-                        })
+                        flights.run(
+                            "k",
+                            None,
+                            || {},
+                            || {
+                                joined.wait();
+                                while Arc::strong_count(lock(&flights.flights).get("k").unwrap())
+                                    < 3
+                                {
+                                    std::thread::sleep(Duration::from_millis(5));
+                                }
+                                panic!("the leader panics")
+                            },
+                        )
                     }
                 });
                 joined.wait();
-                let follower = follower(scope, &flights, &cancel, &made);
+                let follower = follower(scope, &flights, &cancel, &made, &waited);
                 let led = leader.join();
                 assert_eq!(led.is_err(), !cancelled, "a panic propagates to the leader");
                 assert_eq!(follower.join().unwrap().unwrap(), Joined::Led(2));
@@ -322,20 +356,26 @@ mod tests {
     fn a_cancelled_waiter_gives_up_while_the_leader_goes_on() {
         let flights = InFlight::new();
         let (cancel, made) = (AtomicBool::new(false), AtomicUsize::new(0));
+        let waited = AtomicBool::new(false);
         let joined = Barrier::new(2);
         let release = AtomicBool::new(false);
         std::thread::scope(|scope| {
             let leader = scope.spawn(|| {
-                flights.run("k", None, || {
-                    joined.wait();
-                    while !release.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Ok(1)
-                })
+                flights.run(
+                    "k",
+                    None,
+                    || {},
+                    || {
+                        joined.wait();
+                        while !release.load(Ordering::SeqCst) {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                        Ok(1)
+                    },
+                )
             });
             joined.wait();
-            let follower = follower(scope, &flights, &cancel, &made);
+            let follower = follower(scope, &flights, &cancel, &made, &waited);
             while Arc::strong_count(lock(&flights.flights).get("k").unwrap()) < 3 {
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -350,9 +390,12 @@ mod tests {
     #[test]
     fn different_keys_do_not_wait_for_each_other() {
         let flights = InFlight::new();
-        let inner = flights.run("a", None, || {
-            flights.run("b", None, || Ok(2)).map(Joined::value)
-        });
+        let inner = flights.run(
+            "a",
+            None,
+            || {},
+            || flights.run("b", None, || {}, || Ok(2)).map(Joined::value),
+        );
         assert_eq!(inner.unwrap(), Joined::Led(2));
     }
 }

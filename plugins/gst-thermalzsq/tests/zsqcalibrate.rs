@@ -1,7 +1,8 @@
 //! `zsqcalibrate ! thermaldetect` in a Harness: cold start (progress, int8 swapped in
 //! between frames), warm start from the cache, NULL during calibration, a corrupt cache
 //! entry, an unwritable cache, a model without BN (distill fails, generated scenes
-//! calibrate it), `block`, two pipelines at once.
+//! calibrate it), `block`, two pipelines at once (one calibrates, the other waits for
+//! its result; a waiter can stop, and takes over when the leader stops).
 //!
 //! The model is the hot/cold grid-cell test detector (tests/fixtures/models): real
 //! Conv/BN layers to distil and quantize, and boxes known exactly, so detections can be
@@ -12,6 +13,8 @@ mod common;
 mod tmpfs;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -70,6 +73,13 @@ struct Run {
 /// announcements alone).
 fn run(zsqcalibrate_props: &str) -> Run {
     init();
+    run_on_bus(zsqcalibrate_props, gst::Bus::new())
+}
+
+/// [`run`] posting to `bus` (prepared beforehand, e.g. with a sync handler that sees
+/// the first messages).
+fn run_on_bus(zsqcalibrate_props: &str, bus: gst::Bus) -> Run {
+    init();
     let bin = gst::parse::bin_from_description(
         &format!(
             "zsqcalibrate name=zc {zsqcalibrate_props} ! thermaldetect name=td post-messages=false"
@@ -77,7 +87,6 @@ fn run(zsqcalibrate_props: &str) -> Run {
         true,
     )
     .unwrap();
-    let bus = gst::Bus::new();
     bin.set_bus(Some(&bus));
     let mut h = Harness::with_element(&bin, Some("sink"), Some("src"));
     h.set_src_caps(caps());
@@ -557,6 +566,163 @@ fn two_pipelines_calibrating_one_model_make_one_valid_entry() {
         .count();
     assert_eq!(models, 1);
     thermalzsq::onnx::Model::load(&results[0].0).expect("a valid model");
+}
+
+/// Holds a calibration worker where it posts its first distillation progress, so a
+/// second element started meanwhile surely finds it calibrating.
+#[derive(Default)]
+struct Gate {
+    /// The worker is held.
+    held: AtomicBool,
+    /// The worker may go on.
+    open: AtomicBool,
+}
+
+/// A bus whose sync handler (it runs on the posting thread: the worker) holds the
+/// worker at `gate` until it opens (a minute at most: a failing test must not hang).
+fn bus_held_at_first_progress(gate: &Arc<Gate>) -> gst::Bus {
+    init();
+    let bus = gst::Bus::new();
+    let gate = gate.clone();
+    bus.set_sync_handler(move |_, msg| {
+        let distill = |s: &gst::StructureRef| {
+            s.name() == "zsqcalibrate-progress" && s.get::<&str>("stage").ok() == Some("distill")
+        };
+        if let gst::MessageView::Element(e) = msg.view()
+            && e.structure().is_some_and(distill)
+        {
+            gate.held.store(true, Ordering::SeqCst);
+            let since = Instant::now();
+            while !gate.open.load(Ordering::SeqCst) && since.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        gst::BusSyncReply::Pass
+    });
+    bus
+}
+
+/// Waits (a minute at most) until `done` holds.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let since = Instant::now();
+    while !done() {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "gave up waiting: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The stages of the progress messages `r` posted so far.
+fn stages(r: &mut Run) -> Vec<String> {
+    r.messages("zsqcalibrate-progress")
+        .iter()
+        .map(|s| s.get::<String>("stage").unwrap())
+        .collect()
+}
+
+/// A leader held mid-calibration with `props`, and a second element on the same
+/// model and settings that waits for it.
+fn leader_and_waiter(props: &str) -> (Run, Run, Arc<Gate>) {
+    let gate = Arc::new(Gate::default());
+    let leader = run_on_bus(props, bus_held_at_first_progress(&gate));
+    wait_until("the leader distills", || gate.held.load(Ordering::SeqCst));
+    let mut waiter = run(props);
+    assert_eq!(state(&waiter.element("zc")), "calibrating");
+    wait_until("the second element waits", || {
+        stages(&mut waiter).iter().any(|s| s == "wait")
+    });
+    (leader, waiter, gate)
+}
+
+/// Sets `r` to NULL on another thread; a hang is a failure, not a stuck test.
+fn to_null(r: Run) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        r.h.element().unwrap().set_state(gst::State::Null).unwrap();
+        drop(r);
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("going to NULL must not hang");
+}
+
+#[test]
+fn two_elements_without_a_cache_calibrate_once_and_both_run_int8() {
+    // No usable cache: no file lock either, only the in-process flight keeps the
+    // second element from calibrating again.
+    let dir = tmp("shared-memory");
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let props = format!("{} seed=11", quick("hotspot_v8.onnx", &file.join("cache")));
+    let (mut leader, mut waiter, gate) = leader_and_waiter(&props);
+    gate.open.store(true, Ordering::SeqCst);
+    for r in [&mut leader, &mut waiter] {
+        r.push_until(Duration::from_secs(120), |r| {
+            r.switches().iter().any(|s| s.1 == "u8s8")
+        });
+        r.push_frame();
+    }
+    let done = |r: &mut Run| {
+        let d = &r.messages("zsqcalibrate-done")[0];
+        (
+            d.get::<bool>("cache-hit").unwrap(),
+            d.get::<bool>("shared").unwrap(),
+        )
+    };
+    assert_eq!(done(&mut leader), (false, false), "the leader calibrated");
+    assert_eq!(done(&mut waiter), (true, true), "the waiter got its model");
+    assert!(stages(&mut leader).iter().any(|s| s == "distill"));
+    assert_eq!(
+        stages(&mut waiter),
+        ["wait"],
+        "the waiter distilled nothing"
+    );
+    let active = |r: &Run| {
+        r.element("td")
+            .property::<Option<String>>("active-model")
+            .unwrap()
+    };
+    assert!(
+        active(&leader).starts_with("memory://"),
+        "{}",
+        active(&leader)
+    );
+    assert_eq!(active(&leader), active(&waiter), "one int8 model");
+}
+
+#[test]
+fn a_waiting_element_stops_at_once_and_the_leader_goes_on() {
+    let cache = tmp("shared-cancel");
+    let props = format!("{} seed=12", quick("hotspot_v8.onnx", &cache));
+    let (mut leader, waiter, gate) = leader_and_waiter(&props);
+    to_null(waiter);
+    gate.open.store(true, Ordering::SeqCst);
+    leader.push_until(Duration::from_secs(120), |r| {
+        !r.messages("zsqcalibrate-done").is_empty()
+    });
+    let done = &leader.messages("zsqcalibrate-done")[0];
+    assert!(!done.get::<bool>("shared").unwrap());
+    assert!(!done.get::<bool>("cache-hit").unwrap());
+    thermalzsq::onnx::Model::load(done.get::<String>("location").unwrap()).unwrap();
+}
+
+#[test]
+fn a_waiting_element_calibrates_itself_when_the_leader_stops() {
+    let cache = tmp("shared-takeover");
+    let props = format!(
+        "{} seed=13 iterations=100000",
+        quick("hotspot_v8.onnx", &cache)
+    );
+    let (leader, mut waiter, gate) = leader_and_waiter(&props);
+    gate.open.store(true, Ordering::SeqCst);
+    to_null(leader);
+    wait_until("the waiter distills", || {
+        stages(&mut waiter).iter().any(|s| s == "distill")
+    });
+    assert_eq!(state(&waiter.element("zc")), "calibrating");
+    to_null(waiter);
 }
 
 #[test]

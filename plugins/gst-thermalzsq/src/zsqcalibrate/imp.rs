@@ -30,6 +30,7 @@ use thermalzsq::onnx::Model;
 use thermalzsq::runtime::ProviderOptions;
 use thermalzsq::zsq::ZsqError;
 use thermalzsq::zsq::cache::{Cache, CacheEntry, CacheOutcome, sha256_hex};
+use thermalzsq::zsq::inflight::{InFlight, Joined};
 use thermalzsq::zsq::pipeline::{
     CalibrationSource, DistillLoss, DistillSettings, Progress, QuantizeSettings, Stage, cache_key,
     quantize, quantize_cached, quantize_replacing_cached,
@@ -56,6 +57,12 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 /// `on-failure`, blocked frames released) must be tested; the variable is read only on
 /// the worker, so it cannot disturb a pipeline that has no reason to calibrate.
 const TEST_PANIC_IN_CALIBRATION: &str = "THERMALZSQ_TEST_PANIC_IN_CALIBRATION";
+
+/// The calibrations under way in the process, by cache key and cache directory: a
+/// second `zsqcalibrate` asking for one of them waits for its result instead of
+/// calibrating again (several cameras on one model start at once). The value is the
+/// leader's announcement and whether it was a cache hit.
+static CALIBRATIONS: LazyLock<InFlight<(ModelAnnouncement, bool)>> = LazyLock::new(InFlight::new);
 
 /// Progress messages are posted at most this often.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
@@ -296,12 +303,13 @@ impl ZsqCalibrate {
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
     }
 
-    fn post_done(&self, location: &str, calibration: &str, cache_hit: bool, started: Instant) {
+    fn post_done(&self, location: &str, calibration: &str, how: Made, started: Instant) {
         self.post(
             gst::Structure::builder("zsqcalibrate-done")
                 .field("location", location)
                 .field("calibration", calibration)
-                .field("cache-hit", cache_hit)
+                .field("cache-hit", how.cache_hit)
+                .field("shared", how.shared)
                 .field("seconds", started.elapsed().as_secs_f64())
                 .build(),
         );
@@ -313,17 +321,19 @@ impl ZsqCalibrate {
         &self,
         announcement: ModelAnnouncement,
         calibration: &str,
-        cache_hit: bool,
+        how: Made,
         started: Instant,
     ) {
         let location = announcement.location.display().to_string();
         gst::info!(
             CAT,
             imp = self,
-            "int8 model ready: {location} (calibration: {calibration}, cache hit: {cache_hit})"
+            "int8 model ready: {location} (calibration: {calibration}, cache hit: {}, shared: {})",
+            how.cache_hit,
+            how.shared
         );
         // Posted first: an application that sees frames run int8 has seen this too.
-        self.post_done(&location, calibration, cache_hit, started);
+        self.post_done(&location, calibration, how, started);
         {
             let mut status = lock(&self.status);
             status.state = State::Ready;
@@ -402,7 +412,7 @@ impl ZsqCalibrate {
         let calibration = job.settings.source.resolve(&job.model).kind();
         let work = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.work(job)));
         match work {
-            Ok(Ok((announcement, hit))) => self.ready(announcement, calibration, hit, started),
+            Ok(Ok((announcement, how))) => self.ready(announcement, calibration, how, started),
             Ok(Err(ZsqError::Cancelled)) => gst::debug!(CAT, imp = self, "calibration cancelled"),
             Ok(Err(e)) => self.failed(&e, on_failure),
             Err(panic) => {
@@ -416,8 +426,10 @@ impl ZsqCalibrate {
         }
     }
 
-    /// The calibration itself: the model to announce, and whether it was a cache hit.
-    fn work(&self, job: Job) -> Result<(ModelAnnouncement, bool), ZsqError> {
+    /// The calibration itself: the model to announce, and how it was made. Another
+    /// `zsqcalibrate` of the process calibrating the same model into the same cache
+    /// leads: this one waits for its result (and gives up when stopped).
+    fn work(&self, job: Job) -> Result<(ModelAnnouncement, Made), ZsqError> {
         if std::env::var_os(TEST_PANIC_IN_CALIBRATION).is_some() {
             panic!("{TEST_PANIC_IN_CALIBRATION} is set: the worker panics, as a test asked");
         }
@@ -432,7 +444,7 @@ impl ZsqCalibrate {
         } = job;
         let mut last = None;
         let mut progress = |p: &Progress| self.progress(p, &mut last);
-        match &cache {
+        let mut calibrate = || match &cache {
             // `force`: calibrate whatever the cache holds, and replace its entry.
             Some(cache) if force => {
                 quantize_replacing_cached(cache, &model, &settings, &mut progress)
@@ -442,7 +454,33 @@ impl ZsqCalibrate {
                 .map(|outcome| self.announcement(outcome, &fp32, &precision)),
             None => quantize(&model, &settings, &mut progress)
                 .map(|q| (memory_announcement(q.bytes, &fp32, &precision), false)),
-        }
+        };
+        // Without a key the calibration fails again inside, and reports why.
+        let Ok(key) = cache_key(&model, &settings) else {
+            return calibrate().map(|(a, cache_hit)| (a, Made::here(cache_hit)));
+        };
+        let flight = format!(
+            "{}@{}",
+            key.hex,
+            cache
+                .as_ref()
+                .map_or("memory".into(), |c| c.dir().display().to_string())
+        );
+        Ok(
+            match CALIBRATIONS.run(
+                &flight,
+                settings.cancel.as_deref(),
+                || self.waiting(),
+                calibrate,
+            )? {
+                Joined::Led((announcement, cache_hit)) => (announcement, Made::here(cache_hit)),
+                Joined::Followed((mut announcement, _)) => {
+                    gst::info!(CAT, imp = self, "another zsqcalibrate made the model");
+                    announcement.source = fp32.location.clone();
+                    (announcement, Made::SHARED)
+                }
+            },
+        )
     }
 
     /// What to announce for what the cache did, and whether it was a cache hit; a model
@@ -470,6 +508,25 @@ impl ZsqCalibrate {
         }
     }
 
+    /// Another element of the process calibrates the same model: this one waits for it,
+    /// and says so with a `zsqcalibrate-progress` of stage `wait`.
+    fn waiting(&self) {
+        gst::info!(
+            CAT,
+            imp = self,
+            "another zsqcalibrate calibrates the same model: waiting for its result"
+        );
+        self.post(
+            gst::Structure::builder("zsqcalibrate-progress")
+                .field("stage", "wait")
+                .field("iteration", 0u32)
+                .field("iterations", 0u32)
+                .field("loss", f64::NAN)
+                .field("percent", 0.0)
+                .build(),
+        );
+    }
+
     /// Releases a frame held by `block` (the streaming thread must leave the transform
     /// before a flush or a stop can proceed).
     fn release_held_frames(&self) {
@@ -485,6 +542,34 @@ impl ZsqCalibrate {
             let started = Instant::now();
             let _ = handle.join();
             gst::debug!(CAT, imp = self, "worker stopped in {:?}", started.elapsed());
+        }
+    }
+}
+
+/// How this element came by its int8 model (the `zsqcalibrate-done` fields).
+#[derive(Debug, Clone, Copy)]
+struct Made {
+    /// This element did not calibrate: the cache had the model, or (`shared`) another
+    /// element of the process made it while this one waited.
+    cache_hit: bool,
+    shared: bool,
+}
+
+impl Made {
+    const CACHE_HIT: Made = Made {
+        cache_hit: true,
+        shared: false,
+    };
+    const SHARED: Made = Made {
+        cache_hit: true,
+        shared: true,
+    };
+
+    /// Calibrated by this element, or found in the cache by its worker.
+    fn here(cache_hit: bool) -> Made {
+        Made {
+            cache_hit,
+            shared: false,
         }
     }
 }
@@ -759,7 +844,7 @@ impl BaseTransformImpl for ZsqCalibrate {
                         self.ready(
                             cached_announcement(&entry, &fp32, &precision),
                             qsettings.source.resolve(&model).kind(),
-                            true,
+                            Made::CACHE_HIT,
                             started,
                         );
                         return Ok(());
