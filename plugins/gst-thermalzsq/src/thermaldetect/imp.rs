@@ -6,6 +6,11 @@
 //! engine frames. Model swapping lives in `swap.rs`, the outputs (metas, messages, JSON
 //! lines, scoring) in `outputs.rs`, the scene temperatures of radiometric frames in
 //! `temperature.rs`.
+//!
+//! With `share-session` (the default) the detector runs on the process's shared ONNX
+//! Runtime session of its model and session settings (`thermalzsq::runtime::
+//! shared_session`): many cameras in one process hold the model once and take turns
+//! on one thread pool; everything per stream stays in this element.
 
 use std::path::PathBuf;
 use std::sync::{Condvar, LazyLock, Mutex, Weak};

@@ -10,6 +10,11 @@
 //! and the int8 model as soon as it exists, with a sticky `thermalzsq/model` event sent
 //! from the streaming thread between two buffers.
 //!
+//! Elements of one process that start calibrating the same model with the same
+//! settings (into the same cache) at once calibrate once: the first leads, the others
+//! wait for its result (`thermalzsq::zsq::inflight`), cancellable, and report it as
+//! `shared`. Other processes wait on the cache's lock instead.
+//!
 //! A model exported with a symbolic input size needs `input-size`: it is fixed into
 //! the model before anything runs, and both announced models carry it — the fp32 one
 //! travels as bytes with the size written in, the int8 one is made fixed — so
