@@ -81,6 +81,7 @@ fn every_setting_the_provider_the_build_and_the_runtime_are_in_the_key() {
             DistillSettings {
                 loss: _,
                 iterations: _,
+                min_improvement: _,
                 batch: _,
                 seed: _,
                 thermal_prior: _,
@@ -155,6 +156,10 @@ fn every_setting_the_provider_the_build_and_the_runtime_are_in_the_key() {
         ),
         ("distill.loss", distill(&|d| d.loss = DistillLoss::Mean)),
         ("distill.iterations", distill(&|d| d.iterations += 1)),
+        (
+            "distill.min_improvement",
+            distill(&|d| d.min_improvement = 0.01),
+        ),
         ("distill.batch", distill(&|d| d.batch += 1)),
         ("distill.seed", distill(&|d| d.seed += 1)),
         (

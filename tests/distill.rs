@@ -12,7 +12,7 @@ use thermalzsq::onnx::Model;
 use thermalzsq::runtime::{Provider, ProviderOptions};
 use thermalzsq::zsq::ZsqError;
 use thermalzsq::zsq::autodiff::{LossTerms, Statistics};
-use thermalzsq::zsq::distill::{DistillOptions, Distilled, distill};
+use thermalzsq::zsq::distill::{DistillOptions, Distilled, PATIENCE, distill};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/onnx");
 
@@ -224,6 +224,62 @@ fn every_loss_and_prior_runs() {
 }
 
 #[test]
+fn distillation_stops_when_the_loss_stops_improving() {
+    // The bundled detector, whose loss falls at every step of the default schedule
+    // (the fixtures' first steps overshoot, which would stop it at once).
+    let model = Model::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/det_thermal_ft.onnx"
+    ))
+    .expect("bundled model loads");
+    let options = DistillOptions {
+        batch: 1,
+        iterations: 40,
+        ..DistillOptions::default()
+    };
+    let all = run(&model, &options).expect("distills");
+    assert_eq!(all.steps, 40);
+    assert!(
+        all.loss_per_iteration.windows(2).all(|w| w[1] < w[0]),
+        "{:?}",
+        all.loss_per_iteration
+    );
+    // The improvement over the last PATIENCE steps, at every step of the full run: the
+    // early stop must end at the first step where it falls under the threshold.
+    let mut best = Vec::new();
+    for &loss in &all.loss_per_iteration {
+        best.push(loss.min(best.last().copied().unwrap_or(f32::INFINITY)));
+    }
+    let gain = |n: usize| 1.0 - best[n] / best[n - PATIENCE];
+    let threshold = gain(PATIENCE + 10) + 1e-4;
+    let expected = (PATIENCE..40).find(|&n| gain(n) < threshold).unwrap() + 1;
+    assert!(expected < 40, "the loss must slow down within 40 steps");
+    let early = run(
+        &model,
+        &DistillOptions {
+            min_improvement: threshold,
+            ..options.clone()
+        },
+    )
+    .expect("distills");
+    eprintln!(
+        "min improvement {threshold:.4} over {PATIENCE} steps: {} of 40 steps, loss {:.4} (all steps {:.4})",
+        early.steps,
+        early.loss_per_iteration.last().unwrap(),
+        all.loss_per_iteration.last().unwrap()
+    );
+    assert_eq!(early.steps, expected);
+    assert_eq!(early.loss_per_iteration.len(), expected);
+    // The same steps up to the stop (same seed and schedule), and images to calibrate on.
+    assert_eq!(
+        early.loss_per_iteration[..],
+        all.loss_per_iteration[..expected]
+    );
+    assert!(early.images.iter().all(|v| v.is_finite()));
+    assert_eq!(early.images.shape(), all.images.shape());
+}
+
+#[test]
 fn bad_models_and_options_are_named() {
     let err = run(&fixture("no_bn.onnx"), &DistillOptions::default()).unwrap_err();
     assert!(matches!(err, ZsqError::NoBatchNorm), "{err}");
@@ -264,6 +320,13 @@ fn bad_models_and_options_are_named() {
                 ..Default::default()
             },
             "not an interval",
+        ),
+        (
+            DistillOptions {
+                min_improvement: 1.0,
+                ..Default::default()
+            },
+            "minimum improvement 1",
         ),
         (
             DistillOptions {

@@ -161,9 +161,13 @@ struct QuantizeArgs {
     /// Distillation loss: BN means, standard deviations, or both.
     #[arg(long, value_name = "mean|std|mean+std", default_value = "mean+std")]
     loss: String,
-    /// Distillation steps.
+    /// Distillation steps (at most: see --min-improvement).
     #[arg(long, value_name = "N", default_value_t = DistillSettings::default().iterations)]
     iterations: usize,
+    /// Stop distilling once the loss improved by less than this fraction over
+    /// the last 5 steps (0: run them all).
+    #[arg(long, value_name = "F", default_value_t = DistillSettings::default().min_improvement)]
+    min_improvement: f32,
     /// Distilled images.
     #[arg(long, value_name = "N", default_value_t = DistillSettings::default().batch)]
     batch: usize,
@@ -585,6 +589,7 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
         distill: DistillSettings {
             loss: args.loss.parse().map_err(|e| text(&e))?,
             iterations: args.iterations,
+            min_improvement: args.min_improvement,
             batch: args.batch,
             seed: args.seed,
             thermal_prior,

@@ -138,6 +138,8 @@ impl FromStr for DistillLoss {
 pub struct DistillSettings {
     pub loss: DistillLoss,
     pub iterations: usize,
+    /// Early stop ([`DistillOptions::min_improvement`]).
+    pub min_improvement: f32,
     /// Distilled images.
     pub batch: usize,
     pub seed: u64,
@@ -156,6 +158,7 @@ impl Default for DistillSettings {
         DistillSettings {
             loss: DistillLoss::MeanStd,
             iterations: engine.iterations,
+            min_improvement: engine.min_improvement,
             batch: engine.batch,
             seed: 0,
             thermal_prior: None,
@@ -333,6 +336,7 @@ fn canonical_distill(options: &DistillOptions) -> Vec<String> {
     let DistillOptions {
         batch,
         iterations,
+        min_improvement,
         learning_rate,
         warmup,
         loss,
@@ -350,6 +354,7 @@ fn canonical_distill(options: &DistillOptions) -> Vec<String> {
     vec![
         format!("distill.loss={loss:?}"),
         format!("distill.iterations={iterations}"),
+        format!("distill.min_improvement={min_improvement}"),
         format!("distill.batch={batch}"),
         format!("distill.seed={seed}"),
         format!("distill.thermal_prior={thermal:?}"),
@@ -371,6 +376,7 @@ fn distill_options(model: &Model, settings: &QuantizeSettings) -> DistillOptions
     let DistillSettings {
         loss,
         iterations,
+        min_improvement,
         batch,
         seed,
         thermal_prior: asked,
@@ -380,6 +386,7 @@ fn distill_options(model: &Model, settings: &QuantizeSettings) -> DistillOptions
     DistillOptions {
         batch: *batch,
         iterations: *iterations,
+        min_improvement: *min_improvement,
         loss: match loss {
             DistillLoss::Mean => LossTerms::Mean,
             DistillLoss::Std => LossTerms::Std,
@@ -602,6 +609,7 @@ fn distilled_images(
             .map(|l| (l.mean_err_after + l.std_err_after) as f64)
             .collect(),
         seconds_per_step: distilled.seconds_per_step,
+        steps: distilled.steps,
     });
     Ok(distilled.images)
 }

@@ -138,6 +138,9 @@ pub struct DistillationReport {
     pub bn_mismatch_before: Vec<f64>,
     pub bn_mismatch_after: Vec<f64>,
     pub seconds_per_step: f64,
+    /// Steps run: fewer than `iterations` when the loss stopped improving.
+    #[serde(default)]
+    pub steps: usize,
 }
 
 impl QuantizeReport {

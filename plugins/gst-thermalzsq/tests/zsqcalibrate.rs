@@ -918,3 +918,38 @@ fn a_read_only_cache_directory_keeps_the_model_in_memory() {
     };
     runs_on_the_in_memory_model(&mount.0, "Read-only file system");
 }
+
+#[test]
+fn min_improvement_ends_distillation_when_the_loss_stops_improving() {
+    // A million steps would not finish within the test's limit: only the early stop
+    // brings the int8 model.
+    let cache = tmp("early-stop");
+    let mut r = run(&format!(
+        "model={} cache-dir={} iterations=1000000 batch-size=2 min-improvement=0.9",
+        fixture("hotspot_v8.onnx").display(),
+        cache.display()
+    ));
+    assert_eq!(r.element("zc").property::<f64>("min-improvement"), 0.9);
+    r.push_until(Duration::from_secs(120), |r| {
+        r.switches().iter().any(|s| s.1 == "u8s8")
+    });
+    // Progress is posted at most every 250 ms: the last step seen is a lower bound.
+    let seen = r
+        .messages("zsqcalibrate-progress")
+        .iter()
+        .filter(|s| s.get::<String>("stage").unwrap() == "distill")
+        .map(|s| s.get::<u32>("iteration").unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        seen < 1000,
+        "step {seen} of a distillation that should have stopped"
+    );
+    assert_eq!(
+        gst::ElementFactory::make("zsqcalibrate")
+            .build()
+            .unwrap()
+            .property::<f64>("min-improvement"),
+        0.0
+    );
+}

@@ -81,6 +81,7 @@ struct Settings {
     calibration: Calibration,
     synth_count: u32,
     iterations: u32,
+    min_improvement: f64,
     batch_size: u32,
     loss: Loss,
     observer: String,
@@ -102,6 +103,7 @@ impl Default for Settings {
             calibration: Calibration::Auto,
             synth_count: SynthScenes::DEFAULT_COUNT as u32,
             iterations: q.distill.iterations as u32,
+            min_improvement: f64::from(q.distill.min_improvement),
             batch_size: q.distill.batch as u32,
             loss: Loss::MeanStd,
             observer: q.observer.to_string(),
@@ -143,6 +145,7 @@ impl Settings {
                     Loss::MeanStd => DistillLoss::MeanStd,
                 },
                 iterations: self.iterations as usize,
+                min_improvement: self.min_improvement as f32,
                 batch: self.batch_size as usize,
                 seed: self.seed,
                 ..defaults.distill
@@ -631,6 +634,14 @@ impl ObjectImpl for ZsqCalibrate {
                     .default_value(d.iterations)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecDouble::builder("min-improvement")
+                    .nick("Minimum improvement")
+                    .blurb("Stop distilling once the loss improved by less than this fraction over the last 5 steps (0: run every step)")
+                    .minimum(0.0)
+                    .maximum(0.99)
+                    .default_value(d.min_improvement)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("batch-size")
                     .nick("Batch size")
                     .blurb("Distilled calibration images")
@@ -706,6 +717,7 @@ impl ObjectImpl for ZsqCalibrate {
             "calibration" => s.calibration = value.get().expect("type checked upstream"),
             "synth-count" => s.synth_count = value.get().expect("type checked upstream"),
             "iterations" => s.iterations = value.get().expect("type checked upstream"),
+            "min-improvement" => s.min_improvement = value.get().expect("type checked upstream"),
             "batch-size" => s.batch_size = value.get().expect("type checked upstream"),
             "loss" => s.loss = value.get().expect("type checked upstream"),
             "observer" => {
@@ -735,6 +747,7 @@ impl ObjectImpl for ZsqCalibrate {
             "calibration" => s.calibration.to_value(),
             "synth-count" => s.synth_count.to_value(),
             "iterations" => s.iterations.to_value(),
+            "min-improvement" => s.min_improvement.to_value(),
             "batch-size" => s.batch_size.to_value(),
             "loss" => s.loss.to_value(),
             "observer" => s.observer.to_value(),
