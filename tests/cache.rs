@@ -81,6 +81,7 @@ fn every_setting_the_provider_the_build_and_the_runtime_are_in_the_key() {
             DistillSettings {
                 loss: _,
                 iterations: _,
+                learning_rate: _,
                 min_improvement: _,
                 batch: _,
                 seed: _,
@@ -156,6 +157,10 @@ fn every_setting_the_provider_the_build_and_the_runtime_are_in_the_key() {
         ),
         ("distill.loss", distill(&|d| d.loss = DistillLoss::Mean)),
         ("distill.iterations", distill(&|d| d.iterations += 1)),
+        (
+            "distill.learning_rate",
+            distill(&|d| d.learning_rate = 0.05),
+        ),
         (
             "distill.min_improvement",
             distill(&|d| d.min_improvement = 0.01),

@@ -164,6 +164,9 @@ struct QuantizeArgs {
     /// Distillation steps (at most: see --min-improvement).
     #[arg(long, value_name = "N", default_value_t = DistillSettings::default().iterations)]
     iterations: usize,
+    /// Adam's peak step size in pixel units (warm-up, then a cosine to 1 %).
+    #[arg(long, value_name = "LR", default_value_t = DistillSettings::default().learning_rate)]
+    learning_rate: f32,
     /// Stop distilling once the loss improved by less than this fraction over
     /// the last 5 steps (0: run them all).
     #[arg(long, value_name = "F", default_value_t = DistillSettings::default().min_improvement)]
@@ -589,6 +592,7 @@ fn run_quantize(args: &QuantizeArgs) -> Result<(), String> {
         distill: DistillSettings {
             loss: args.loss.parse().map_err(|e| text(&e))?,
             iterations: args.iterations,
+            learning_rate: args.learning_rate,
             min_improvement: args.min_improvement,
             batch: args.batch,
             seed: args.seed,

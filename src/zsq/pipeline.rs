@@ -138,6 +138,8 @@ impl FromStr for DistillLoss {
 pub struct DistillSettings {
     pub loss: DistillLoss,
     pub iterations: usize,
+    /// Adam's peak step size ([`DistillOptions::learning_rate`]).
+    pub learning_rate: f32,
     /// Early stop ([`DistillOptions::min_improvement`]).
     pub min_improvement: f32,
     /// Distilled images.
@@ -158,6 +160,7 @@ impl Default for DistillSettings {
         DistillSettings {
             loss: DistillLoss::MeanStd,
             iterations: engine.iterations,
+            learning_rate: engine.learning_rate,
             min_improvement: engine.min_improvement,
             batch: engine.batch,
             seed: 0,
@@ -376,6 +379,7 @@ fn distill_options(model: &Model, settings: &QuantizeSettings) -> DistillOptions
     let DistillSettings {
         loss,
         iterations,
+        learning_rate,
         min_improvement,
         batch,
         seed,
@@ -386,6 +390,7 @@ fn distill_options(model: &Model, settings: &QuantizeSettings) -> DistillOptions
     DistillOptions {
         batch: *batch,
         iterations: *iterations,
+        learning_rate: *learning_rate,
         min_improvement: *min_improvement,
         loss: match loss {
             DistillLoss::Mean => LossTerms::Mean,
