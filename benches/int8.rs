@@ -1,9 +1,11 @@
 //! fp32 vs int8 inference latency of the same detector, side by side in one run:
 //! u8s8 (the CPU profile) and s8s8 (the TensorRT profile, which ONNX Runtime's CPU EP
-//! does not fuse on x86). Run: `cargo bench --bench int8`.
+//! does not fuse on x86), each as exported and with its DFL decoding rewritten the way
+//! `Detector` loads it (`detect::dfl`, "+dfl"). Run: `cargo bench --bench int8`.
 //!
-//! The model is `ZSQ_BENCH_MODEL`, else `models/det_thermal_ft.onnx`, else the tiny
-//! YOLOv8 fixture (64×64: only a smoke test of the bench). Calibration uses
+//! The models are `models/det_thermal_ft.onnx` (else the tiny YOLOv8 fixture, 64×64:
+//! only a smoke test of the bench) and `ZSQ_BENCH_MODEL` when set (e.g. a YOLOv8n-size
+//! export at 320×320, kept out of the repository). Calibration uses
 //! `ZSQ_BENCH_IMAGES` (a directory of PNGs, 100 at most) when set, else 16 structured
 //! test images. `ZSQ_BENCH_THREADS` sets the intra-op threads (default: one per core).
 //! Sessions are built with intra-op spinning off, so that the idle sessions' threads do
@@ -16,6 +18,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
+use thermalzsq::detect::dfl::rewrite_dfl;
 use thermalzsq::onnx::Model;
 use thermalzsq::runtime::ProviderOptions;
 use thermalzsq::zsq::calibrate::Observer;
@@ -24,16 +27,25 @@ use thermalzsq::zsq::pipeline::{CalibrationSource, QuantizeSettings, image_input
 use thermalzsq::zsq::qparams::Precision;
 use thermalzsq::zsq::report::runtime_op_counts;
 
-fn model_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("ZSQ_BENCH_MODEL") {
-        return PathBuf::from(p);
-    }
+fn model_paths() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let demo = root.join("models/det_thermal_ft.onnx");
-    if demo.exists() {
+    let mut paths = vec![if demo.exists() {
         demo
     } else {
         root.join("tests/fixtures/onnx/yolov8_c2f_dfl.onnx")
+    }];
+    paths.extend(std::env::var_os("ZSQ_BENCH_MODEL").map(PathBuf::from));
+    paths
+}
+
+/// Adds a variant as it is and, when it has a DFL decoding, rewritten ("+dfl").
+fn push_with_dfl(variants: &mut Vec<(String, Vec<u8>)>, name: String, bytes: Vec<u8>) {
+    let mut model = Model::from_bytes(&bytes).expect("model");
+    let rewritten = (rewrite_dfl(&mut model).applied > 0).then(|| model.to_bytes());
+    variants.push((name.clone(), bytes));
+    if let Some(rewritten) = rewritten {
+        variants.push((format!("{name}+dfl"), rewritten));
     }
 }
 
@@ -52,12 +64,17 @@ fn session(bytes: &[u8], threads: usize) -> Session {
 }
 
 fn bench(c: &mut Criterion) {
-    let path = model_path();
     let threads: usize = std::env::var("ZSQ_BENCH_THREADS")
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
-    let model = Model::load(&path).expect("model");
+    for path in model_paths() {
+        bench_model(c, &path, threads);
+    }
+}
+
+fn bench_model(c: &mut Criterion, path: &Path, threads: usize) {
+    let model = Model::load(path).expect("model");
     let (input_name, input, _) = image_input(&model).expect("an image model");
     let source = match std::env::var_os("ZSQ_BENCH_IMAGES") {
         Some(dir) => CalibrationSource::ImageDir {
@@ -76,7 +93,8 @@ fn bench(c: &mut Criterion) {
     let dims = [1, input.channels, input.height, input.width];
     let data = image.as_slice().unwrap();
     let fp32 = model.to_bytes();
-    let mut variants = vec![("fp32".to_string(), fp32)];
+    let mut variants = Vec::new();
+    push_with_dfl(&mut variants, "fp32".into(), fp32);
     for precision in [Precision::U8S8, Precision::S8S8] {
         let settings = QuantizeSettings {
             precision,
@@ -92,7 +110,7 @@ fn bench(c: &mut Criterion) {
         let q = quantize(&model, &settings, &mut |_| {}).expect("quantize");
         let ops = runtime_op_counts(&q.bytes, threads).expect("optimised graph");
         eprintln!("{precision}: ONNX Runtime CPU graph: {ops:?}");
-        variants.push((precision.to_string(), q.bytes));
+        push_with_dfl(&mut variants, precision.to_string(), q.bytes);
     }
     let mut group = c.benchmark_group(format!(
         "{} {}x{}x{}",

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use ort::value::TensorRef;
 
 use super::decode::{Candidate, LayoutHints, OutputLayout, decode, select};
+use super::dfl::{DflRewrite, rewrite_dfl};
 use super::labels::{ModelMetadata, label_of};
 use super::temperature::{TemperatureGate, measure};
 use super::{DetectError, Detection};
@@ -44,6 +45,11 @@ pub struct DetectorConfig {
     /// model once and take turns on one thread pool. `false`: a session of its own,
     /// whose runs never wait for another detector's.
     pub share_session: bool,
+    /// Rewrites the model's DFL box decoding to reduce over the bins in place
+    /// ([`rewrite_dfl`]) before the session is made: the same boxes to ~5e-6 relative
+    /// and the same scores, without the transposed Softmax (about a tenth of a 320×320
+    /// detector's run). `false`: the model runs exactly as exported.
+    pub rewrite_dfl: bool,
 }
 
 impl Default for DetectorConfig {
@@ -60,6 +66,7 @@ impl Default for DetectorConfig {
             gate: TemperatureGate::default(),
             input_size: None,
             share_session: false,
+            rewrite_dfl: true,
         }
     }
 }
@@ -77,40 +84,44 @@ pub struct Detector {
     input: Vec<f32>,
     candidates: Vec<Candidate>,
     config: DetectorConfig,
+    dfl: DflRewrite,
 }
 
 impl Detector {
     /// Loads an ONNX detector (fp32 or int8 QDQ) from a file.
     pub fn load(model: &Path, config: DetectorConfig) -> Result<Self, DetectError> {
         let in_file = |e: DetectError| DetectError::new(format!("model {}: {e}", model.display()));
-        let bytes = match config.input_size {
-            None => std::fs::read(model).map_err(|e| {
+        let (bytes, dfl) = if edits(&config) {
+            let mut onnx = Model::load(model).map_err(|e| DetectError::new(e.to_string()))?;
+            onnx.inline_external_data()
+                .map_err(|e| DetectError::new(e.to_string()))?;
+            prepare(onnx, &config).map_err(in_file)?
+        } else {
+            let bytes = std::fs::read(model).map_err(|e| {
                 DetectError::new(format!("cannot read model {}: {e}", model.display()))
-            })?,
-            Some(size) => {
-                let mut onnx = Model::load(model).map_err(|e| DetectError::new(e.to_string()))?;
-                onnx.inline_external_data()
-                    .map_err(|e| DetectError::new(e.to_string()))?;
-                sized(onnx, size).map_err(in_file)?
-            }
+            })?;
+            (bytes, DflRewrite::default())
         };
         let session = open(&bytes, &config).map_err(in_file)?;
-        Self::new(session, config).map_err(in_file)
+        Self::new(session, config, dfl).map_err(in_file)
     }
 
     /// Loads an ONNX detector held in memory.
     pub fn from_bytes(model: &[u8], config: DetectorConfig) -> Result<Self, DetectError> {
-        let session = match config.input_size {
-            None => open(model, &config)?,
-            Some(size) => {
-                let onnx = Model::from_bytes(model).map_err(|e| DetectError::new(e.to_string()))?;
-                open(&sized(onnx, size)?, &config)?
-            }
-        };
-        Self::new(session, config)
+        if !edits(&config) {
+            let session = open(model, &config)?;
+            return Self::new(session, config, DflRewrite::default());
+        }
+        let onnx = Model::from_bytes(model).map_err(|e| DetectError::new(e.to_string()))?;
+        let (bytes, dfl) = prepare(onnx, &config)?;
+        Self::new(open(&bytes, &config)?, config, dfl)
     }
 
-    fn new(session: Arc<SharedSession>, config: DetectorConfig) -> Result<Self, DetectError> {
+    fn new(
+        session: Arc<SharedSession>,
+        config: DetectorConfig,
+        dfl: DflRewrite,
+    ) -> Result<Self, DetectError> {
         let info = session.info().clone();
         let (input_name, input_shape) = image_input(&info)?;
         let [_, channels, height, width] = input_shape;
@@ -143,6 +154,7 @@ impl Detector {
             pre,
             candidates: Vec::new(),
             config,
+            dfl,
         };
         // Shapes by execution: symbolic output dims resolve, and the first real frame
         // does not pay for ONNX Runtime's lazy initialisation.
@@ -326,6 +338,11 @@ impl Detector {
     pub fn config(&self) -> &DetectorConfig {
         &self.config
     }
+
+    /// What [`DetectorConfig::rewrite_dfl`] did to the model (nothing when off).
+    pub fn dfl_rewrite(&self) -> &DflRewrite {
+        &self.dfl
+    }
 }
 
 /// The session of `model` (bytes as they will run): the shared one of the process, or
@@ -338,12 +355,29 @@ fn open(model: &[u8], config: &DetectorConfig) -> Result<Arc<SharedSession>, Det
     })
 }
 
-/// The bytes of `model` with its input height and width fixed to `size`.
-fn sized(mut model: Model, size: InputSize) -> Result<Vec<u8>, DetectError> {
-    model
-        .fix_input_size(size)
-        .map_err(|e| DetectError::new(e.to_string()))?;
-    Ok(model.to_bytes())
+/// Whether the model is edited before its session is made (a size to fix, the DFL to
+/// rewrite), so it must be decoded rather than handed to ONNX Runtime as it is.
+fn edits(config: &DetectorConfig) -> bool {
+    config.input_size.is_some() || config.rewrite_dfl
+}
+
+/// The bytes of `model` as it will run: its input height and width fixed to
+/// `config.input_size`, its DFL rewritten if `config.rewrite_dfl`.
+fn prepare(
+    mut model: Model,
+    config: &DetectorConfig,
+) -> Result<(Vec<u8>, DflRewrite), DetectError> {
+    if let Some(size) = config.input_size {
+        model
+            .fix_input_size(size)
+            .map_err(|e| DetectError::new(e.to_string()))?;
+    }
+    let dfl = if config.rewrite_dfl {
+        rewrite_dfl(&mut model)
+    } else {
+        DflRewrite::default()
+    };
+    Ok((model.to_bytes(), dfl))
 }
 
 /// The image input: rank 4, float, 1 or 3 channels, fixed height and width.

@@ -8,6 +8,7 @@
 
 pub mod decode;
 mod detector;
+pub mod dfl;
 pub mod draw;
 pub mod labels;
 pub mod report;

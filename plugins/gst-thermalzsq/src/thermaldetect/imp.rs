@@ -215,6 +215,7 @@ impl Settings {
             gate: self.gate().map_err(|e| e.to_string())?,
             input_size: input_size(self.input_size.as_deref())?,
             share_session: self.share_session,
+            ..DetectorConfig::default()
         })
     }
 }
