@@ -125,16 +125,28 @@ check_tracks() {
   grep -q '"type":"enter"' "$json" || die "selftest: no enter events in $json"
 }
 
+# launch PIPELINE: gst-launch-1.0 -e, an RTSP camera through launch_rtsp_client.
+launch() {
+  if [ "$name" = rtsp ]; then
+    local log
+    log=$(mktemp)
+    launch_rtsp_client "$log" $1 || { rm -f "$log"; return 1; }
+    rm -f "$log"
+  else
+    eval gst-launch-1.0 -e $1
+  fi
+}
+
 case $out in
   display)
     if [ "$selftest" = 1 ]; then sink=fakesink; else sink="$CROP videoconvert ! autovideosink sync=false"; fi
     pipeline="$chain ! $sink"
     echo "gst-launch-1.0 $pipeline" >&2
-    eval gst-launch-1.0 -e $pipeline ;;
+    launch "$pipeline" ;;
   none)
     pipeline="$chain ! fakesink"
     echo "gst-launch-1.0 $pipeline" >&2
-    eval gst-launch-1.0 -e $pipeline ;;
+    launch "$pipeline" ;;
   serve)
     pay=$(rtsp_payloader "$codec") || exit 1
     media="$chain ! $CROP $pay"
@@ -146,9 +158,9 @@ case $out in
     start_server "$media" --address 127.0.0.1 --port 0 --mount "$mount"
     frames=$dir/camera-$name-served.gray8
     rm -f "$frames"
-    timeout 300 gst-launch-1.0 -e rtspsrc location="$RTSP_URL" protocols=tcp \
+    launch_rtsp_client "$dir/camera-$name-client.log" rtspsrc location="$RTSP_URL" protocols=tcp \
       ! application/x-rtp,media=video ! decodebin ! videoconvert \
-      ! video/x-raw,format=GRAY8,width=$W,height=$H ! filesink location="$frames" >&2 \
+      ! video/x-raw,format=GRAY8,width=$W,height=$H ! filesink location="$frames" \
       || die "selftest: the rtspsrc client failed on $RTSP_URL"
     got=$(( $(stat -c %s "$frames") / (W * H) ))
     [ "$got" -gt 0 ] || die "selftest: the client received no frames from $RTSP_URL"

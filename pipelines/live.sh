@@ -77,7 +77,13 @@ props="$LAYOUT output-agc=true"
 [ -n "$json" ] && props="$props json-location=\"$json\""
 pipeline="$src ! $(detect_chain $fp32 $props) ! $sink"
 echo "gst-launch-1.0 $pipeline" >&2
-eval gst-launch-1.0 -e $pipeline
+if [ "$preset" = rtsp ]; then
+  log=$(mktemp)
+  launch_rtsp_client "$log" $pipeline || { rm -f "$log"; exit 1; }
+  rm -f "$log"
+else
+  eval gst-launch-1.0 -e $pipeline
+fi
 
 if [ "$selftest" = 1 ] && [ "$preset" = rtsp ]; then
   # Live: the leaky queue may drop frames, so not every frame has a line.
