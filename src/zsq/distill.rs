@@ -204,21 +204,14 @@ pub fn distill(
     );
     let mut losses = Vec::with_capacity(options.iterations);
     let steps_start = Instant::now();
-    let best = optimise(
-        &mut problem,
-        params,
-        options,
-        options.iterations,
-        &cancelled,
-        &mut |loss| {
-            losses.push(loss);
-            progress(&DistillProgress {
-                iteration: losses.len(),
-                iterations: options.iterations,
-                loss,
-            })
-        },
-    )?;
+    let best = optimise(&mut problem, params, options, &cancelled, &mut |loss| {
+        losses.push(loss);
+        progress(&DistillProgress {
+            iteration: losses.len(),
+            iterations: options.iterations,
+            loss,
+        })
+    })?;
     let steps = losses.len();
     let seconds_per_step = steps_start.elapsed().as_secs_f64() / steps.max(1) as f64;
     let (before, after) = (best.first_stats, best.stats);
@@ -262,14 +255,13 @@ struct Best {
     first_stats: Vec<LayerStats>,
 }
 
-/// Adam on `params` for up to `steps` steps (warm-up, then a cosine), clamped to the
-/// pixel range after every update; stops early by `options.min_improvement`. Returns
-/// the best images seen, the last update evaluated too.
+/// Adam on `params` for up to `options.iterations` steps (warm-up, then a cosine),
+/// clamped to the pixel range after every update; stops early by
+/// `options.min_improvement`. Returns the best images seen.
 fn optimise(
     problem: &mut Problem,
     mut params: Vec<f32>,
     options: &DistillOptions,
-    steps: usize,
     cancelled: &dyn Fn() -> bool,
     on_step: &mut dyn FnMut(f32),
 ) -> Result<Best, ZsqError> {
@@ -285,9 +277,10 @@ fn optimise(
     // The lowest loss seen, with its images and statistics; the best loss after each
     // step (for the early stop); what the divergence guard has left of the step size.
     let mut best = (f32::INFINITY, params.clone(), Vec::new());
-    let mut history: Vec<f32> = Vec::with_capacity(steps);
+    let mut history: Vec<f32> = Vec::with_capacity(options.iterations);
+    let mut stopped = false;
     let mut step_scale = 1.0f32;
-    for step in 0..steps {
+    for step in 0..options.iterations {
         if cancelled() {
             return Err(ZsqError::Cancelled);
         }
@@ -305,6 +298,7 @@ fn optimise(
         }
         history.push(best.0);
         if plateaued(&history, options.min_improvement) {
+            stopped = true;
             break;
         }
         if diverged {
@@ -315,17 +309,20 @@ fn optimise(
             step_scale *= 0.5;
             continue;
         }
-        let lr = step_scale * learning_rate(options, steps, step);
+        let lr = step_scale * learning_rate(options, step);
         adam.step(&mut params, &grad, lr);
         clamp(&mut params);
     }
     // The last update is not evaluated yet: keep it if it is the best (a run that
-    // stopped early has not updated since its best).
-    let (loss, stats) = problem.evaluate(&params, &mut grad, cancelled)?;
-    let first_stats = first_stats.unwrap_or_else(|| stats.clone());
-    if loss <= best.0 || best.2.is_empty() {
-        best = (loss, params, stats);
+    // stopped early made no update after its last evaluation).
+    if !stopped {
+        let (loss, stats) = problem.evaluate(&params, &mut grad, cancelled)?;
+        first_stats.get_or_insert_with(|| stats.clone());
+        if loss <= best.0 || best.2.is_empty() {
+            best = (loss, params, stats);
+        }
     }
+    let first_stats = first_stats.unwrap_or_default();
     Ok(Best {
         params: best.1,
         stats: best.2,
@@ -496,8 +493,8 @@ const DIVERGENCE: f32 = 1.5;
 pub const PATIENCE: usize = 5;
 
 /// Linear warmup to the peak, then a cosine down to 1 % of it.
-fn learning_rate(o: &DistillOptions, steps: usize, step: usize) -> f32 {
-    let total = steps.max(1) as f32;
+fn learning_rate(o: &DistillOptions, step: usize) -> f32 {
+    let total = o.iterations.max(1) as f32;
     let warmup = (o.warmup * total).round();
     let t = step as f32;
     if t < warmup {
@@ -683,7 +680,7 @@ mod tests {
             warmup: 0.1,
             ..DistillOptions::default()
         };
-        let lr: Vec<f32> = (0..100).map(|t| learning_rate(&o, 100, t)).collect();
+        let lr: Vec<f32> = (0..100).map(|t| learning_rate(&o, t)).collect();
         assert!(lr[0] < 0.1 && lr[9] < 1.0);
         assert!((lr[10] - 1.0).abs() < 1e-6);
         assert!(lr.windows(2).skip(10).all(|w| w[1] <= w[0]));
