@@ -128,10 +128,7 @@ check_tracks() {
 # launch PIPELINE: gst-launch-1.0 -e, an RTSP camera through launch_rtsp_client.
 launch() {
   if [ "$name" = rtsp ]; then
-    local log
-    log=$(mktemp)
-    launch_rtsp_client "$log" $1 || { rm -f "$log"; return 1; }
-    rm -f "$log"
+    launch_rtsp_client eval gst-launch-1.0 -e "$1"
   else
     eval gst-launch-1.0 -e $1
   fi
@@ -158,7 +155,7 @@ case $out in
     start_server "$media" --address 127.0.0.1 --port 0 --mount "$mount"
     frames=$dir/camera-$name-served.gray8
     rm -f "$frames"
-    launch_rtsp_client "$dir/camera-$name-client.log" rtspsrc location="$RTSP_URL" protocols=tcp \
+    launch_rtsp_client timeout 300 gst-launch-1.0 -e rtspsrc location="$RTSP_URL" protocols=tcp \
       ! application/x-rtp,media=video ! decodebin ! videoconvert \
       ! video/x-raw,format=GRAY8,width=$W,height=$H ! filesink location="$frames" \
       || die "selftest: the rtspsrc client failed on $RTSP_URL"

@@ -191,20 +191,21 @@ rtsp_payloader() {
   esac
 }
 
-# launch_rtsp_client LOG PIPELINE: `gst-launch-1.0 -e PIPELINE` (eval'd, as the scripts'
-# pipelines are written) for a pipeline that reads an RTSP server, its output on stderr
-# and in LOG. A media that ends (a recording) makes the server send EOS and close the
-# session; when it closes the connection while the client, already at EOS, still sends
-# its PAUSE or TEARDOWN, gst-launch fails on that write. Every frame arrived by then:
-# an error after EOS is the end of the session, not a failure.
+# launch_rtsp_client COMMAND...: runs COMMAND, a `gst-launch-1.0 -e` that reads an RTSP
+# server, its output on stderr. A media that ends (a recording) makes the server send
+# EOS and close the session; when it closes the connection while the client, already at
+# EOS, still sends its PAUSE or TEARDOWN, gst-launch fails on that write. Every frame
+# arrived by then: an error after EOS is the end of the session, not a failure.
 launch_rtsp_client() {
-  local log=$1
-  shift
-  if eval gst-launch-1.0 -e "$@" 2>&1 | tee "$log" >&2; then
-    return 0
+  local log status=0
+  log=$(mktemp)
+  "$@" 2>&1 | tee "$log" >&2 || status=$?
+  if [ "$status" != 0 ] && grep -q '^Got EOS from element' "$log"; then
+    echo "the server closed the connection after EOS (teardown only)" >&2
+    status=0
   fi
-  grep -q '^Got EOS from element' "$log" || return 1
-  echo "the server closed the connection after EOS (teardown only)" >&2
+  rm -f "$log"
+  return "$status"
 }
 
 # start_server LAUNCH [SERVE ARGS...]: runs the RTSP server on LAUNCH in the background,

@@ -78,9 +78,7 @@ props="$LAYOUT output-agc=true"
 pipeline="$src ! $(detect_chain $fp32 $props) ! $sink"
 echo "gst-launch-1.0 $pipeline" >&2
 if [ "$preset" = rtsp ]; then
-  log=$(mktemp)
-  launch_rtsp_client "$log" $pipeline || { rm -f "$log"; exit 1; }
-  rm -f "$log"
+  launch_rtsp_client eval gst-launch-1.0 -e "$pipeline"
 else
   eval gst-launch-1.0 -e $pipeline
 fi
