@@ -126,7 +126,8 @@ pub struct LayerReport {
 pub struct Distilled {
     /// N×C×H×W in the model's input space, ready to feed.
     pub images: Array4<f32>,
-    /// The loss (BN statistics + total variation) at every step.
+    /// The loss (BN statistics + total variation) at every step run (fewer than asked
+    /// when the loss stopped improving).
     pub loss_per_iteration: Vec<f32>,
     pub layers: Vec<LayerReport>,
     /// Whole call: graph build, session, steps, final evaluation.
@@ -134,8 +135,6 @@ pub struct Distilled {
     /// Graph build and session creation.
     pub build_seconds: f64,
     pub seconds_per_step: f64,
-    /// Steps run (fewer than asked when the loss stopped improving).
-    pub steps: usize,
     /// Whether the thermal (grey) prior was applied.
     pub grey: bool,
     /// Images per gradient-graph run (the batch, or the model's fixed batch).
@@ -241,7 +240,6 @@ pub fn distill(
         seconds: start.elapsed().as_secs_f64(),
         build_seconds,
         seconds_per_step,
-        steps,
         grey,
         images_per_run: problem.engine.per_run,
     })

@@ -614,7 +614,7 @@ fn distilled_images(
             .map(|l| (l.mean_err_after + l.std_err_after) as f64)
             .collect(),
         seconds_per_step: distilled.seconds_per_step,
-        steps: distilled.steps,
+        steps: distilled.loss_per_iteration.len(),
     });
     Ok(distilled.images)
 }
