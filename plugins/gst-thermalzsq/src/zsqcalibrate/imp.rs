@@ -399,12 +399,29 @@ impl ZsqCalibrate {
             Stage::Calibrate => ("calibrate", 85.0 + 12.0 * fraction),
             Stage::Check => ("quantize", 97.0 + 3.0 * fraction),
         };
+        self.post_progress(
+            stage,
+            [p.done as u32, p.total as u32],
+            p.loss.map_or(f64::NAN, f64::from),
+            percent,
+        );
+    }
+
+    /// A `zsqcalibrate-progress` message: the stage, its step of how many, the loss
+    /// (NaN where there is none) and the percentage of the whole calibration.
+    fn post_progress(
+        &self,
+        stage: &str,
+        [iteration, iterations]: [u32; 2],
+        loss: f64,
+        percent: f64,
+    ) {
         self.post(
             gst::Structure::builder("zsqcalibrate-progress")
                 .field("stage", stage)
-                .field("iteration", p.done as u32)
-                .field("iterations", p.total as u32)
-                .field("loss", p.loss.map_or(f64::NAN, f64::from))
+                .field("iteration", iteration)
+                .field("iterations", iterations)
+                .field("loss", loss)
                 .field("percent", percent)
                 .build(),
         );
@@ -524,15 +541,7 @@ impl ZsqCalibrate {
             imp = self,
             "another zsqcalibrate calibrates the same model: waiting for its result"
         );
-        self.post(
-            gst::Structure::builder("zsqcalibrate-progress")
-                .field("stage", "wait")
-                .field("iteration", 0u32)
-                .field("iterations", 0u32)
-                .field("loss", f64::NAN)
-                .field("percent", 0.0)
-                .build(),
-        );
+        self.post_progress("wait", [0, 0], f64::NAN, 0.0);
     }
 
     /// Releases a frame held by `block` (the streaming thread must leave the transform
