@@ -52,7 +52,7 @@ pub fn rewrite_dfl(model: &mut Model) -> DflRewrite {
         .graph()
         .node
         .iter()
-        .filter(|n| n.op_type() == "Softmax" && is_default_domain(n))
+        .filter(|n| n.op_type() == "Softmax" && n.is_default_domain())
         .map(|n| n.output[0].clone())
         .collect();
     for softmax in softmaxes {
@@ -115,7 +115,7 @@ fn find_dfl(model: &Model, view: &GraphView, s: usize, opset: i64) -> Result<Dfl
         match uses {
             [one] if !is_output && one.input == Some(0) => {
                 let node = &graph.node[one.node];
-                (node.op_type() == op && is_default_domain(node)).then_some(one.node)
+                (node.op_type() == op && node.is_default_domain()).then_some(one.node)
             }
             _ => None,
         }
@@ -127,7 +127,7 @@ fn find_dfl(model: &Model, view: &GraphView, s: usize, opset: i64) -> Result<Dfl
     let Some(c) = only_reader(&softmax.output[0], "Conv") else {
         return Err(NotDfl::Unrelated);
     };
-    if transpose.op_type() != "Transpose" || !is_default_domain(transpose) {
+    if transpose.op_type() != "Transpose" || !transpose.is_default_domain() {
         return Err(NotDfl::Unrelated);
     }
     if transpose.attr_ints("perm") != Some(&[0, 2, 1, 3]) {
@@ -278,8 +278,4 @@ fn replace(graph: &mut GraphProto, dfl: &Dfl, opset: i64) -> Result<(), OnnxErro
         graph.insert_node(node)?;
     }
     Ok(())
-}
-
-fn is_default_domain(node: &NodeProto) -> bool {
-    matches!(node.domain(), "" | "ai.onnx")
 }

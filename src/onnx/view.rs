@@ -109,7 +109,7 @@ impl<'g> GraphView<'g> {
     pub fn constant(&self, value: &str) -> Option<Cow<'g, TensorProto>> {
         let node = self
             .producer_node(value)
-            .filter(|n| n.op_type() == "Constant" && matches!(n.domain(), "" | "ai.onnx"))?;
+            .filter(|n| n.op_type() == "Constant" && n.is_default_domain())?;
         constant_value(node, value)
     }
 

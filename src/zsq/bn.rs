@@ -84,7 +84,7 @@ pub fn find_bn_layers(model: &Model) -> Result<Vec<BnLayer>, ZsqError> {
     let graph = model.graph();
     let mut layers = Vec::new();
     for (index, node) in graph.node.iter().enumerate() {
-        if node.op_type() == "BatchNormalization" && matches!(node.domain(), "" | "ai.onnx") {
+        if node.op_type() == "BatchNormalization" && node.is_default_domain() {
             layers.push(read_layer(model, index, node)?);
         }
     }

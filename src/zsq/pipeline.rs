@@ -96,7 +96,7 @@ pub fn has_batch_norm(model: &Model) -> bool {
         .graph()
         .node
         .iter()
-        .any(|n| n.op_type() == "BatchNormalization" && matches!(n.domain(), "" | "ai.onnx"))
+        .any(|n| n.op_type() == "BatchNormalization" && n.is_default_domain())
 }
 
 /// Which BN statistics the distillation loss matches.

@@ -89,6 +89,12 @@ impl NodeProto {
         self.domain.as_deref().unwrap_or("")
     }
 
+    /// Whether the op is a standard ONNX one (domain `""` or its alias `"ai.onnx"`), not
+    /// a contrib or custom op that only shares its name.
+    pub fn is_default_domain(&self) -> bool {
+        matches!(self.domain(), "" | "ai.onnx")
+    }
+
     /// The attribute called `name`.
     pub fn attr(&self, name: &str) -> Option<&AttributeProto> {
         self.attribute.iter().find(|a| a.name() == name)

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 
 use ndarray::{ArrayD, Axis};
 
-use super::ops::is_default_domain;
 use crate::onnx::{DataType, GraphView, Model, NodeProto, TensorProto, UniqueNames};
 use crate::zsq::ZsqError;
 use crate::zsq::bn::constant as bn_constant;
@@ -47,7 +46,7 @@ fn find_folds(model: &Model, kept: &mut Vec<String>) -> Result<Vec<Fold>, ZsqErr
     let outputs: HashSet<&str> = graph.output.iter().map(|o| o.name()).collect();
     let mut folds = Vec::new();
     for (b, bn) in graph.node.iter().enumerate() {
-        if bn.op_type() != "BatchNormalization" || !is_default_domain(bn) {
+        if bn.op_type() != "BatchNormalization" || !bn.is_default_domain() {
             continue;
         }
         match fold_into_conv(model, &view, &outputs, b, bn)? {
@@ -77,7 +76,7 @@ fn fold_into_conv(
         return keep("its input is a graph input");
     };
     let conv = &graph.node[c];
-    if conv.op_type() != "Conv" || !is_default_domain(conv) {
+    if conv.op_type() != "Conv" || !conv.is_default_domain() {
         return keep(&format!("it follows a {} node, not a Conv", conv.op_type()));
     }
     if view.consumers(x).len() != 1 || outputs.contains(x) {

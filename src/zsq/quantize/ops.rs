@@ -55,8 +55,3 @@ pub(super) fn data_slots(node: &NodeProto) -> std::ops::Range<usize> {
         _ => 0..1,
     }
 }
-
-/// Whether `node` is a standard ONNX op (the only ones the quantizer knows).
-pub(super) fn is_default_domain(node: &NodeProto) -> bool {
-    matches!(node.domain(), "" | "ai.onnx")
-}

@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::ops::{OpClass, data_slots, is_default_domain, is_layout_op, op_class};
+use super::ops::{OpClass, data_slots, is_layout_op, op_class};
 use crate::onnx::{DataType, GraphProto, GraphView};
 use crate::zsq::ZsqError;
 use crate::zsq::qparams::Range;
@@ -192,7 +192,7 @@ impl<'g> Planner<'g> {
     /// How node `i` is quantized here: its op's class, narrowed by where it sits.
     fn class(&self, i: usize) -> OpClass {
         let node = &self.graph.node[i];
-        if self.tail[i] || !self.reads_image[i] || !is_default_domain(node) {
+        if self.tail[i] || !self.reads_image[i] || !node.is_default_domain() {
             return OpClass::Float;
         }
         match op_class(node.op_type()) {
@@ -353,7 +353,7 @@ fn weight_axes(
 ) -> Vec<Option<usize>> {
     let mut weight_axis: Vec<Option<usize>> = vec![None; graph.node.len()];
     for (i, node) in graph.node.iter().enumerate() {
-        if !is_default_domain(node) || op_class(node.op_type()) != OpClass::Layer {
+        if !node.is_default_domain() || op_class(node.op_type()) != OpClass::Layer {
             continue;
         }
         let Some(t) = node.input.get(1).and_then(|w| view.tensor(w)) else {
@@ -472,7 +472,7 @@ fn elem_types(graph: &GraphProto, order: &[usize]) -> HashMap<String, DataType> 
                 .and_then(|v| DataType::from_i32(v as i32))
         };
         let first = input(0);
-        let outs: Vec<Option<DataType>> = if !is_default_domain(node) {
+        let outs: Vec<Option<DataType>> = if !node.is_default_domain() {
             vec![]
         } else {
             match node.op_type() {
