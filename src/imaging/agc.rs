@@ -5,6 +5,10 @@
 //! percentiles of the raw counts. The demo detectors were trained on exactly that view
 //! (`zsq synth` writes it with [`percentile_bounds`]), so the element reproduces it
 //! bit for bit instead of feeding raw counts.
+//!
+//! Many cameras (FLIR's cores among them) equalise the histogram instead, which gives
+//! the grey levels to the temperatures most pixels have: [`Agc::Equalize`] is that view,
+//! for data sets and detectors made for it (`zsq synth --agc equalize`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,6 +21,11 @@ use super::frame::{FrameMut, PixelFormat};
 pub enum Agc {
     /// Per frame, stretch between the `low` and `high` percentiles (0..=100).
     Percentile { low: f64, high: f64 },
+    /// Per frame, plateau histogram equalisation ([`equalize_table`]): grey levels go to
+    /// the temperatures many pixels have, as the default AGC of FLIR cores does, so a
+    /// person a few kelvin above the road is not lost when the sky and a hot exhaust
+    /// set the range.
+    Equalize,
     /// Per frame, stretch between the smallest and largest count.
     MinMax,
     /// Stretch between fixed raw counts (e.g. a known temperature span).
@@ -39,6 +48,7 @@ impl Default for Agc {
 pub enum AgcMode {
     #[default]
     Percentile,
+    Equalize,
     MinMax,
     Fixed,
     None,
@@ -50,11 +60,12 @@ impl FromStr for AgcMode {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "percentile" => Ok(AgcMode::Percentile),
+            "equalize" => Ok(AgcMode::Equalize),
             "minmax" => Ok(AgcMode::MinMax),
             "fixed" => Ok(AgcMode::Fixed),
             "none" => Ok(AgcMode::None),
             _ => Err(ImageError::UnknownName(format!(
-                "unknown agc `{s}` (expected percentile, minmax, fixed or none)"
+                "unknown agc `{s}` (expected percentile, equalize, minmax, fixed or none)"
             ))),
         }
     }
@@ -64,6 +75,7 @@ impl fmt::Display for AgcMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             AgcMode::Percentile => "percentile",
+            AgcMode::Equalize => "equalize",
             AgcMode::MinMax => "minmax",
             AgcMode::Fixed => "fixed",
             AgcMode::None => "none",
@@ -138,12 +150,50 @@ pub fn stretch_table(lo: u16, hi: u16, table: &mut Vec<u8>) {
     table.extend((0..=u16::MAX).map(|v| stretch(v, lo, hi)));
 }
 
+/// No single count takes more than `1/EQUALIZE_PLATEAU` of the pixels in
+/// [`equalize_table`]: a flat area (sky, a wall) gets at most about one grey level per
+/// centikelvin instead of most of the scale.
+pub const EQUALIZE_PLATEAU: u64 = 256;
+
+/// The 8-bit table of plateau histogram equalisation of a frame's histogram.
+///
+/// Each count's histogram bin is clipped at the plateau `P = max(1, ⌈n / 256⌉)` (n:
+/// pixels), `c(v)` is the cumulative clipped count up to and including `v`, `v₀` the
+/// smallest count present, and `out(v) = round(255·(c(v) − c(v₀)) / (c_max − c(v₀)))`
+/// (half up, in integers like [`stretch`]); counts below `v₀` map to 0, a frame of one
+/// count to 0. The table is non-decreasing (hotter never looks darker) and, without
+/// clipping, gives every grey level about the same number of pixels.
+pub fn equalize_table(hist: &Histogram, table: &mut Vec<u8>) {
+    table.clear();
+    let n = hist.total();
+    let plateau = n.div_ceil(EQUALIZE_PLATEAU).max(1);
+    let clipped = |c: u32| (c as u64).min(plateau);
+    let Some(first) = hist.0.iter().position(|&c| c > 0) else {
+        table.resize(65536, 0);
+        return;
+    };
+    let base = clipped(hist.0[first]);
+    let total: u64 = hist.0.iter().map(|&c| clipped(c)).sum();
+    let span = total - base;
+    let mut cumulative = 0u64;
+    table.extend(hist.0.iter().map(|&c| {
+        cumulative += clipped(c);
+        if span == 0 || cumulative <= base {
+            0
+        } else {
+            ((510 * (cumulative - base) + span) / (2 * span)) as u8
+        }
+    }));
+}
+
 impl Agc {
     /// The stretch bounds for one frame (`hist` holds its counts where the mode needs it).
+    /// [`Agc::Equalize`] is not a linear stretch: its bounds are the coldest and hottest
+    /// count, for display only; [`AgcTable`] gives its mapping.
     pub fn bounds(&self, hist: &Histogram) -> (u16, u16) {
         match *self {
             Agc::Percentile { low, high } => percentile_bounds(hist, low, high),
-            Agc::MinMax => percentile_bounds(hist, 0.0, 100.0),
+            Agc::MinMax | Agc::Equalize => percentile_bounds(hist, 0.0, 100.0),
             Agc::Fixed { low, high } => (low, high),
             Agc::None => (0, u16::MAX),
         }
@@ -151,8 +201,44 @@ impl Agc {
 
     /// Whether [`Agc::bounds`] reads the histogram (so it must be filled per frame).
     pub fn needs_histogram(&self) -> bool {
-        matches!(self, Agc::Percentile { .. } | Agc::MinMax)
+        matches!(self, Agc::Percentile { .. } | Agc::MinMax | Agc::Equalize)
     }
+}
+
+/// The count → 8-bit lookup table of an AGC, rebuilt only when a frame needs another
+/// one (a linear stretch whose bounds did not move keeps its table).
+#[derive(Debug, Clone, Default)]
+pub struct AgcTable {
+    bounds: Option<(u16, u16)>,
+    table: Vec<u8>,
+}
+
+impl AgcTable {
+    /// The table for the frame whose counts `hist` holds (see [`Agc::needs_histogram`]).
+    pub fn update(&mut self, agc: &Agc, hist: &Histogram) -> &[u8] {
+        if *agc == Agc::Equalize {
+            equalize_table(hist, &mut self.table);
+            self.bounds = None;
+        } else {
+            let bounds = agc.bounds(hist);
+            if self.bounds != Some(bounds) {
+                stretch_table(bounds.0, bounds.1, &mut self.table);
+                self.bounds = Some(bounds);
+            }
+        }
+        &self.table
+    }
+}
+
+/// Applies an AGC to a whole 16-bit frame: the 8-bit view a camera (and `zsq synth`)
+/// produces.
+pub fn agc_view(counts: &[u16], agc: &Agc) -> Vec<u8> {
+    let mut hist = Histogram::new();
+    if agc.needs_histogram() {
+        counts.iter().for_each(|&v| hist.add(v));
+    }
+    let table = AgcTable::default().update(agc, &hist).to_vec();
+    counts.iter().map(|&v| table[v as usize]).collect()
 }
 
 /// Applies a percentile AGC to a whole 16-bit frame: the 8-bit view a camera (and
@@ -185,9 +271,8 @@ pub fn apply_in_place(frame: &mut FrameMut, agc: &Agc, hist: &mut Histogram) {
                 .for_each(|b| hist.add(read(b)));
         }
     }
-    let (lo, hi) = agc.bounds(hist);
-    let mut table = Vec::new();
-    stretch_table(lo, hi, &mut table);
+    let mut tables = AgcTable::default();
+    let table = tables.update(agc, hist);
     for y in 0..h {
         for px in frame.row_mut(0, y)[..2 * w].chunks_exact_mut(2) {
             let v = table[read(px) as usize] as u16 * 257;
@@ -247,6 +332,48 @@ mod tests {
             .collect();
         assert_eq!(out, want);
         assert_eq!((out[0], out[99]), (0, 65535));
+    }
+
+    #[test]
+    fn equalize_is_monotone_and_spreads_grey_levels_evenly() {
+        // A skewed frame: most pixels in a narrow cold band, a few hot ones far above.
+        let mut counts: Vec<u16> = (0..60_000u32).map(|i| 27_000 + (i % 400) as u16).collect();
+        counts.extend((0..4_000u32).map(|i| 30_000 + (i % 2_000) as u16));
+        let mut hist = Histogram::new();
+        counts.iter().for_each(|&v| hist.add(v));
+        let mut table = Vec::new();
+        equalize_table(&hist, &mut table);
+        assert_eq!(table.len(), 65536);
+        assert!(table.windows(2).all(|p| p[0] <= p[1]), "monotone");
+        assert_eq!((table[27_000], table[31_999], table[65_535]), (0, 255, 255));
+        let out = agc_view(&counts, &Agc::Equalize);
+        // Roughly flat: each quarter of the grey scale holds 10-40 % of the pixels
+        // (a linear stretch of this frame puts 94 % into the darkest eighth).
+        for q in 0..4 {
+            let share =
+                out.iter().filter(|&&v| v as usize / 64 == q).count() as f64 / out.len() as f64;
+            assert!((0.1..0.4).contains(&share), "quarter {q}: {share}");
+        }
+        let linear = agc_view(&counts, &Agc::MinMax);
+        assert!(linear.iter().filter(|&&v| v < 32).count() > 55_000);
+        // A flat frame and an empty one map to 0.
+        assert!(
+            agc_view(&[500; 100], &Agc::Equalize)
+                .iter()
+                .all(|&v| v == 0)
+        );
+        assert!(agc_view(&[], &Agc::Equalize).is_empty());
+        assert_eq!("equalize".parse::<AgcMode>().unwrap(), AgcMode::Equalize);
+        assert_eq!(AgcMode::Equalize.to_string(), "equalize");
+    }
+
+    #[test]
+    fn agc_view_of_a_percentile_agc_is_percentile_stretch() {
+        let counts: Vec<u16> = (0..5_000).map(|i| 28_000 + (i * 7 % 900) as u16).collect();
+        assert_eq!(
+            agc_view(&counts, &Agc::default()),
+            percentile_stretch(&counts, 1.0, 99.0)
+        );
     }
 
     #[test]

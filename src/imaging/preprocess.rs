@@ -12,7 +12,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::ImageError;
-use super::agc::{Agc, Histogram, stretch_table};
+use super::agc::{Agc, AgcTable, Histogram};
 use super::frame::{FrameRef, PixelFormat};
 
 /// Value of the letterbox border.
@@ -102,7 +102,7 @@ pub struct Preprocess {
     pub polarity: Polarity,
     hist: Histogram,
     /// Counts → 8 bits for the current frame's AGC bounds (which it was built for).
-    agc_table: (Option<(u16, u16)>, Vec<u8>),
+    agc_table: AgcTable,
     /// 8-bit level → input value (polarity applied).
     levels: [f32; 256],
     /// Source planes in 0..=1 at frame resolution (one for grey, three for colour).
@@ -120,7 +120,7 @@ impl Preprocess {
             agc: Agc::default(),
             polarity: Polarity::default(),
             hist: Histogram::new(),
-            agc_table: (None, Vec::new()),
+            agc_table: AgcTable::default(),
             levels: [0.0; 256],
             planes: Default::default(),
             taps: None,
@@ -185,12 +185,7 @@ impl Preprocess {
                     counts(frame.row(0, y)).for_each(|v| self.hist.add(v));
                 }
             }
-            let bounds = self.agc.bounds(&self.hist);
-            if self.agc_table.0 != Some(bounds) {
-                stretch_table(bounds.0, bounds.1, &mut self.agc_table.1);
-                self.agc_table.0 = Some(bounds);
-            }
-            let table = &self.agc_table.1;
+            let table = self.agc_table.update(&self.agc, &self.hist);
             for (y, out) in self.planes[0].chunks_exact_mut(w).enumerate() {
                 for (o, v) in out.iter_mut().zip(counts(frame.row(0, y))) {
                     *o = levels[table[v as usize] as usize];

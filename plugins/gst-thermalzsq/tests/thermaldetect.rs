@@ -1121,6 +1121,32 @@ fn output_agc_replaces_counts_by_the_view_the_detector_saw() {
     assert_eq!((px(0, 0), px(220, 90), px(470, 350)), (128 * 257, 65535, 0));
 }
 
+#[test]
+fn agc_equalize_applies_plateau_histogram_equalisation() {
+    use thermalzsq::imaging::agc::{Agc, agc_view};
+    let mut run = harness(&[
+        ("agc", "equalize"),
+        ("output-agc", "true"),
+        ("draw", "false"),
+    ]);
+    run.h.set_src_caps(caps(PixelFormat::Gray16Le, W, H));
+    let input = buffer(PixelFormat::Gray16Le, W, H, 0);
+    let counts = |b: &gst::Buffer| -> Vec<u16> {
+        b.map_readable()
+            .unwrap()
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
+            .collect()
+    };
+    let want: Vec<u16> = agc_view(&counts(&input), &Agc::Equalize)
+        .iter()
+        .map(|&v| v as u16 * 257)
+        .collect();
+    let out = run.h.push_and_pull(input).unwrap();
+    assert_hot_and_cold_rois(&out, "agc=equalize");
+    assert_eq!(counts(&out), want, "the equalised view of the frame");
+}
+
 /// A copy of `model` without its `names` metadata: a detector as many exports leave it.
 fn unnamed(model: &std::path::Path, name: &str) -> PathBuf {
     let mut m = thermalzsq::onnx::Model::load(model).unwrap();

@@ -163,6 +163,7 @@ impl Settings {
                 high: self.agc_range_high.min(65535) as u16,
             },
             AgcMode::None => Agc::None,
+            AgcMode::Equalize => Agc::Equalize,
         }
     }
 

@@ -35,6 +35,11 @@ pub enum AgcMode {
     Fixed = 2,
     #[enum_value(name = "None: the full 16-bit range", nick = "none")]
     None = 3,
+    #[enum_value(
+        name = "Per-frame plateau histogram equalisation (as FLIR cameras' AGC)",
+        nick = "equalize"
+    )]
+    Equalize = 4,
 }
 
 /// `polarity`: which end of the grey scale is hot.
