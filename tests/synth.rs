@@ -3,8 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use thermalzsq::eval::CocoGt;
-use thermalzsq::imaging::agc::percentile_stretch;
-use thermalzsq::synth::{Class, DatasetSpec, Recording, RecordingFormat, Scene, write_dataset};
+use thermalzsq::imaging::agc::{Agc, agc_view, percentile_stretch};
+use thermalzsq::synth::{
+    Class, DatasetSpec, RadiometryModel, Recording, RecordingFormat, Scene, write_dataset,
+};
 
 const W: u32 = 640;
 const H: u32 = 512;
@@ -55,6 +57,8 @@ fn spec(out: PathBuf, seed: u64) -> DatasetSpec {
         height: 128,
         recording: 4,
         recording_format: RecordingFormat::Gray16Le,
+        radiometry: Default::default(),
+        agc: Default::default(),
     }
 }
 
@@ -192,6 +196,8 @@ fn written_views_match_the_frame_and_each_other() {
         height: H,
         recording: 0,
         recording_format: RecordingFormat::Gray16Le,
+        radiometry: Default::default(),
+        agc: Default::default(),
     };
     let summary = write_dataset(&spec).unwrap();
     assert_eq!(summary.scenes, 2);
@@ -259,6 +265,8 @@ fn recording_only_dataset() {
         height: 256,
         recording: frames,
         recording_format: RecordingFormat::Gray16Le,
+        radiometry: Default::default(),
+        agc: Default::default(),
     };
     write_dataset(&spec).unwrap();
     assert!(!dir.join("thermal16").exists() && !dir.join("annotations.json").exists());
@@ -336,6 +344,8 @@ fn bad_requests_are_errors() {
         height: 64,
         recording: 0,
         recording_format: RecordingFormat::Gray16Le,
+        radiometry: Default::default(),
+        agc: Default::default(),
     });
     assert!(err.is_err());
     let _ = std::fs::remove_file(file);
@@ -355,6 +365,8 @@ fn recordings_in_camera_formats_hold_the_same_frames() {
             height: h,
             recording: frames,
             recording_format: format,
+            radiometry: Default::default(),
+            agc: Default::default(),
         })
         .unwrap();
         dir
@@ -396,4 +408,124 @@ fn recordings_in_camera_formats_hold_the_same_frames() {
         .collect();
     assert_eq!(px, rec.frame(1).thermal);
     assert!("jpeg".parse::<RecordingFormat>().is_err());
+}
+
+#[test]
+fn legacy_radiometry_is_the_default_and_lwir_changes_only_temperatures() {
+    for i in 0..3 {
+        let default = Scene::generate(8, i, 320, 256).unwrap();
+        let legacy = Scene::generate_with(8, i, 320, 256, RadiometryModel::Legacy).unwrap();
+        let lwir = Scene::generate_with(8, i, 320, 256, RadiometryModel::Lwir).unwrap();
+        assert_eq!(
+            default.thermal, legacy.thermal,
+            "scene {i}: legacy is the default"
+        );
+        assert_ne!(legacy.thermal, lwir.thermal, "scene {i}");
+        // Same draws: same layout, objects, RGB twin and boxes.
+        assert_eq!(legacy.rgb, lwir.rgb);
+        assert_eq!(legacy.night, lwir.night);
+        let geometry = |s: &Scene| {
+            s.labels
+                .iter()
+                .map(|l| (l.class, l.bbox, l.track))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(geometry(&legacy), geometry(&lwir));
+    }
+    assert_eq!(
+        "lwir".parse::<RadiometryModel>().unwrap(),
+        RadiometryModel::Lwir
+    );
+    assert!("physical".parse::<RadiometryModel>().is_err());
+}
+
+/// Median over people at least 16 px tall of the mean of the hottest half of the box
+/// minus the median of a 6-pixel ring around it, for night scenes of seed 2.
+fn night_person_contrast(model: RadiometryModel, view: Option<Agc>) -> (f32, usize) {
+    let mut contrasts = Vec::new();
+    for i in 0..48 {
+        let s = Scene::generate_with(2, i, W, H, model).unwrap();
+        if !s.night {
+            continue;
+        }
+        let frame: Vec<u16> = match &view {
+            Some(agc) => agc_view(&s.thermal, agc)
+                .iter()
+                .map(|&v| v as u16)
+                .collect(),
+            None => s.thermal.clone(),
+        };
+        for l in s
+            .labels
+            .iter()
+            .filter(|l| l.class == Class::Person && l.bbox[3] >= 16.0)
+        {
+            let [x, y, w, h] = l.bbox.map(|v| v as usize);
+            let mut inside: Vec<u16> = (y..y + h)
+                .flat_map(|r| frame[r * W as usize + x..r * W as usize + x + w].to_vec())
+                .collect();
+            inside.sort_unstable();
+            let hot = &inside[inside.len() / 2..];
+            let mean = hot.iter().map(|&v| v as f32).sum::<f32>() / hot.len() as f32;
+            contrasts.push(mean - ring_median(&frame, l.bbox, 6));
+        }
+    }
+    contrasts.sort_by(f32::total_cmp);
+    (contrasts[contrasts.len() / 2], contrasts.len())
+}
+
+#[test]
+fn lwir_people_stand_out_at_night_and_more_so_through_an_equalising_agc() {
+    let (kelvin, people) = night_person_contrast(RadiometryModel::Lwir, None);
+    assert!(people >= 30, "{people} people at night");
+    // Clothing a few kelvin above the air, skin ~20-35 K above it, the ground cooled by
+    // the sky: the median person is several kelvin warmer than what surrounds it.
+    assert!(
+        kelvin >= 400.0,
+        "median night contrast {} K",
+        kelvin / 100.0
+    );
+    let (linear, _) = night_person_contrast(RadiometryModel::Lwir, Some(Agc::default()));
+    let (equalized, _) = night_person_contrast(RadiometryModel::Lwir, Some(Agc::Equalize));
+    assert!(linear >= 40.0, "percentile AGC: {linear} grey levels");
+    assert!(
+        equalized >= 80.0 && equalized > linear + 30.0,
+        "equalize: {equalized} grey levels (percentile {linear})"
+    );
+}
+
+#[test]
+fn written_lwir_views_use_the_asked_agc() {
+    let dir = scratch("lwir-views");
+    write_dataset(&DatasetSpec {
+        out: dir.clone(),
+        scenes: 2,
+        seed: 31,
+        width: 160,
+        height: 128,
+        recording: 2,
+        recording_format: RecordingFormat::Gray8,
+        radiometry: RadiometryModel::Lwir,
+        agc: Agc::Equalize,
+    })
+    .unwrap();
+    for i in 0..2u64 {
+        let name = format!("{i:06}.png");
+        let (_, raw16) = read_png(&dir.join("thermal16").join(&name));
+        let counts: Vec<u16> = raw16
+            .chunks_exact(2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .collect();
+        let scene = Scene::generate_with(31, i, 160, 128, RadiometryModel::Lwir).unwrap();
+        assert_eq!(counts, scene.thermal);
+        let (_, raw8) = read_png(&dir.join("thermal8").join(&name));
+        assert_eq!(raw8, agc_view(&counts, &Agc::Equalize));
+    }
+    let rec = Recording::with_radiometry(31, 160, 128, RadiometryModel::Lwir).unwrap();
+    let raw = std::fs::read(dir.join("recording.gray8")).unwrap();
+    assert_eq!(
+        &raw[160 * 128..],
+        agc_view(&rec.frame(1).thermal, &Agc::Equalize)
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use thermalzsq::detect::labels::read_labels_file;
 use thermalzsq::detect::temperature::TemperatureGate;
 use thermalzsq::detect::{Detector, DetectorConfig};
+use thermalzsq::imaging::agc::{Agc, AgcMode};
 use thermalzsq::imaging::radiometry::Radiometry;
 use thermalzsq::onnx::Model;
 use thermalzsq::runtime::ProviderOptions;
@@ -68,6 +69,20 @@ enum Command {
         /// 1/64 K), png16 (recording/frame_NNNNNN.png).
         #[arg(long, value_name = "FORMAT", default_value = "gray16le")]
         recording_format: synth::RecordingFormat,
+        /// The laws of the thermal frames: legacy (what the bundled detectors were
+        /// trained on) or lwir (band radiance, emissivity, reflected sky, atmosphere,
+        /// clothing heat balance; docs/synth-eval.md). Same layout and labels in both.
+        #[arg(long, value_name = "legacy|lwir", default_value = "legacy")]
+        radiometry: synth::RadiometryModel,
+        /// AGC of the 8-bit views (thermal8/, gray8 and YUY2 recordings): percentile
+        /// (1-99 % linear stretch) or equalize (plateau histogram equalisation, as FLIR
+        /// cameras), minmax or none.
+        #[arg(
+            long,
+            value_name = "percentile|equalize|minmax|none",
+            default_value = "percentile"
+        )]
+        agc: AgcMode,
     },
     /// COCO mAP of detections against ground truth, computed as pycocotools does; or,
     /// with --tracks, the MOT metrics of a tracker as py-motmetrics computes them.
@@ -308,14 +323,20 @@ fn main() -> ExitCode {
             size,
             recording,
             recording_format,
-        } => run_synth(synth::DatasetSpec {
-            out,
-            scenes,
-            seed,
-            width: size.0,
-            height: size.1,
-            recording,
-            recording_format,
+            radiometry,
+            agc,
+        } => synth_agc(agc).and_then(|agc| {
+            run_synth(synth::DatasetSpec {
+                out,
+                scenes,
+                seed,
+                width: size.0,
+                height: size.1,
+                recording,
+                recording_format,
+                radiometry,
+                agc,
+            })
         }),
         Command::Eval {
             tracks: Some(tracks),
@@ -518,6 +539,24 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
         .ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT"))?;
     let num = |v: &str| v.trim().parse::<u32>().map_err(|e| format!("`{s}`: {e}"));
     Ok((num(w)?, num(h)?))
+}
+
+/// The AGC `zsq synth --agc` names (the percentile one with the camera's 1-99 %).
+fn synth_agc(mode: AgcMode) -> Result<Agc, String> {
+    match mode {
+        AgcMode::Percentile => Ok(Agc::Percentile {
+            low: synth::AGC_LOW_PERCENTILE,
+            high: synth::AGC_HIGH_PERCENTILE,
+        }),
+        AgcMode::Equalize => Ok(Agc::Equalize),
+        AgcMode::MinMax => Ok(Agc::MinMax),
+        AgcMode::None => Ok(Agc::None),
+        AgcMode::Fixed => Err(
+            "zsq synth --agc fixed: a fixed range depends on the scene; \
+             use percentile, equalize, minmax or none"
+                .into(),
+        ),
+    }
 }
 
 fn run_synth(spec: synth::DatasetSpec) -> Result<(), String> {

@@ -5,6 +5,7 @@
 use super::camera::{P3, clip_near};
 use super::canvas::Canvas;
 use super::material::Mat;
+use super::radiometry::{self, RadiometryModel, emissivity};
 use super::raster::Shape;
 use super::world::{Building, Kind, World};
 
@@ -58,7 +59,10 @@ fn sky_and_ground(world: &World, canvas: &mut Canvas) {
                         sky.heights[((u / cell) as usize).min(sky.heights.len() - 1)] * sky_scale;
                     if cam.horizon - v < skyline_px {
                         let n = world.texture.at(u * 0.15, v * 0.15) * 0.4;
-                        (sky.mat.kelvin + n, sky.mat.rgb.map(|c| c * (1.0 + 0.1 * n)))
+                        (
+                            c.path(sky.mat.kelvin + n, sky.distance),
+                            sky.mat.rgb.map(|c| c * (1.0 + 0.1 * n)),
+                        )
                     } else {
                         let cloud = (world.clouds.fractal(u / 90.0, v / 40.0) + c.overcast - 0.5)
                             .clamp(0.0, 1.0);
@@ -90,14 +94,19 @@ fn ground(world: &World, u: f32, z: f32) -> (f32, [f32; 3]) {
     let (d, s) = road.to_road(x, z);
     let ad = d.abs();
     let on_cross = road.cross.is_some_and(|(s0, s1)| s >= s0 && s <= s1);
-    let (mut mat, texture) = if world.kind == Kind::Plaza {
+    let (mut mat, texture, mut finish) = if world.kind == Kind::Plaza {
         let bay =
             g.parking_lot && z < 70.0 && (d.rem_euclid(2.6) < 0.12) && (s.rem_euclid(14.0) < 5.0);
-        (if bay { g.marking } else { g.paving }, 1.0)
+        if bay {
+            (g.marking, 1.0, PAINT)
+        } else {
+            (g.paving, 1.0, CONCRETE)
+        }
     } else if ad < road.half || on_cross {
-        (road_surface(world, d, s, on_cross), 1.0)
+        let m = road_surface(world, d, s, on_cross);
+        (m, 1.0, if m == g.marking { PAINT } else { ASPHALT })
     } else if ad < road.half + road.curb {
-        (g.curb, 0.5)
+        (g.curb, 0.5, CONCRETE)
     } else if ad < road.walk_edge() {
         let joint = road.sidewalk > 1.0 && world.kind != Kind::Rural && s.rem_euclid(1.8) < 0.06;
         (
@@ -107,9 +116,10 @@ fn ground(world: &World, u: f32, z: f32) -> (f32, [f32; 3]) {
                 g.sidewalk
             },
             0.7,
+            CONCRETE,
         )
     } else {
-        (g.verge, 1.6)
+        (g.verge, 1.6, VEGETATION)
     };
     // Puddles on the road reflect the cold sky.
     if g.wet > 0.0
@@ -117,17 +127,39 @@ fn ground(world: &World, u: f32, z: f32) -> (f32, [f32; 3]) {
         && world.clouds.at(x * 0.35, s * 0.35) > 1.0 - 2.0 * g.wet
     {
         mat = g.puddle;
+        finish = WATER;
     }
     let n = world.texture.fractal(x * 0.45, s * 0.45);
     // Seen at a grazing angle the ground reflects more of the sky (emissivity falls off
     // towards the horizon), so far ground looks colder than near ground.
-    let sin_depression = cam.mount / (cam.mount * cam.mount + x * x + z * z).sqrt();
-    let reflect = 0.04 + 0.5 * (1.0 - sin_depression).powi(6);
+    let range = (cam.mount * cam.mount + x * x + z * z).sqrt();
+    let sin_depression = cam.mount / range;
     let surface = mat.kelvin + n * 0.5 * texture;
-    let k = surface + (world.climate.sky(sin_depression) - surface) * reflect;
+    let c = &world.climate;
+    let k = match c.radiometry {
+        RadiometryModel::Legacy => {
+            let reflect = 0.04 + 0.5 * (1.0 - sin_depression).powi(6);
+            surface + (c.sky(sin_depression) - surface) * reflect
+        }
+        // LWIR: the material's emissivity at this angle; its glossy part mirrors the sky
+        // at the same elevation, its diffuse part the whole sky hemisphere; then the air.
+        RadiometryModel::Lwir => {
+            let (normal, gloss) = finish;
+            let e = radiometry::directional_emissivity(normal, gloss, sin_depression);
+            let reflected = gloss * c.sky(sin_depression) + (1.0 - gloss) * c.sky_hemisphere;
+            c.path(radiometry::apparent(surface, e, reflected), range)
+        }
+    };
     let rgb = mat.rgb.map(|c| c * (1.0 + 0.08 * n * texture));
     (k, rgb)
 }
+
+/// Ground finishes in LWIR: normal emissivity and how glossy (specular) the surface is.
+const ASPHALT: (f32, f32) = (emissivity::ASPHALT, 0.3);
+const PAINT: (f32, f32) = (emissivity::ROAD_PAINT, 0.3);
+const CONCRETE: (f32, f32) = (emissivity::CONCRETE, 0.2);
+const VEGETATION: (f32, f32) = (emissivity::GRASS, 0.1);
+const WATER: (f32, f32) = (emissivity::WATER, 1.0);
 
 fn road_surface(world: &World, d: f32, s: f32, on_cross: bool) -> Mat {
     let road = &world.road;
@@ -191,6 +223,15 @@ fn building(world: &World, b: &Building, canvas: &mut Canvas) {
             .then(|| Shape::Polygon(clipped.iter().map(|p| cam.project(*p)).collect()))
     };
     let d = b.side * b.d;
+    // Through the air from the point (d, s, y) of the facade (LWIR; legacy: unchanged).
+    let seen = |mat: Mat, d: f32, s: f32, y: f32| {
+        let p = to3(d, s, y);
+        let range = (p.x * p.x + (p.y - cam.mount).powi(2) + p.z * p.z).sqrt();
+        Mat {
+            kelvin: c.path(mat.kelvin, range),
+            ..mat
+        }
+    };
     let depth = 12.0;
     // RGB light on the facade and on the end wall from their normals.
     let (sin, cos) = road.yaw.sin_cos();
@@ -205,10 +246,8 @@ fn building(world: &World, b: &Building, canvas: &mut Canvas) {
             to3(d, b.s0, b.height),
         ])
     {
-        canvas.fill(
-            &shape,
-            b.wall.shade(c.lambert(end_n) * c.light).warmer(-0.3),
-        );
+        let wall = b.wall.shade(c.lambert(end_n) * c.light).warmer(-0.3);
+        canvas.fill(&shape, seen(wall, d, b.s0, b.height / 2.0));
     }
     let Some(shape) = project(&[
         to3(d, b.s0, 0.0),
@@ -219,7 +258,8 @@ fn building(world: &World, b: &Building, canvas: &mut Canvas) {
         return;
     };
     let light = c.lambert(facade_n) * c.light;
-    canvas.fill(&shape, b.wall.shade(light));
+    let middle = 0.5 * (b.s0.max(0.0) + b.s1);
+    canvas.fill(&shape, seen(b.wall.shade(light), d, middle, b.height / 2.0));
     let Some((floor, col, win_w, win_h)) = b.grid else {
         return;
     };
@@ -251,7 +291,7 @@ fn building(world: &World, b: &Building, canvas: &mut Canvas) {
                 to3(d + inset, sa, y0 + win_h),
             ];
             if let Some(shape) = project(&quad) {
-                canvas.fill(&shape, glass);
+                canvas.fill(&shape, seen(glass, d, s_mid, y0));
             }
         }
     }

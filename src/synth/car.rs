@@ -5,6 +5,7 @@ use super::camera::P3;
 use super::climate::Climate;
 use super::material::Mat;
 use super::model3d::Builder;
+use super::radiometry::emissivity;
 use super::rng::Rng;
 
 /// Which band of the profile an edge belongs to (decides its material).
@@ -165,13 +166,22 @@ impl CarModel {
 
         let rgb = *rng.pick(&PAINT);
         let dark = 1.0 - (rgb[0] + rgb[1] + rgb[2]) / 3.0;
-        let body = Mat::new(climate.surface(rng.range(-0.5, 1.0), 2.0 + 8.0 * dark), rgb);
+        let body = Mat::new(
+            climate.emitting(
+                climate.surface(rng.range(-0.5, 1.0), 2.0 + 8.0 * dark),
+                emissivity::CAR_PAINT,
+            ),
+            rgb,
+        );
         let a = climate.ambient;
         let (hood, grille, tyre, rim, head_light, tail_light, exhaust) = if running {
             (
                 body.warmer(rng.range(6.0, 25.0)),
                 Mat::new(a + rng.range(12.0, 35.0), [0.1, 0.1, 0.1]),
-                Mat::new(a + rng.range(6.0, 16.0), [0.06, 0.06, 0.06]),
+                Mat::new(
+                    climate.emitting(a + rng.range(6.0, 16.0), emissivity::RUBBER),
+                    [0.06, 0.06, 0.06],
+                ),
                 Mat::new(a + rng.range(10.0, 30.0), [0.55, 0.55, 0.57]),
                 Mat::new(a + rng.range(5.0, 20.0), [1.0, 0.98, 0.85]),
                 Mat::new(a + rng.range(3.0, 12.0), [0.9, 0.1, 0.1]),
@@ -194,7 +204,7 @@ impl CarModel {
                 None,
             )
         };
-        let glass = Mat::new(climate.reflective(rng.range(0.5, 0.85)), [0.12, 0.16, 0.2]);
+        let glass = Mat::new(climate.glass(rng.range(0.5, 0.85)), [0.12, 0.16, 0.2]);
         let shadow_dk = if climate.sun > 0.2 {
             -climate.sun * rng.range(4.0, 12.0)
         } else if running {

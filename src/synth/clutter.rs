@@ -45,7 +45,7 @@ fn foliage(rng: &mut Rng, climate: &Climate) -> Mat {
     // Leaves transpire: near or below air temperature, a little warmer in sun; at night
     // they cool by radiating to the sky.
     let k = if climate.night {
-        climate.ambient - rng.range(0.5, 3.0)
+        climate.ambient - rng.range(0.5, 3.0) - climate.sky_cooling(0.6)
     } else {
         climate.surface(rng.range(-1.5, 0.5), 2.0)
     };

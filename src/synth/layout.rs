@@ -4,6 +4,7 @@
 use super::camera::Camera;
 use super::climate::Climate;
 use super::material::Mat;
+use super::radiometry::{RadiometryModel, emissivity};
 use super::rng::Rng;
 use super::world::{Building, Ground, Kind, Road, Sensor, Skyline};
 
@@ -76,6 +77,8 @@ pub fn sample_road(rng: &mut Rng, kind: Kind) -> Road {
 
 pub fn sample_ground(rng: &mut Rng, climate: &Climate, kind: Kind) -> Ground {
     let asphalt = |rng: &mut Rng| {
+        // Asphalt stores the day's heat and stays 1-6 K warmer than the air after sunset
+        // (in LWIR a kinetic temperature: the sky it reflects cools what is seen).
         let k = if climate.night {
             climate.ambient + rng.range(1.0, 6.0)
         } else {
@@ -84,9 +87,10 @@ pub fn sample_ground(rng: &mut Rng, climate: &Climate, kind: Kind) -> Ground {
         let g = rng.range(0.28, 0.42);
         Mat::new(k, [g, g, g * 1.03])
     };
+    // Concrete stores less heat than asphalt: half the sky's night cooling shows.
     let concrete = |rng: &mut Rng| {
         let k = if climate.night {
-            climate.ambient + rng.range(0.0, 3.0)
+            climate.ambient + rng.range(0.0, 3.0) - 0.5 * climate.sky_cooling(1.0)
         } else {
             climate.surface(rng.range(0.0, 1.5), 4.0)
         };
@@ -97,8 +101,9 @@ pub fn sample_ground(rng: &mut Rng, climate: &Climate, kind: Kind) -> Ground {
     let verge = match kind {
         Kind::Urban if rng.chance(0.5) => concrete(rng),
         _ => {
+            // Grass and soil: the ground that cools most under a clear night sky.
             let k = if climate.night {
-                climate.ambient - rng.range(0.0, 4.0)
+                climate.ambient - rng.range(0.0, 4.0) - climate.sky_cooling(1.0)
             } else {
                 climate.surface(rng.range(-1.5, 1.0), 4.0)
             };
@@ -130,7 +135,14 @@ pub fn sample_ground(rng: &mut Rng, climate: &Climate, kind: Kind) -> Ground {
             [0.9, 0.9, 0.85],
         ),
         curb: concrete(rng),
-        puddle: Mat::new(climate.reflective(0.6), [0.25, 0.3, 0.38]),
+        // LWIR: water near the air's temperature; the ground's emissivity law mirrors the sky.
+        puddle: Mat::new(
+            match climate.radiometry {
+                RadiometryModel::Legacy => climate.reflective(0.6),
+                RadiometryModel::Lwir => climate.ambient - 0.5,
+            },
+            [0.25, 0.3, 0.38],
+        ),
         road,
         sidewalk,
         verge,
@@ -180,16 +192,20 @@ pub fn sample_buildings(
             }
             if !rng.chance(gap) {
                 let rgb = *rng.pick(&WALLS);
+                // Heat from inside at night; a wall sees about half the sky.
                 let heated = if climate.night {
-                    rng.range(0.5, 3.0)
+                    rng.range(0.5, 3.0) - climate.sky_cooling(0.5)
                 } else {
                     0.0
                 };
                 let wall = Mat::new(
-                    climate.surface(rng.range(-0.5, 1.5) + heated, rng.range(2.0, 6.0)),
+                    climate.emitting(
+                        climate.surface(rng.range(-0.5, 1.5) + heated, rng.range(2.0, 6.0)),
+                        emissivity::BRICK,
+                    ),
                     rgb,
                 );
-                let glass = Mat::new(climate.reflective(rng.range(0.5, 0.8)), [0.2, 0.25, 0.32]);
+                let glass = Mat::new(climate.glass(rng.range(0.5, 0.8)), [0.2, 0.25, 0.32]);
                 let floor = rng.range(2.9, 3.6);
                 let col = rng.range(2.4, 4.0);
                 let grid = rng.chance(0.9).then(|| {
@@ -240,7 +256,7 @@ pub fn sample_skyline(rng: &mut Rng, climate: &Climate, kind: Kind) -> Skyline {
     let k = if city {
         climate.surface(rng.range(-1.0, 2.0), 4.0)
     } else {
-        climate.ambient - rng.range(0.0, 2.5)
+        climate.ambient - rng.range(0.0, 2.5) - climate.sky_cooling(0.6)
     };
     let rgb = if city {
         [0.55, 0.56, 0.6]

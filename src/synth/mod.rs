@@ -9,6 +9,13 @@
 //! then the camera's optics blur, vignetting, column fixed-pattern noise and temporal
 //! noise. The same geometry is rendered in visible light for an RGB-trained twin.
 //!
+//! Two radiometries ([`RadiometryModel`]): `Legacy` (the default, what the bundled
+//! detectors were trained on, hand-set apparent temperatures) and `Lwir` (surface
+//! temperatures seen through 8-14 µm band radiance: emissivity and reflected sky mixed in
+//! radiance, night sky cooling, clothing from ISO 7730's heat balance, the air's
+//! absorption with distance, optics blurring radiance). Both draw the same random
+//! numbers, so a seed gives the same scenes and boxes in both.
+//!
 //! Labels are the *visible* extent of each object after occlusion and the frame border;
 //! objects less than 40 % visible or a few pixels small are left unlabelled.
 //! [`Recording`] animates one scene (walking, cycling, driving) for replay pipelines.
@@ -33,6 +40,7 @@ mod noise;
 mod output;
 mod person;
 mod placement;
+mod radiometry;
 mod raster;
 mod render;
 pub mod rng;
@@ -44,6 +52,7 @@ pub use output::{
     DatasetSpec, DatasetSummary, RecordingFormat, coco, write_dataset, write_gray8_png,
     write_gray16_png, write_rgb8_png,
 };
+pub use radiometry::RadiometryModel;
 pub use scene::{FRAME_RATE, Recording, RecordingFrame, Scene, count_by_class};
 
 /// The AGC of `thermal8/`: per frame, a linear stretch between these percentiles of the

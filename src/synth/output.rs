@@ -19,11 +19,12 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::SynthError;
 use super::labels::{Class, Label};
+use super::radiometry::RadiometryModel;
 use super::scene::{Recording, Scene, count_by_class};
-use super::{AGC_HIGH_PERCENTILE, AGC_LOW_PERCENTILE, SynthError};
 use crate::eval::{Category, CocoGt, GtAnnotation, GtTemperature, ImageInfo};
-use crate::imaging::agc::percentile_stretch;
+use crate::imaging::agc::{Agc, agc_view};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -37,6 +38,12 @@ pub struct DatasetSpec {
     pub recording: u32,
     /// How the recording's frames are stored.
     pub recording_format: RecordingFormat,
+    /// The laws of the thermal frames (default: the legacy ones the bundled detectors
+    /// were trained on).
+    pub radiometry: RadiometryModel,
+    /// The AGC of the 8-bit views (`thermal8/`, `recording.gray8`, the YUY2 luma); the
+    /// default is the 1-99 % percentile stretch ([`super::AGC_LOW_PERCENTILE`]).
+    pub agc: Agc,
 }
 
 /// The recording as different cameras deliver it, so every camera path of the pipelines
@@ -83,9 +90,10 @@ impl RecordingFormat {
         }
     }
 
-    /// One frame's bytes as this format stores them (for raw formats).
-    fn encode(self, thermal: &[u16]) -> Vec<u8> {
-        let agc = || percentile_stretch(thermal, AGC_LOW_PERCENTILE, AGC_HIGH_PERCENTILE);
+    /// One frame's bytes as this format stores them (for raw formats), 8-bit views by
+    /// `view`.
+    fn encode(self, thermal: &[u16], view: &Agc) -> Vec<u8> {
+        let agc = || agc_view(thermal, view);
         match self {
             Self::Gray16Le | Self::Png16 => thermal.iter().flat_map(|v| v.to_le_bytes()).collect(),
             Self::Gray8 => agc(),
@@ -240,7 +248,7 @@ type Labelled = (u64, Vec<Label>);
 
 /// Generates and writes scene `index` into the three image folders.
 fn write_scene(spec: &DatasetSpec, index: u64) -> Result<Vec<Label>, SynthError> {
-    let scene = Scene::generate(spec.seed, index, spec.width, spec.height)?;
+    let scene = Scene::generate_with(spec.seed, index, spec.width, spec.height, spec.radiometry)?;
     let name = format!("{index:06}.png");
     let (w, h) = (spec.width, spec.height);
     write_gray16_png(
@@ -253,7 +261,7 @@ fn write_scene(spec: &DatasetSpec, index: u64) -> Result<Vec<Label>, SynthError>
         &spec.out.join("thermal8").join(&name),
         w,
         h,
-        &scene.thermal8(),
+        &agc_view(&scene.thermal, &spec.agc),
     )?;
     write_rgb8_png(&spec.out.join("rgb").join(&name), w, h, &scene.rgb)?;
     Ok(scene.labels)
@@ -324,7 +332,7 @@ pub fn write_dataset(spec: &DatasetSpec) -> Result<DatasetSummary, SynthError> {
 /// Writes the recording's frames (in `spec.recording_format`) and `recording.json`;
 /// returns the number of labels.
 fn write_recording(spec: &DatasetSpec) -> Result<usize, SynthError> {
-    let rec = Recording::new(spec.seed, spec.width, spec.height)?;
+    let rec = Recording::with_radiometry(spec.seed, spec.width, spec.height, spec.radiometry)?;
     let format = spec.recording_format;
     let raw_path = spec.out.join(format.file_name());
     let mut raw = if format == RecordingFormat::Png16 {
@@ -365,7 +373,7 @@ fn write_recording(spec: &DatasetSpec) -> Result<usize, SynthError> {
         for (i, f) in batch {
             let name = match raw.as_mut() {
                 Some(raw) => {
-                    raw.write_all(&format.encode(&f.thermal))
+                    raw.write_all(&format.encode(&f.thermal, &spec.agc))
                         .map_err(|e| io_err(&raw_path, e))?;
                     format!("frame_{i:06}")
                 }

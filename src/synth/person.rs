@@ -5,6 +5,7 @@ use super::camera::P3;
 use super::climate::Climate;
 use super::material::Mat;
 use super::model3d::Builder;
+use super::radiometry::{self, RadiometryModel, emissivity};
 use super::rng::Rng;
 
 /// How one person looks (size, build, clothes), fixed over a recording.
@@ -58,6 +59,24 @@ const CLOTH: [[f32; 3]; 12] = [
     [0.6, 0.35, 0.2],
 ];
 
+/// Mean skin temperature under clothing, K: Fanger's comfort value
+/// `35.7 − 0.028·(M − W)` °C (ISO 7730) at a walking metabolic rate M ≈ 100 W/m², W = 0.
+const SKIN_UNDER_CLOTHES: f32 = 273.15 + 35.7 - 0.028 * 100.0;
+/// Convective heat transfer of clothing in a light breeze or at a slow walk, W/m²K:
+/// ISO 7730's `12.1·√v` at a relative air speed of 0.5 m/s.
+const H_CONVECTION: f32 = 8.6;
+
+/// How much of the sky a standing person's clothes see: at most half (the upper
+/// hemisphere of a vertical body) in the open, less between buildings.
+const PERSON_SKY_VIEW: f32 = 0.3;
+
+/// Typical insulation of what people wear outdoors at air temperature `ambient`, clo:
+/// ~0.5 clo (shirt and trousers) at 25 °C to ~2 clo (winter coat over layers) near
+/// 0 °C, the ensembles of ISO 9920's tables.
+fn ensemble_clo(ambient: f32) -> f32 {
+    (0.5 + 1.5 * (298.0 - ambient) / 25.0).clamp(0.4, 2.2)
+}
+
 /// Darkness of a colour: dark clothes absorb more sun.
 fn darkness(rgb: [f32; 3]) -> f32 {
     1.0 - (rgb[0] + rgb[1] + rgb[2]) / 3.0
@@ -75,14 +94,33 @@ impl PersonLook {
         // Exposed skin: ~305-309 K, a little cooler in the cold.
         let skin_k = (309.0 - 0.1 * (305.0 - climate.ambient).max(0.0) + rng.range(-0.8, 0.6))
             .clamp(303.5, 309.5);
-        let skin = Mat::new(skin_k, *rng.pick(&SKIN_TONES));
+        let skin = Mat::new(
+            climate.emitting(skin_k, emissivity::SKIN),
+            *rng.pick(&SKIN_TONES),
+        );
         let excess = skin_k - climate.ambient;
         // Clothing surface: a few kelvin above the air, more for thin clothes, plus sun.
+        // Legacy: a fraction of the skin's excess; LWIR: ISO 7730's heat balance with
+        // the insulation of the season's clothes (`spread` varies it ±30 %).
         let cloth = |rng: &mut Rng, insulation: f32| {
             let rgb = *rng.pick(&CLOTH);
-            let k = climate.ambient
-                + excess * rng.range(0.12, 0.32) * insulation
-                + climate.sun * darkness(rgb) * 5.0;
+            let spread = rng.range(0.12, 0.32);
+            let solar = climate.sun * darkness(rgb) * 5.0;
+            let k = match climate.radiometry {
+                RadiometryModel::Legacy => climate.ambient + excess * spread * insulation + solar,
+                RadiometryModel::Lwir => {
+                    let clo =
+                        ensemble_clo(climate.ambient) * (0.7 + 3.0 * (spread - 0.12)) / insulation;
+                    let surface = radiometry::clothing_surface(
+                        SKIN_UNDER_CLOTHES,
+                        climate.ambient,
+                        climate.mean_radiant(PERSON_SKY_VIEW),
+                        clo,
+                        H_CONVECTION,
+                    );
+                    climate.emitting(surface + solar, emissivity::TEXTILE)
+                }
+            };
             Mat::new(k, rgb)
         };
         let top = cloth(rng, if warm { 1.4 } else { 1.0 });
@@ -96,24 +134,36 @@ impl PersonLook {
         };
         let shins = if shorts { skin.warmer(-1.2) } else { legs };
         let shoes = Mat::new(
-            climate.ambient + excess * 0.08 + climate.sun * 2.0,
+            climate.emitting(
+                climate.ambient + excess * 0.08 + climate.sun * 2.0,
+                emissivity::TEXTILE,
+            ),
             [0.12, 0.1, 0.1],
         );
         let hair = Mat::new(
-            climate.ambient + excess * rng.range(0.45, 0.7),
+            climate.emitting(
+                climate.ambient + excess * rng.range(0.45, 0.7),
+                emissivity::HAIR,
+            ),
             *rng.pick(&HAIR),
         );
         let coat = !warm && !child && rng.chance(0.3);
         let backpack = rng.chance(0.2).then(|| {
             let rgb = *rng.pick(&CLOTH);
             Mat::new(
-                climate.surface(rng.range(0.0, 1.5), 4.0 * darkness(rgb)),
+                climate.emitting(
+                    climate.surface(rng.range(0.0, 1.5), 4.0 * darkness(rgb)),
+                    emissivity::TEXTILE,
+                ),
                 rgb,
             )
         });
         let hat = (!warm && rng.chance(0.2)).then(|| {
             let rgb = *rng.pick(&CLOTH);
-            Mat::new(climate.ambient + excess * 0.2, rgb)
+            Mat::new(
+                climate.emitting(climate.ambient + excess * 0.2, emissivity::TEXTILE),
+                rgb,
+            )
         });
         PersonLook {
             height,

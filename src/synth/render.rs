@@ -8,6 +8,7 @@ use super::car;
 use super::labels::{self, Label, NO_OWNER, Slot};
 use super::model3d::Builder;
 use super::person::{self, Pose};
+use super::radiometry::{self, RadiometryModel};
 use super::raster::{Shape, Sprite};
 use super::rng::Rng;
 use super::world::{Actor, Body, World};
@@ -66,9 +67,10 @@ pub fn render(world: &World, background: &Canvas, t: f32) -> Rendered {
             draw_actor(&mut b, world, actor, t);
             b.paints()
         };
-        let Some(sprite) = Sprite::draw(&paints, canvas.width, canvas.height) else {
+        let Some(mut sprite) = Sprite::draw(&paints, canvas.width, canvas.height) else {
             continue;
         };
+        through_the_air(world, &mut sprite, x, z);
         let base = slots.len();
         for (k, class) in actor.labels().iter().enumerate() {
             let part = k as u8 + 1;
@@ -90,17 +92,48 @@ pub fn render(world: &World, background: &Canvas, t: f32) -> Rendered {
     // Objects' temperatures are read through the lens: no camera resolves a feature
     // smaller than its blur (a thermometer's spot size), so the truth a reading is
     // judged against is the image the optics form, before the sensor's noise.
-    let optics = gaussian_blur(
-        &canvas.kelvin,
-        canvas.width,
-        canvas.height,
-        world.sensor.blur,
-    );
+    let optics = optics(world, &canvas);
     let labels = labels::extract(&canvas.owner, &optics, canvas.width, &slots);
     Rendered {
         canvas,
         optics,
         labels,
+    }
+}
+
+/// The air between the camera and an object standing at `(x, z)` (LWIR; nothing in the
+/// legacy radiometry). The sprite holds radiance premultiplied by coverage.
+fn through_the_air(world: &World, sprite: &mut Sprite, x: f32, z: f32) {
+    if world.climate.radiometry == RadiometryModel::Legacy {
+        return;
+    }
+    let above = world.camera.mount - 1.0;
+    let range = (x * x + above * above + z * z).sqrt();
+    for (k, &a) in sprite.kelvin.iter_mut().zip(&sprite.alpha) {
+        if a > 0.0 {
+            *k = world.climate.path(*k / a, range) * a;
+        }
+    }
+}
+
+/// The image the lens forms: the canvas blurred. A lens spreads radiance, not
+/// temperature, so the LWIR radiometry blurs band radiance (a hot exhaust pipe then
+/// brightens its neighbours more than a linear mix of kelvins would).
+fn optics(world: &World, canvas: &Canvas) -> Vec<f32> {
+    let (w, h, sigma) = (canvas.width, canvas.height, world.sensor.blur);
+    match world.climate.radiometry {
+        RadiometryModel::Legacy => gaussian_blur(&canvas.kelvin, w, h, sigma),
+        RadiometryModel::Lwir => {
+            let radiance: Vec<f32> = canvas
+                .kelvin
+                .iter()
+                .map(|&k| radiometry::radiance(k))
+                .collect();
+            let mut out = gaussian_blur(&radiance, w, h, sigma);
+            out.iter_mut()
+                .for_each(|l| *l = radiometry::temperature(*l));
+            out
+        }
     }
 }
 

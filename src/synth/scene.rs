@@ -4,6 +4,7 @@
 use super::climate::Climate;
 use super::labels::{Class, Label};
 use super::noise::ValueNoise;
+use super::radiometry::RadiometryModel;
 use super::rng::Rng;
 use super::world::{Body, Kind, World};
 use super::{AGC_HIGH_PERCENTILE, AGC_LOW_PERCENTILE, SynthError};
@@ -34,15 +35,29 @@ pub struct Scene {
     /// Row-major RGB, 3 bytes per pixel, of the same geometry in visible light.
     pub rgb: Vec<u8>,
     pub labels: Vec<Label>,
+    /// Whether the scene is at night (no sun; people stand out most).
+    pub night: bool,
 }
 
 impl Scene {
     /// Scene `index` of the data set with `seed`. Same arguments, same scene, bit for bit;
     /// scenes are independent of each other (generate them in any order or in parallel).
     pub fn generate(seed: u64, index: u64, width: u32, height: u32) -> Result<Scene, SynthError> {
+        Self::generate_with(seed, index, width, height, RadiometryModel::default())
+    }
+
+    /// [`Scene::generate`] in the given radiometry. The layout, objects and labels are
+    /// the same in every radiometry; the temperatures differ.
+    pub fn generate_with(
+        seed: u64,
+        index: u64,
+        width: u32,
+        height: u32,
+        radiometry: RadiometryModel,
+    ) -> Result<Scene, SynthError> {
         check_size(width, height)?;
         let mut rng = Rng::stream(seed, index);
-        let world = sample_world(&mut rng, width, height);
+        let world = sample_world(&mut rng, width, height, radiometry);
         let background = render::background(&world);
         let rendered = render::render(&world, &background, 0.0);
         let mut noise = Rng::new(rng.next_u64());
@@ -52,6 +67,7 @@ impl Scene {
             thermal: render::thermal_counts(&world, &rendered, &mut noise),
             rgb: render::rgb_bytes(&world, &rendered.canvas, &mut noise),
             labels: rendered.labels,
+            night: world.climate.night,
         })
     }
 
@@ -64,10 +80,10 @@ impl Scene {
 
 /// Samples the world of one scene from `rng`, the scene's own stream. The order of the
 /// draws is part of the output: the same seed must give the same bytes.
-fn sample_world(rng: &mut Rng, width: u32, height: u32) -> World {
+fn sample_world(rng: &mut Rng, width: u32, height: u32, radiometry: RadiometryModel) -> World {
     let kind = layout::pick_kind(rng);
     let camera = layout::sample_camera(rng, kind, width, height);
-    let climate = Climate::sample(rng);
+    let climate = Climate::sample(rng, radiometry);
     let road = layout::sample_road(rng, kind);
     let ground = layout::sample_ground(rng, &climate, kind);
     let buildings = layout::sample_buildings(rng, &climate, kind, &road);
@@ -117,12 +133,22 @@ impl Recording {
     /// The recording of `seed`: the first sampled street scene (not a plaza, whose
     /// objects are far away) with at least three moving labelled objects, one a car.
     pub fn new(seed: u64, width: u32, height: u32) -> Result<Recording, SynthError> {
+        Self::with_radiometry(seed, width, height, RadiometryModel::default())
+    }
+
+    /// [`Recording::new`] in the given radiometry (same scene and motion).
+    pub fn with_radiometry(
+        seed: u64,
+        width: u32,
+        height: u32,
+        radiometry: RadiometryModel,
+    ) -> Result<Recording, SynthError> {
         check_size(width, height)?;
         let mut picker = Rng::stream(seed, RECORDING_STREAM);
         let mut best: Option<(World, usize, u64)> = None;
         for _ in 0..200 {
             let mut rng = Rng::new(picker.next_u64());
-            let world = sample_world(&mut rng, width, height);
+            let world = sample_world(&mut rng, width, height, radiometry);
             let noise_seed = rng.next_u64();
             let moving = |car: bool| {
                 world

@@ -240,7 +240,7 @@ mod tests {
     #[test]
     fn moving_actors_wrap_around_their_path() {
         let mut rng = Rng::new(1);
-        let c = Climate::sample(&mut rng);
+        let c = Climate::sample(&mut rng, crate::synth::RadiometryModel::Legacy);
         let look = PersonLook::sample(&mut rng, &c);
         let a = Actor {
             body: Body::Person {

@@ -23,6 +23,8 @@ pub fn synth_dataset(name: &str, scenes: u64) -> PathBuf {
         height: 80,
         recording: 0,
         recording_format: Default::default(),
+        radiometry: Default::default(),
+        agc: Default::default(),
     })
     .unwrap();
     dir

@@ -483,6 +483,8 @@ fn ensure_synth(
         height,
         recording: 0,
         recording_format: RecordingFormat::default(),
+        radiometry: Default::default(),
+        agc: Default::default(),
     })?;
     std::fs::write(&stamp, expected)?;
     log(&format!(
