@@ -84,35 +84,70 @@ impl fmt::Display for AgcMode {
 }
 
 /// A 65536-bin histogram of a frame's counts.
-pub struct Histogram(Vec<u32>);
+///
+/// Filled per frame on the streaming thread, so it is built for speed: two banks take
+/// alternate counts, so that neighbouring pixels of equal value (flat sky, a saturated
+/// hot spot) do not wait on each other's increment of one bin.
+pub struct Histogram {
+    banks: Box<[[u32; BINS]; 2]>,
+    total: u64,
+}
+
+const BINS: usize = 1 << 16;
 
 impl Histogram {
     pub fn new() -> Self {
-        Histogram(vec![0; 65536])
+        Histogram {
+            banks: vec![[0; BINS]; 2]
+                .into_boxed_slice()
+                .try_into()
+                .expect("two banks"),
+            total: 0,
+        }
     }
 
     pub fn clear(&mut self) {
-        self.0.fill(0);
+        for bank in self.banks.iter_mut() {
+            bank.fill(0);
+        }
+        self.total = 0;
     }
 
-    pub fn add(&mut self, v: u16) {
-        self.0[v as usize] += 1;
+    /// Adds every count of `values`.
+    pub fn add_all(&mut self, values: impl Iterator<Item = u16>) {
+        let mut n = 0;
+        for (i, v) in values.enumerate() {
+            self.banks[i & 1][v as usize] += 1;
+            n = i + 1;
+        }
+        self.total += n as u64;
     }
 
-    fn total(&self) -> u64 {
-        self.0.iter().map(|&c| c as u64).sum()
+    /// Pixels counted.
+    pub fn total(&self) -> u64 {
+        self.total
     }
 
-    /// The `k`-th smallest count (0-based), i.e. `sorted[k]`.
-    fn kth(&self, k: u64) -> u16 {
+    /// The pixels of each count, 0 to 65535.
+    pub fn bins(&self) -> impl Iterator<Item = u32> + '_ {
+        let [a, b] = &*self.banks;
+        a.iter().zip(b.iter()).map(|(&a, &b)| a + b)
+    }
+
+    /// `sorted[k]` for two ranks `k_low <= k_high` (0-based), in one pass over the bins.
+    fn kth_pair(&self, k_low: u64, k_high: u64) -> (u16, u16) {
         let mut seen = 0u64;
-        for (v, &c) in self.0.iter().enumerate() {
+        let mut low = None;
+        for (v, c) in self.bins().enumerate() {
             seen += c as u64;
-            if seen > k {
-                return v as u16;
+            if seen > k_low && low.is_none() {
+                low = Some(v as u16);
+            }
+            if seen > k_high {
+                return (low.unwrap_or(v as u16), v as u16);
             }
         }
-        u16::MAX
+        (low.unwrap_or(u16::MAX), u16::MAX)
     }
 }
 
@@ -130,7 +165,13 @@ pub fn percentile_bounds(hist: &Histogram, low: f64, high: f64) -> (u16, u16) {
         return (0, u16::MAX);
     }
     let rank = |p: f64| ((p.clamp(0.0, 100.0) / 100.0) * (n - 1) as f64).floor() as u64;
-    (hist.kth(rank(low)), hist.kth(rank(high)))
+    let (k_low, k_high) = (rank(low), rank(high));
+    if k_low <= k_high {
+        hist.kth_pair(k_low, k_high)
+    } else {
+        let (high, low) = hist.kth_pair(k_high, k_low);
+        (low, high)
+    }
 }
 
 /// Maps `v` into 0..=255 by the linear stretch `lo..=hi`, clamped and rounded half up:
@@ -144,10 +185,17 @@ pub fn stretch(v: u16, lo: u16, hi: u16) -> u8 {
     ((510 * n + d) / (2 * d)) as u8
 }
 
-/// [`stretch`] for every count at once: index the table with a count.
+/// [`stretch`] for every count at once: index the table with a count. Only the counts
+/// inside the stretch are computed (a division each); the rest are 0 or 255.
 pub fn stretch_table(lo: u16, hi: u16, table: &mut Vec<u8>) {
     table.clear();
-    table.extend((0..=u16::MAX).map(|v| stretch(v, lo, hi)));
+    if hi <= lo {
+        table.resize(BINS, 0);
+        return;
+    }
+    table.resize(lo as usize, 0);
+    table.extend((lo..=hi).map(|v| stretch(v, lo, hi)));
+    table.resize(BINS, 255);
 }
 
 /// No single count takes more than `1/EQUALIZE_PLATEAU` of the pixels in
@@ -168,15 +216,15 @@ pub fn equalize_table(hist: &Histogram, table: &mut Vec<u8>) {
     let n = hist.total();
     let plateau = n.div_ceil(EQUALIZE_PLATEAU).max(1);
     let clipped = |c: u32| (c as u64).min(plateau);
-    let Some(first) = hist.0.iter().position(|&c| c > 0) else {
-        table.resize(65536, 0);
+    let Some(first) = hist.bins().find(|&c| c > 0) else {
+        table.resize(BINS, 0);
         return;
     };
-    let base = clipped(hist.0[first]);
-    let total: u64 = hist.0.iter().map(|&c| clipped(c)).sum();
+    let base = clipped(first);
+    let total: u64 = hist.bins().map(clipped).sum();
     let span = total - base;
     let mut cumulative = 0u64;
-    table.extend(hist.0.iter().map(|&c| {
+    table.extend(hist.bins().map(|c| {
         cumulative += clipped(c);
         if span == 0 || cumulative <= base {
             0
@@ -235,7 +283,7 @@ impl AgcTable {
 pub fn agc_view(counts: &[u16], agc: &Agc) -> Vec<u8> {
     let mut hist = Histogram::new();
     if agc.needs_histogram() {
-        counts.iter().for_each(|&v| hist.add(v));
+        hist.add_all(counts.iter().copied());
     }
     let table = AgcTable::default().update(agc, &hist).to_vec();
     counts.iter().map(|&v| table[v as usize]).collect()
@@ -245,7 +293,7 @@ pub fn agc_view(counts: &[u16], agc: &Agc) -> Vec<u8> {
 /// `zsq synth`) produces.
 pub fn percentile_stretch(counts: &[u16], low: f64, high: f64) -> Vec<u8> {
     let mut hist = Histogram::new();
-    counts.iter().for_each(|&v| hist.add(v));
+    hist.add_all(counts.iter().copied());
     let (lo, hi) = percentile_bounds(&hist, low, high);
     counts.iter().map(|&v| stretch(v, lo, hi)).collect()
 }
@@ -266,9 +314,7 @@ pub fn apply_in_place(frame: &mut FrameMut, agc: &Agc, hist: &mut Histogram) {
     if agc.needs_histogram() {
         hist.clear();
         for y in 0..h {
-            frame.row(0, y)[..2 * w]
-                .chunks_exact(2)
-                .for_each(|b| hist.add(read(b)));
+            hist.add_all(frame.row(0, y)[..2 * w].chunks_exact(2).map(read));
         }
     }
     let mut tables = AgcTable::default();
@@ -294,7 +340,7 @@ mod tests {
         // 0..=999: numpy.percentile(x, [1, 99], method="lower") = [9, 989]
         let counts: Vec<u16> = (0..1000).rev().collect();
         let mut hist = Histogram::new();
-        counts.iter().for_each(|&v| hist.add(v));
+        hist.add_all(counts.iter().copied());
         assert_eq!(percentile_bounds(&hist, 1.0, 99.0), (9, 989));
         assert_eq!(percentile_bounds(&hist, 0.0, 100.0), (0, 999));
     }
@@ -340,7 +386,7 @@ mod tests {
         let mut counts: Vec<u16> = (0..60_000u32).map(|i| 27_000 + (i % 400) as u16).collect();
         counts.extend((0..4_000u32).map(|i| 30_000 + (i % 2_000) as u16));
         let mut hist = Histogram::new();
-        counts.iter().for_each(|&v| hist.add(v));
+        hist.add_all(counts.iter().copied());
         let mut table = Vec::new();
         equalize_table(&hist, &mut table);
         assert_eq!(table.len(), 65536);

@@ -105,8 +105,10 @@ pub struct Preprocess {
     agc_table: AgcTable,
     /// 8-bit level → input value (polarity applied).
     levels: [f32; 256],
-    /// Source planes in 0..=1 at frame resolution (one for grey, three for colour).
-    planes: [Vec<f32>; 3],
+    /// Source planes at frame resolution as 8-bit levels (one for grey, three for
+    /// colour); `levels` turns them into input values while resampling, which reads a
+    /// quarter of the bytes a float plane would take.
+    planes: [Vec<u8>; 3],
     taps: Option<Taps>,
 }
 
@@ -133,11 +135,22 @@ impl Preprocess {
     }
 
     /// Fills `out` (NCHW, `tensor_len()` floats) from `frame`.
+    ///
+    /// Grey inputs (16-bit counts through the AGC table, 8-bit grey, the luma of
+    /// YUV) are resampled straight from the frame's rows; only colour and packed RGB
+    /// go through 8-bit planes first.
     pub fn run(&mut self, frame: &FrameRef, out: &mut [f32]) -> Letterbox {
         assert_eq!(out.len(), self.tensor_len(), "input tensor size");
         let colour = self.colour && self.channels == 3 && !is_grey(frame.format);
         let n = if colour { 3 } else { 1 };
-        self.fill_planes(frame, colour);
+        let invert = self.polarity == Polarity::BlackHot;
+        for (i, l) in self.levels.iter_mut().enumerate() {
+            *l = if invert {
+                1.0 - i as f32 / 255.0
+            } else {
+                i as f32 / 255.0
+            };
+        }
         let lb = Letterbox::new(
             frame.width,
             frame.height,
@@ -149,9 +162,38 @@ impl Preprocess {
             _ => Taps::new(&lb),
         };
         let plane_len = self.input_width * self.input_height;
-        for c in 0..n {
-            let dst = &mut out[c * plane_len..(c + 1) * plane_len];
-            taps.resize(&self.planes[c], frame.width, dst, self.input_width, &lb);
+        // A copy: the AGC table below borrows `self` mutably.
+        let (levels, dst_w) = (&{ self.levels }, self.input_width);
+        let rows = |y| frame.row(0, y);
+        let first = &mut out[..plane_len];
+        match frame.format {
+            PixelFormat::Gray16Le | PixelFormat::Gray16Be => {
+                let table = self.agc_table(frame);
+                if frame.format == PixelFormat::Gray16Be {
+                    let at =
+                        |r: &[u8], x| table[u16::from_be_bytes([r[2 * x], r[2 * x + 1]]) as usize];
+                    taps.resize(rows, at, levels, first, dst_w, &lb);
+                } else {
+                    let at =
+                        |r: &[u8], x| table[u16::from_le_bytes([r[2 * x], r[2 * x + 1]]) as usize];
+                    taps.resize(rows, at, levels, first, dst_w, &lb);
+                }
+            }
+            PixelFormat::Gray8 | PixelFormat::I420 | PixelFormat::Nv12 if !colour => {
+                taps.resize(rows, |r: &[u8], x| r[x], levels, first, dst_w, &lb);
+            }
+            PixelFormat::Yuy2 if !colour => {
+                taps.resize(rows, |r: &[u8], x| r[2 * x], levels, first, dst_w, &lb);
+            }
+            _ => {
+                fill_planes(&mut self.planes, frame, colour);
+                let w = frame.width;
+                for (c, plane) in self.planes[..n].iter().enumerate() {
+                    let dst = &mut out[c * plane_len..(c + 1) * plane_len];
+                    let rows = |y: usize| &plane[y * w..(y + 1) * w];
+                    taps.resize(rows, |r: &[u8], x| r[x], levels, dst, dst_w, &lb);
+                }
+            }
         }
         for c in n..self.channels {
             out.copy_within(0..plane_len, c * plane_len);
@@ -160,74 +202,46 @@ impl Preprocess {
         lb
     }
 
-    fn fill_planes(&mut self, frame: &FrameRef, colour: bool) {
-        let (w, h) = (frame.width, frame.height);
-        let invert = self.polarity == Polarity::BlackHot;
-        for (i, l) in self.levels.iter_mut().enumerate() {
-            *l = if invert {
-                1.0 - i as f32 / 255.0
-            } else {
-                i as f32 / 255.0
-            };
+    /// The AGC lookup table (count to 8-bit level) for a 16-bit frame.
+    fn agc_table(&mut self, frame: &FrameRef) -> &[u8] {
+        let big = frame.format == PixelFormat::Gray16Be;
+        if self.agc.needs_histogram() {
+            self.hist.clear();
+            for y in 0..frame.height {
+                self.hist.add_all(counts(frame.row(0, y), frame.width, big));
+            }
         }
-        let levels = &self.levels;
-        let planes = if colour { 3 } else { 1 };
-        for p in &mut self.planes[..planes] {
-            p.resize(w * h, 0.0);
-        }
-        let format = frame.format;
-        if format.is_16bit() {
-            let big = format == PixelFormat::Gray16Be;
-            let counts = |row| counts(row, w, big);
-            if self.agc.needs_histogram() {
-                self.hist.clear();
-                for y in 0..h {
-                    counts(frame.row(0, y)).for_each(|v| self.hist.add(v));
+        self.agc_table.update(&self.agc, &self.hist)
+    }
+}
+
+/// The 8-bit planes of an 8-bit colour or packed RGB frame at frame resolution: R, G
+/// and B for a colour model, else the luma in the first.
+fn fill_planes(planes: &mut [Vec<u8>; 3], frame: &FrameRef, colour: bool) {
+    let (w, h) = (frame.width, frame.height);
+    let n = if colour { 3 } else { 1 };
+    for p in &mut planes[..n] {
+        p.resize(w * h, 0);
+    }
+    let [p0, p1, p2] = planes;
+    for y in 0..h {
+        match frame.format {
+            PixelFormat::Gray8 => p0[y * w..(y + 1) * w].copy_from_slice(&frame.row(0, y)[..w]),
+            PixelFormat::I420 | PixelFormat::Nv12 | PixelFormat::Yuy2 => {
+                for x in 0..w {
+                    let (yy, u, v) = yuv_at(frame, x, y);
+                    [p0[y * w + x], p1[y * w + x], p2[y * w + x]] = yuv_to_rgb(yy, u, v);
                 }
             }
-            let table = self.agc_table.update(&self.agc, &self.hist);
-            for (y, out) in self.planes[0].chunks_exact_mut(w).enumerate() {
-                for (o, v) in out.iter_mut().zip(counts(frame.row(0, y))) {
-                    *o = levels[table[v as usize] as usize];
-                }
-            }
-            return;
-        }
-        let [p0, p1, p2] = &mut self.planes;
-        for y in 0..h {
-            let out = y * w..(y + 1) * w;
-            match format {
-                PixelFormat::Gray8 | PixelFormat::I420 | PixelFormat::Nv12 if !colour => {
-                    for (o, &v) in p0[out].iter_mut().zip(&frame.row(0, y)[..w]) {
-                        *o = levels[v as usize];
-                    }
-                }
-                PixelFormat::Yuy2 if !colour => {
-                    for (o, &v) in p0[out].iter_mut().zip(frame.row(0, y).iter().step_by(2)) {
-                        *o = levels[v as usize];
-                    }
-                }
-                PixelFormat::I420 | PixelFormat::Nv12 | PixelFormat::Yuy2 => {
-                    for x in 0..w {
-                        let (yy, u, v) = yuv_at(frame, x, y);
-                        let [r, g, b] = yuv_to_rgb(yy, u, v);
-                        p0[y * w + x] = levels[r as usize];
-                        p1[y * w + x] = levels[g as usize];
-                        p2[y * w + x] = levels[b as usize];
-                    }
-                }
-                rgb => {
-                    let (bpp, [ri, gi, bi]) = rgb.rgb_layout().expect("packed RGB");
-                    let row = &frame.row(0, y)[..bpp * w];
-                    for (x, px) in row.chunks_exact(bpp).enumerate() {
-                        let (r, g, b) = (px[ri], px[gi], px[bi]);
-                        if colour {
-                            p0[y * w + x] = levels[r as usize];
-                            p1[y * w + x] = levels[g as usize];
-                            p2[y * w + x] = levels[b as usize];
-                        } else {
-                            p0[y * w + x] = levels[luma(r, g, b) as usize];
-                        }
+            rgb => {
+                let (bpp, [ri, gi, bi]) = rgb.rgb_layout().expect("packed RGB");
+                let row = &frame.row(0, y)[..bpp * w];
+                for (x, px) in row.chunks_exact(bpp).enumerate() {
+                    let (r, g, b) = (px[ri], px[gi], px[bi]);
+                    if colour {
+                        [p0[y * w + x], p1[y * w + x], p2[y * w + x]] = [r, g, b];
+                    } else {
+                        p0[y * w + x] = luma(r, g, b);
                     }
                 }
             }
@@ -311,17 +325,27 @@ impl Taps {
         self.geometry == (lb.frame_width, lb.frame_height, lb.width, lb.height)
     }
 
-    /// Resamples `src` (`src_w` wide) into the letterbox of `dst` (`dst_w` wide).
-    fn resize(&self, src: &[f32], src_w: usize, dst: &mut [f32], dst_w: usize, lb: &Letterbox) {
+    /// Resamples a source image into the letterbox of `dst` (`dst_w` wide): `rows(y)`
+    /// is row `y`, `at(row, x)` the 8-bit level of its pixel `x`, `levels` the input
+    /// value of a level.
+    fn resize<'a>(
+        &self,
+        rows: impl Fn(usize) -> &'a [u8],
+        at: impl Fn(&[u8], usize) -> u8,
+        levels: &[f32; 256],
+        dst: &mut [f32],
+        dst_w: usize,
+        lb: &Letterbox,
+    ) {
         dst.fill(PAD);
+        let value = |row: &[u8], x| levels[at(row, x) as usize];
         for (oy, &(y0, y1, ly)) in self.y.iter().enumerate() {
-            let r0 = &src[y0 * src_w..(y0 + 1) * src_w];
-            let r1 = &src[y1 * src_w..(y1 + 1) * src_w];
+            let (r0, r1) = (rows(y0), rows(y1));
             let start = (lb.pad_y + oy) * dst_w + lb.pad_x;
             let out = &mut dst[start..start + lb.width];
             for (o, &(x0, x1, lx)) in out.iter_mut().zip(&self.x) {
-                let top = (1.0 - lx) * r0[x0] + lx * r0[x1];
-                let bottom = (1.0 - lx) * r1[x0] + lx * r1[x1];
+                let top = (1.0 - lx) * value(r0, x0) + lx * value(r0, x1);
+                let bottom = (1.0 - lx) * value(r1, x0) + lx * value(r1, x1);
                 *o = (1.0 - ly) * top + ly * bottom;
             }
         }
