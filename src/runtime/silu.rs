@@ -20,11 +20,13 @@
 //! QLinearConv reads it. That is why `detect::silu` substitutes only the SiLUs that
 //! feed convolutions.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use ort::operator::{
     ComputeContext, Kernel, KernelContext, Operator, OperatorDomain, OperatorInput, OperatorOutput,
     ShapeInferenceContext,
 };
-use ort::value::{PrimitiveTensorElementType, TensorElementType, TensorValueType};
+use ort::value::{PrimitiveTensorElementType, TensorElementType, TensorValueType, ValueType};
 
 /// The operator domain thermalzsq registers on CPU sessions.
 pub const SILU_DOMAIN: &str = "com.thermalzsq";
@@ -77,8 +79,25 @@ impl Operator for QLinearSilu {
         })
     }
 
+    /// `y` has `x`'s type and shape. A size unknown here gets a name of its own:
+    /// ONNX Runtime would read a bare -1 as a size, and no shape at all as rank 0.
     fn infer_shape(&self, ctx: &mut ShapeInferenceContext) -> ort::Result<()> {
-        let x = ctx.inputs().swap_remove(0);
+        static UNKNOWN: AtomicUsize = AtomicUsize::new(0);
+        let mut x = ctx.inputs().swap_remove(0);
+        if let ValueType::Tensor {
+            shape,
+            dimension_symbols,
+            ..
+        } = &mut x
+        {
+            *dimension_symbols = (0..shape.len())
+                .map(|i| match dimension_symbols.get(i) {
+                    Some(symbol) if !symbol.is_empty() || shape[i] >= 0 => symbol.clone(),
+                    None if shape[i] >= 0 => String::new(),
+                    _ => format!("{SILU_OP}_{}", UNKNOWN.fetch_add(1, Ordering::Relaxed)),
+                })
+                .collect();
+        }
         ctx.set_output(0, &x)
     }
 }
