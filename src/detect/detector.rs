@@ -54,7 +54,7 @@ pub struct DetectorConfig {
     /// Runs an int8 model's SiLUs that feed convolutions as one pass each, with
     /// thermalzsq's CPU operator ([`rewrite_silu`]), when the session certainly runs on
     /// the CPU (provider `cpu`, or `auto` with no GPU provider in this ONNX Runtime):
-    /// the same outputs, about 6 % less time on the bundled detector. TensorRT and CUDA
+    /// the same outputs, 5–11 % less time on the bundled detector. TensorRT and CUDA
     /// sessions, and fp32 models, always get the model as it is. `false`: never.
     pub rewrite_silu: bool,
 }

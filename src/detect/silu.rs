@@ -20,7 +20,7 @@
 //! that costs about half of what the one pass saves. A SiLU read by MaxPool, Concat,
 //! Split, Add or Resize drags those back to NCHW too (an NCHW uint8 MaxPool alone cost
 //! 1.3 ms more than the channels-last one): rewriting all 53 SiLUs of that model was
-//! no faster than none, the 30 read by convolutions alone 0.6 ms (6 %) faster.
+//! no faster than none, the 30 read by convolutions alone 0.3–0.6 ms (5–11 %) faster.
 //!
 //! Anything else (int8 activations, per-channel or non-constant quantization, a value
 //! read elsewhere) is left as it was, with the reason in [`SiluRewrite::skipped`]; the
