@@ -292,3 +292,33 @@ fn only_cpu_sessions_are_certain_to_have_the_operator() {
         assert!(load_session_from_memory(&custom, &cuda).is_err());
     }
 }
+
+#[test]
+fn an_s8s8_model_keeps_its_silus_with_the_reason() {
+    // The TensorRT profile: int8 activations, which the uint8 operator does not take.
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx/yolov8_c2f_dfl.onnx");
+    let fp32 = Model::load(path).unwrap();
+    let (_, input, _) = image_input(&fp32).unwrap();
+    let settings = QuantizeSettings {
+        precision: Precision::S8S8,
+        source: CalibrationSource::Tensor(Arc::new(test_pattern(
+            4,
+            input.channels,
+            input.height,
+            input.width,
+            1,
+        ))),
+        check_images: 0,
+        ..QuantizeSettings::default()
+    };
+    let mut int8 = quantize(&fp32, &settings, &mut |_| {}).unwrap().model;
+    let summary = rewrite_silu(&mut int8);
+    assert_eq!(summary.applied, 0, "{summary:?}");
+    assert!(!summary.skipped.is_empty());
+    assert!(
+        summary.skipped.iter().all(|why| why.contains("not uint8")),
+        "{summary:?}"
+    );
+    assert!(int8.opset_version(SILU_DOMAIN).is_none());
+}

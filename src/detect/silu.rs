@@ -215,8 +215,12 @@ fn replace(graph: &mut GraphProto, silu: &Silu) -> Result<(), OnnxError> {
     // Each DQ of x goes if the SiLU was its only reader.
     let view = graph.view();
     for &dq in &silu.x_dequantizers {
-        let readers = view.consumers(&graph.node[dq].output[0]);
-        let outside = readers.iter().any(|u| !silu.nodes.contains(&u.node));
+        let value = &graph.node[dq].output[0];
+        let outside = view
+            .consumers(value)
+            .iter()
+            .any(|u| !silu.nodes.contains(&u.node))
+            || graph.output.iter().any(|o| o.name() == value);
         if !outside && !doomed.contains(&dq) {
             doomed.push(dq);
         }
