@@ -1,7 +1,9 @@
 //! fp32 vs int8 inference latency of the same detector, side by side in one run:
 //! u8s8 (the CPU profile) and s8s8 (the TensorRT profile, which ONNX Runtime's CPU EP
 //! does not fuse on x86), each as exported and with its DFL decoding rewritten the way
-//! `Detector` loads it (`detect::dfl`, "+dfl"). Run: `cargo bench --bench int8`.
+//! `Detector` loads it (`detect::dfl`, "+dfl"); u8s8 also with its SiLUs as one pass
+//! (`detect::silu`, "+dfl+silu", what a CPU `Detector` runs). Run:
+//! `cargo bench --bench int8`.
 //!
 //! The models are `models/det_thermal_ft.onnx` (else the tiny YOLOv8 fixture, 64×64:
 //! only a smoke test of the bench) and `ZSQ_BENCH_MODEL` when set (e.g. a YOLOv8n-size
@@ -16,11 +18,11 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 use thermalzsq::detect::dfl::rewrite_dfl;
+use thermalzsq::detect::silu::rewrite_silu;
 use thermalzsq::onnx::Model;
-use thermalzsq::runtime::ProviderOptions;
+use thermalzsq::runtime::{Provider, ProviderOptions, load_session_with_config};
 use thermalzsq::zsq::calibrate::Observer;
 use thermalzsq::zsq::images::test_pattern;
 use thermalzsq::zsq::pipeline::{CalibrationSource, QuantizeSettings, image_input, quantize};
@@ -39,28 +41,32 @@ fn model_paths() -> Vec<PathBuf> {
     paths
 }
 
-/// Adds a variant as it is and, when it has a DFL decoding, rewritten ("+dfl").
-fn push_with_dfl(variants: &mut Vec<(String, Vec<u8>)>, name: String, bytes: Vec<u8>) {
+/// Adds a variant as it is and, when it has a DFL decoding, rewritten ("+dfl"); with
+/// `silu`, that one again with its quantized SiLUs as one pass ("+silu").
+fn push_rewritten(variants: &mut Vec<(String, Vec<u8>)>, name: String, bytes: Vec<u8>, silu: bool) {
     let mut model = Model::from_bytes(&bytes).expect("model");
-    let rewritten = (rewrite_dfl(&mut model).applied > 0).then(|| model.to_bytes());
     variants.push((name.clone(), bytes));
-    if let Some(rewritten) = rewritten {
-        variants.push((format!("{name}+dfl"), rewritten));
+    let mut name = name;
+    if rewrite_dfl(&mut model).applied > 0 {
+        name += "+dfl";
+        variants.push((name.clone(), model.to_bytes()));
+    }
+    if silu && rewrite_silu(&mut model).applied > 0 {
+        variants.push((format!("{name}+silu"), model.to_bytes()));
     }
 }
 
+/// A CPU session as `Detector` makes one (so it has thermalzsq's operators).
 fn session(bytes: &[u8], threads: usize) -> Session {
-    thermalzsq::runtime::environment().expect("ONNX Runtime");
-    let mut b = Session::builder(thermalzsq::runtime::environment().unwrap())
-        .unwrap()
-        .with_optimization_level(GraphOptimizationLevel::Level3)
-        .unwrap()
-        .with_intra_op_spinning(false)
-        .unwrap();
-    if threads > 0 {
-        b = b.with_intra_threads(threads).unwrap();
-    }
-    b.commit_from_memory(bytes).unwrap()
+    let options = ProviderOptions {
+        provider: Provider::Cpu,
+        threads,
+        ..ProviderOptions::default()
+    };
+    let spinning = [("session.intra_op.allow_spinning", "0")];
+    load_session_with_config(bytes, &options, &spinning)
+        .expect("session")
+        .session
 }
 
 fn bench(c: &mut Criterion) {
@@ -94,7 +100,7 @@ fn bench_model(c: &mut Criterion, path: &Path, threads: usize) {
     let data = image.as_slice().unwrap();
     let fp32 = model.to_bytes();
     let mut variants = Vec::new();
-    push_with_dfl(&mut variants, "fp32".into(), fp32);
+    push_rewritten(&mut variants, "fp32".into(), fp32, false);
     for precision in [Precision::U8S8, Precision::S8S8] {
         let settings = QuantizeSettings {
             precision,
@@ -110,7 +116,8 @@ fn bench_model(c: &mut Criterion, path: &Path, threads: usize) {
         let q = quantize(&model, &settings, &mut |_| {}).expect("quantize");
         let ops = runtime_op_counts(&q.bytes, threads).expect("optimised graph");
         eprintln!("{precision}: ONNX Runtime CPU graph: {ops:?}");
-        push_with_dfl(&mut variants, precision.to_string(), q.bytes);
+        let silu = precision == Precision::U8S8;
+        push_rewritten(&mut variants, precision.to_string(), q.bytes, silu);
     }
     let mut group = c.benchmark_group(format!(
         "{} {}x{}x{}",

@@ -12,6 +12,7 @@ pub mod dfl;
 pub mod draw;
 pub mod labels;
 pub mod report;
+pub mod silu;
 pub mod temperature;
 
 pub use detector::{Detector, DetectorConfig};

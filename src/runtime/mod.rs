@@ -8,6 +8,7 @@ mod environment;
 mod provider;
 mod session;
 mod shared;
+mod silu;
 
 pub use environment::{LogLevel, LogSink, environment, set_log_sink};
 pub use provider::{Provider, ProviderOptions};
@@ -16,6 +17,7 @@ pub use session::{
     load_session_with_config,
 };
 pub use shared::{SharedSession, shared_session, shared_sessions};
+pub use silu::{SILU_DOMAIN, SILU_OP};
 
 /// Errors of the runtime layer, as text a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -46,6 +46,19 @@ impl Provider {
             Provider::TensorRt => ep::TensorRT::is_available()?,
         })
     }
+
+    /// Whether a session asked for with this choice runs on the CPU for sure: `cpu`,
+    /// or `auto` with neither TensorRT nor CUDA in this ONNX Runtime. (`auto` with a GPU
+    /// provider may still fall back to the CPU when the session is made.)
+    pub fn certainly_cpu(self) -> Result<bool, RuntimeError> {
+        Ok(match self {
+            Provider::Cpu => true,
+            Provider::Auto => {
+                !Provider::TensorRt.is_compiled_in()? && !Provider::Cuda.is_compiled_in()?
+            }
+            Provider::Cuda | Provider::TensorRt => false,
+        })
+    }
 }
 
 impl fmt::Display for Provider {

@@ -1,5 +1,6 @@
 //! Opening a model as an ONNX Runtime session on the chosen execution provider, and
-//! what the session says about the model (inputs, outputs, metadata).
+//! what the session says about the model (inputs, outputs, metadata). CPU sessions
+//! also know thermalzsq's own operator ([`super::SILU_OP`]); other providers do not.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -116,6 +117,11 @@ fn build(
     if options.threads > 0 {
         builder = builder
             .with_intra_threads(options.threads)
+            .map_err(ort::Error::from)?;
+    }
+    if provider == Provider::Cpu {
+        builder = builder
+            .with_operators(super::silu::operator_domain()?)
             .map_err(ort::Error::from)?;
     }
     let eps = options.dispatch(provider);
