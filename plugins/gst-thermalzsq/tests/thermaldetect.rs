@@ -1147,6 +1147,70 @@ fn agc_equalize_applies_plateau_histogram_equalisation() {
     assert_eq!(counts(&out), want, "the equalised view of the frame");
 }
 
+#[test]
+fn output_agc_mode_equalize_changes_the_picture_not_what_the_detector_sees() {
+    use thermalzsq::imaging::agc::{Agc, agc_view};
+    let counts = |b: &gst::BufferRef| -> Vec<u16> {
+        b.map_readable()
+            .unwrap()
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
+            .collect()
+    };
+    init();
+    // The hot and cold blobs on a background with a faint texture (a few counts), which
+    // a linear stretch leaves nearly flat and equalisation spreads over many levels.
+    let input = {
+        let mut buf = buffer(PixelFormat::Gray16Le, W, H, 0);
+        let background = 128 * 257;
+        let mut map = buf.get_mut().unwrap().map_writable().unwrap();
+        for (i, px) in map.chunks_exact_mut(2).enumerate() {
+            let v = u16::from_le_bytes([px[0], px[1]]);
+            if v == background {
+                let texture = ((i % W) / 8 + (i / W) / 8) % 24;
+                px.copy_from_slice(&(v + texture as u16).to_le_bytes());
+            }
+        }
+        drop(map);
+        buf
+    };
+    let run_with = |mode: &str| {
+        let mut run = harness(&[
+            ("output-agc", "true"),
+            ("output-agc-mode", mode),
+            ("draw", "false"),
+        ]);
+        run.h.set_src_caps(caps(PixelFormat::Gray16Le, W, H));
+        run.h.push_and_pull(input.copy()).unwrap()
+    };
+    let (detector, equalized) = (run_with("detector"), run_with("equalize"));
+    let view = |agc: &Agc| -> Vec<u16> {
+        agc_view(&counts(&input), agc)
+            .iter()
+            .map(|&v| v as u16 * 257)
+            .collect()
+    };
+    let levels = |v: &[u16]| v.iter().collect::<std::collections::BTreeSet<_>>().len();
+    assert_eq!(
+        counts(&detector),
+        view(&Agc::default()),
+        "the detector's view"
+    );
+    assert_eq!(
+        counts(&equalized),
+        view(&Agc::Equalize),
+        "the equalised view"
+    );
+    assert!(
+        levels(&counts(&equalized)) > levels(&counts(&detector)) + 8,
+        "equalisation spreads the texture: {} vs {} levels",
+        levels(&counts(&equalized)),
+        levels(&counts(&detector))
+    );
+    assert_hot_and_cold_rois(&equalized, "output-agc-mode=equalize");
+    assert_eq!(rois(&detector), rois(&equalized), "detection is unchanged");
+}
+
 /// A copy of `model` without its `names` metadata: a detector as many exports leave it.
 fn unnamed(model: &std::path::Path, name: &str) -> PathBuf {
     let mut m = thermalzsq::onnx::Model::load(model).unwrap();

@@ -34,7 +34,7 @@ use thermalzsq::runtime::{ProviderOptions, SharedSession};
 use super::outputs::{self, FrameResult};
 use super::swap::{ForFrame, Loaded, ModelSource, Swap};
 use super::temperature::Temperatures;
-use super::{AgcMode, InputLayout, Polarity, Radiometry};
+use super::{AgcMode, InputLayout, OutputAgcMode, Polarity, Radiometry};
 use crate::enums::ExecutionProvider;
 use crate::jsonlines::JsonLines;
 use crate::modelevent::ModelAnnouncement;
@@ -100,6 +100,7 @@ pub(super) struct Settings {
     annotations: Option<PathBuf>,
     input_layout: InputLayout,
     output_agc: bool,
+    output_agc_mode: OutputAgcMode,
     wait_for_model: bool,
     radiometry: Radiometry,
     radiometric_gain: f64,
@@ -139,6 +140,7 @@ impl Default for Settings {
             annotations: None,
             input_layout: InputLayout::Full,
             output_agc: false,
+            output_agc_mode: OutputAgcMode::Detector,
             wait_for_model: true,
             radiometry: Radiometry::None,
             radiometric_gain: 0.01,
@@ -164,6 +166,14 @@ impl Settings {
             },
             AgcMode::None => Agc::None,
             AgcMode::Equalize => Agc::Equalize,
+        }
+    }
+
+    /// The AGC of the view `output-agc` writes.
+    fn output_agc(&self) -> Agc {
+        match self.output_agc_mode {
+            OutputAgcMode::Detector => self.agc(),
+            OutputAgcMode::Equalize => Agc::Equalize,
         }
     }
 
@@ -435,6 +445,11 @@ impl ObjectImpl for ThermalDetect {
                     .default_value(d.output_agc)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("output-agc-mode", d.output_agc_mode)
+                    .nick("Output AGC mode")
+                    .blurb("The view output-agc writes: detector (the detector's own view, agc and its settings) or equalize (plateau histogram equalisation, as a FLIR camera's display shows: people a few kelvin above the road stand out when the sky and a hot exhaust set the range), while the detector keeps the view it was trained on")
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecString::builder("annotations")
                     .nick("Annotations")
                     .blurb("COCO json of the stream's ground truth, images in frame order (as `zsq synth --recording` writes): at EOS the detections emitted are scored and a `thermaldetect-eval` message posted (pycocotools' twelve summary numbers: mAP50-95, mAP50, AP75, AP and AR per area range, AR@1/10/100; per class; latency p50/p95, frames/s). Classes score by name, or for a model without names by order with a warning; classes that cannot be mapped are an error")
@@ -537,6 +552,7 @@ impl ObjectImpl for ThermalDetect {
             "json-location" => s.json_location = path_from(value),
             "annotations" => s.annotations = path_from(value),
             "output-agc" => s.output_agc = value.get().expect("type checked upstream"),
+            "output-agc-mode" => s.output_agc_mode = value.get().expect("type checked upstream"),
             "input-layout" => s.input_layout = value.get().expect("type checked upstream"),
             "wait-for-model" => s.wait_for_model = value.get().expect("type checked upstream"),
             "radiometry" => s.radiometry = value.get().expect("type checked upstream"),
@@ -581,6 +597,7 @@ impl ObjectImpl for ThermalDetect {
             "json-location" => path_value(&s.json_location).to_value(),
             "annotations" => path_value(&s.annotations).to_value(),
             "output-agc" => s.output_agc.to_value(),
+            "output-agc-mode" => s.output_agc_mode.to_value(),
             "input-layout" => s.input_layout.to_value(),
             "wait-for-model" => s.wait_for_model.to_value(),
             "radiometry" => s.radiometry.to_value(),
@@ -973,7 +990,7 @@ impl ThermalDetect {
             })?,
         };
         if output_agc {
-            agc::apply_in_place(&mut frame, &settings.agc(), hist);
+            agc::apply_in_place(&mut frame, &settings.output_agc(), hist);
         }
         if settings.draw {
             let style = Style {

@@ -42,6 +42,23 @@ pub enum AgcMode {
     Equalize = 4,
 }
 
+/// `output-agc-mode`: the 8-bit view `output-agc` sends downstream.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstThermalDetectOutputAgc")]
+pub enum OutputAgcMode {
+    #[enum_value(
+        name = "The view the detector saw (agc and its settings)",
+        nick = "detector"
+    )]
+    Detector = 0,
+    #[enum_value(
+        name = "Plateau histogram equalisation, whatever view the detector gets",
+        nick = "equalize"
+    )]
+    Equalize = 1,
+}
+
 /// `polarity`: which end of the grey scale is hot.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
 #[repr(u32)]
