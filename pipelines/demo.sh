@@ -6,8 +6,9 @@
 #     zsqcalibrate distills calibration images from the model's own BatchNorm statistics
 #     and quantizes it to int8 while the frames flow through the fp32 model; thermaldetect
 #     switches to int8 between two frames and reads each box's temperature from the
-#     radiometric counts; thermaltrack gives identities and reports a line crossing and
-#     a zone. The next run finds the int8 model in the cache.
+#     radiometric counts, and sends on a histogram-equalised picture (output-agc-mode:
+#     the detector keeps its trained percentile view); thermaltrack gives identities and
+#     reports a line crossing and a zone. The next run finds the int8 model in the cache.
 #   outputs: annotated.webm (VP8, plays in a browser), snapshot_NN.png every 5 s, and
 #            contact_sheet.png (the snapshots tiled)
 #   zsq eval               ->  mAP of what the element emitted against the recording's labels
@@ -50,6 +51,7 @@ gst-launch-1.0 -m -e \
   ! rawvideoparse format=gray16-le width=640 height=512 framerate=30/1 $clock \
   ! zsqcalibrate model="$MODEL" \
   ! thermaldetect json-location="$OUT/detections.jsonl" radiometry=centikelvin output-agc=true \
+      output-agc-mode=equalize \
       draw=false post-messages=false threads=1 \
   ! thermaltrack zones="$zones" json-location="$OUT/tracks.jsonl" draw=true draw-zones=true \
       post-messages=false \
