@@ -17,6 +17,8 @@
 //! 30 fps (`--size WxH` changes it); an `rtsp://` URL is decoded from the network;
 //! anything else is taken as a V4L2 device.
 
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,19 +48,16 @@ fn parse_args() -> Result<Args, String> {
         seconds: 2.0,
         size: (640, 512),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = || it.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--model" => args.model = value()?,
-            "--zones" => args.zones = Some(value()?.into()),
-            "--zone-name" => args.zone_name = value()?,
-            "--label" => args.label = Some(value()?),
-            "--seconds" => {
-                args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?
-            }
+    cli::each(|mut a| {
+        match a.name.as_str() {
+            "--model" => args.model = a.value()?,
+            "--zones" => args.zones = Some(a.value()?.into()),
+            "--zone-name" => args.zone_name = a.value()?,
+            "--label" => args.label = Some(a.value()?),
+            "--seconds" => args.seconds = a.parse()?,
             "--zone" => {
-                let v: Vec<f64> = value()?
+                let v: Vec<f64> = a
+                    .value()?
                     .split(',')
                     .map(|x| x.trim().parse())
                     .collect::<Result<_, _>>()
@@ -68,18 +67,13 @@ fn parse_args() -> Result<Args, String> {
                         .map_err(|_| "--zone takes x0,y0,x1,y1".to_string())?,
                 );
             }
-            "--size" => {
-                let v = value()?;
-                let (w, h) = v.split_once('x').ok_or("--size takes WxH")?;
-                args.size = (
-                    w.parse().map_err(|e| format!("--size: {e}"))?,
-                    h.parse().map_err(|e| format!("--size: {e}"))?,
-                );
-            }
+            "--size" => args.size = a.size()?,
+            "-h" | "--help" => return Err(USAGE.into()),
             s if !s.starts_with("--") && args.source.is_empty() => args.source = s.into(),
             other => return Err(format!("unknown argument {other}; {USAGE}")),
         }
-    }
+        Ok(())
+    })?;
     if args.source.is_empty() {
         return Err(USAGE.into());
     }
@@ -207,7 +201,11 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match parse_args().and_then(|a| run(&a)) {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => return cli::usage_error(&e),
+    };
+    match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("alerts: {e}");

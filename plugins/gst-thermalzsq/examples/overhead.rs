@@ -14,6 +14,8 @@
 //! cars and bicycles), what a radiometric camera delivers. The criterion bench
 //! `benches/thermaldetect.rs` measures the same three things one after another.
 
+mod cli;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -43,19 +45,17 @@ fn parse_args() -> Result<Args, String> {
         frames: 30,
         rounds: 20,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = || it.next().ok_or(format!("{a} needs a value"));
-        let number = |v: String| v.parse::<u64>().map_err(|e| format!("{a}: {e}"));
-        match a.as_str() {
-            "--model" => args.model = value()?,
-            "--threads" => args.threads = number(value()?)?,
-            "--frames" => args.frames = number(value()?)?.max(1),
-            "--rounds" => args.rounds = number(value()?)?.max(1),
+    cli::each(|mut a| {
+        match a.name.as_str() {
+            "--model" => args.model = a.value()?,
+            "--threads" => args.threads = a.parse()?,
+            "--frames" => args.frames = a.parse::<u64>()?.max(1),
+            "--rounds" => args.rounds = a.parse::<u64>()?.max(1),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
-    }
+        Ok(())
+    })?;
     Ok(args)
 }
 
@@ -67,10 +67,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return cli::usage_error(&e),
     };
     gst::init().expect("GStreamer initialises");
     gstthermalzsq::plugin_register_static().expect("the plugin registers");

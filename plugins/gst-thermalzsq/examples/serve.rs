@@ -15,6 +15,8 @@
 //! Errors and warnings of the media pipeline go to stderr (the server keeps running, a
 //! client's next request starts the media again).
 
+mod cli;
+
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -38,18 +40,17 @@ fn parse_args() -> Result<Args, String> {
         mount: "/thermal".into(),
         launch: String::new(),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = || it.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--address" => args.address = value()?,
-            "--port" => args.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
-            "--mount" => args.mount = value()?,
+    cli::each(|mut a| {
+        match a.name.as_str() {
+            "--address" => args.address = a.value()?,
+            "--port" => args.port = a.parse()?,
+            "--mount" => args.mount = a.value()?,
             "-h" | "--help" => return Err(USAGE.into()),
             s if !s.starts_with("--") && args.launch.is_empty() => args.launch = s.into(),
             other => return Err(format!("unknown argument {other}; {USAGE}")),
         }
-    }
+        Ok(())
+    })?;
     if args.launch.is_empty() {
         return Err(USAGE.into());
     }
@@ -122,7 +123,11 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match parse_args().and_then(|a| run(&a)) {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => return cli::usage_error(&e),
+    };
+    match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("serve: {e}");

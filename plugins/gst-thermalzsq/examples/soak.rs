@@ -17,6 +17,8 @@
 //! plays the recording forward and back (no jump, so tracks live long and die and are
 //! born again as objects wrap). Exit status 1 if the pipeline posts an error.
 
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -43,27 +45,18 @@ fn parse_args() -> Result<Args, String> {
         size: (640, 512),
         csv: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = || it.next().ok_or(format!("{a} needs a value"));
-        let number = |v: String| v.parse::<u64>().map_err(|e| format!("{a}: {e}"));
-        match a.as_str() {
-            "--model" => args.model = value()?,
-            "--frames" => args.frames = number(value()?)?,
-            "--warmup" => args.warmup = number(value()?)?,
-            "--csv" => args.csv = Some(value()?.into()),
-            "--size" => {
-                let v = value()?;
-                let (w, h) = v.split_once('x').ok_or(format!("--size {v}: WxH"))?;
-                args.size = (
-                    w.parse().map_err(|e| format!("--size: {e}"))?,
-                    h.parse().map_err(|e| format!("--size: {e}"))?,
-                );
-            }
+    cli::each(|mut a| {
+        match a.name.as_str() {
+            "--model" => args.model = a.value()?,
+            "--frames" => args.frames = a.parse()?,
+            "--warmup" => args.warmup = a.parse()?,
+            "--csv" => args.csv = Some(a.value()?.into()),
+            "--size" => args.size = a.size()?,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
-    }
+        Ok(())
+    })?;
     if args.warmup + 2_000 > args.frames {
         return Err("--frames must exceed --warmup by at least 2,000 (two samples)".into());
     }
@@ -234,10 +227,7 @@ fn run(args: &Args) -> Result<Vec<Sample>, String> {
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return cli::usage_error(&e),
     };
     let samples = match run(&args) {
         Ok(s) => s,

@@ -18,6 +18,8 @@
 //! the detector instead; runs until the int8 model is made and runs `--seconds` more,
 //! to compare the peak RSS of calibrating with detection alone.
 
+mod cli;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,22 +50,20 @@ fn parse_args() -> Result<Args, String> {
         model: "models/det_thermal_ft.onnx".into(),
         calibrate: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = || it.next().ok_or(format!("{a} needs a value"));
-        let number = |v: String| v.parse::<u64>().map_err(|e| format!("{a}: {e}"));
-        match a.as_str() {
-            "--streams" => args.streams = number(value()?)?.max(1) as usize,
+    cli::each(|mut a| {
+        match a.name.as_str() {
+            "--streams" => args.streams = a.parse::<usize>()?.max(1),
             "--private" => args.share = false,
-            "--seconds" => args.seconds = number(value()?)?,
-            "--warmup" => args.warmup = number(value()?)?,
-            "--threads" => args.threads = number(value()?)? as u32,
-            "--model" => args.model = value()?,
+            "--seconds" => args.seconds = a.parse()?,
+            "--warmup" => args.warmup = a.parse()?,
+            "--threads" => args.threads = a.parse()?,
+            "--model" => args.model = a.value()?,
             "--calibrate" => args.calibrate = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
-    }
+        Ok(())
+    })?;
     Ok(args)
 }
 
@@ -127,10 +127,7 @@ fn description(args: &Args, cache: &std::path::Path) -> String {
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return cli::usage_error(&e),
     };
     gst::init().expect("GStreamer initialises");
     gstthermalzsq::plugin_register_static().expect("the plugin registers");
