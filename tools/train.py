@@ -231,10 +231,164 @@ def _csv_row(row: dict) -> str:
     return ",".join("" if row.get(c) is None else str(row[c]) for c in CURVE_COLS) + "\n"
 
 
+def load_data(a) -> tuple[SynthSet, int, AugConfig]:
+    aug = AugConfig(scale=tuple(a.scale), translate=a.translate, rect=a.rect)
+    sets = [SynthSet(d, a.modality, load_t16=aug.agc_jitter > 0, limit=a.limit) for d in a.data]
+    ds = sets[0]
+    for s in sets[1:]:
+        ds.samples.extend(s.samples)
+    return ds, sum(len(s.labels) for s in ds.samples), aug
+
+
+def prefetch(batcher: Batcher):
+    """The batcher's stream made on a helper thread (torch ops release the GIL), two
+    batches ahead; the sequence is the same as without the thread. Each batch comes with
+    the batcher's state just after it (what a checkpoint taken after that batch needs).
+    Closing the generator stops and joins the thread."""
+    q: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce():
+        for item in batcher.stream():
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    pass
+            if stop.is_set():
+                return
+
+    th = threading.Thread(target=produce, daemon=True)
+    th.start()
+    try:
+        while True:
+            yield q.get()
+    finally:
+        stop.set()
+        th.join()
+
+
+class Progress:
+    """Where a run is and what it has logged: with the modules, optimizer and generators,
+    the training state a checkpoint holds (saved flat in `train_state`)."""
+
+    KEYS = ("iter", "total", "warm", "fitted", "best", "t_val", "wall_s", "run", "n_run", "c_sum", "c_n",
+            "records", "rows")
+    ACCUM = ("run", "n_run", "c_sum", "c_n")
+
+    def __init__(self, total: int, warmup: int):
+        self.iter, self.total, self.warm, self.fitted = 0, total, min(warmup, total // 3), False
+        self.best, self.t_val, self.wall_s = -1.0, 0.0, 0.0  # wall_s: of the processes before this one
+        self.run, self.n_run = torch.zeros(3), 0  # loss parts since the last evaluation
+        self.c_sum, self.c_n = torch.zeros(3), 0  # loss parts since the last curves row
+        self.records, self.rows = [], []  # everything in log.jsonl / curves.csv so far
+
+    def state(self, wall_s: float) -> dict:
+        st = {k: getattr(self, k) for k in self.KEYS}
+        st.update(wall_s=wall_s, run=self.run.clone(), c_sum=self.c_sum.clone(),
+                  records=list(self.records), rows=list(self.rows))
+        return st
+
+    def load(self, ts: dict, accum: bool = True):
+        for k in self.KEYS:
+            if accum or k not in self.ACCUM:
+                setattr(self, k, ts[k])
+        self.records, self.rows = list(self.records), list(self.rows)
+
+    def add(self, parts: torch.Tensor):
+        self.run += parts
+        self.n_run += 1
+        self.c_sum += parts
+        self.c_n += 1
+        self.iter += 1
+
+
+class Logs:
+    """OUT/log.jsonl and OUT/curves.csv: first what the checkpoint had (lines written after
+    it are dropped: the resumed run writes them again), then appended to as the run goes."""
+
+    def __init__(self, out: Path, pg: Progress):
+        self.pg = pg
+        _write_atomic(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in pg.records))
+        _write_atomic(out / "curves.csv", ",".join(CURVE_COLS) + "\n" + "".join(_csv_row(r) for r in pg.rows))
+        self.log, self.curves = open(out / "log.jsonl", "a"), open(out / "curves.csv", "a")
+
+    def record(self, rec: dict):
+        self.pg.records.append(rec)
+        self.log.write(json.dumps(rec) + "\n")
+        self.log.flush()
+
+    def row(self, row: dict):
+        self.pg.rows.append(row)
+        self.curves.write(_csv_row(row))
+        self.curves.flush()
+
+    def close(self):
+        self.log.close()
+        self.curves.close()
+
+
+class StopRequests:
+    """SIGINT/SIGTERM while training: finish the iteration, checkpoint, stop; a second
+    signal aborts. Installed only on the main thread; the old handlers come back on exit."""
+
+    def __enter__(self):
+        self.signals: list[int] = []
+        self.old = {}
+        if threading.current_thread() is threading.main_thread():
+            self.old = {sig: signal.signal(sig, self._on) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _on(self, signum, frame):
+        if self.signals:
+            raise KeyboardInterrupt
+        self.signals.append(signum)
+        print(f"signal {signum}: stopping with a checkpoint after this iteration (again: abort)", flush=True)
+
+    def __exit__(self, *exc):
+        for sig, h in self.old.items():
+            signal.signal(sig, h)
+
+
+def make_model(a, ck_path, ck: dict | None, dev: torch.device) -> nn.Module:
+    """The raw (training) model: from the checkpoint being resumed, from --init, or new."""
+    if ck:
+        model = build_model(dict(ck["cfg"]), nc=ck["cfg"]["nc"])
+        model.load_state_dict(ck["train_state"]["model"])
+        ts = ck["train_state"]
+        print(f"resuming {ck_path} at iteration {ts['iter']} of {ts['total']} "
+              f"(trained on {ts['device']}, now {dev})", flush=True)
+    elif a.init:
+        model, ck0 = load_checkpoint(a.init)
+        print(f"init from {a.init} ({ck0.get('modality')} model, iteration {ck0.get('iter')})")
+    else:
+        model = build_model(a.cfg)
+    return model.to(dev).train()
+
+
+def train_step(model, crit, opt, ema, x, tg, dev: torch.device, amp: bool):
+    x = x.to(dev, non_blocking=True)
+    if amp:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            feats = model(x)
+        feats = [f.float() for f in feats]  # the loss in float32
+    else:
+        feats = model(x)
+    loss, parts = crit(feats, tg)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+    opt.step()
+    ema.update(model)
+    return loss, parts.cpu()
+
+
 def train(a, _skip_restore: frozenset = frozenset()) -> dict:
     """One run (or the rest of one) per the arguments of `parse_args`; returns the last
     log.jsonl record. `_skip_restore` (tests only) leaves parts of the training state
     unrestored on resumption: any of "opt", "ema", "batcher", "rng", "accum"."""
+    # 1. where: device, OUT, the checkpoint to resume (if any)
     torch.set_num_threads(a.threads)
     dev = pick_device(a.device)
     amp = a.amp and dev.type == "cuda"
@@ -249,45 +403,25 @@ def train(a, _skip_restore: frozenset = frozenset()) -> dict:
     if ts is None:
         seed_all(a.seed)
 
-    aug = AugConfig(scale=tuple(a.scale), translate=a.translate, rect=a.rect)
-    sets = [SynthSet(d, a.modality, load_t16=aug.agc_jitter > 0, limit=a.limit) for d in a.data]
-    ds = sets[0]
-    for s in sets[1:]:
-        ds.samples.extend(s.samples)
-    n_obj = sum(len(s.labels) for s in ds.samples)
+    # 2. data, model, loss, optimizer, EMA, batches
+    ds, n_obj, aug = load_data(a)
     print(f"train: {len(ds)} images, {n_obj} objects ({a.modality}), loaded in {time.time() - t_proc:.1f} s",
           flush=True)
     if ts and (ck["train_images"], ck["train_objects"]) != (len(ds), n_obj):
         raise SystemExit(f"{ck_path} was trained on {ck['train_images']} images / {ck['train_objects']} "
                          f"objects, --data now has {len(ds)} / {n_obj}")
-
-    if ts:
-        model = build_model(dict(ck["cfg"]), nc=ck["cfg"]["nc"])
-        model.load_state_dict(ts["model"])
-        print(f"resuming {ck_path} at iteration {ts['iter']} of {ts['total']} "
-              f"(trained on {ts['device']}, now {dev})", flush=True)
-    elif a.init:
-        model, ck0 = load_checkpoint(a.init)
-        print(f"init from {a.init} ({ck0.get('modality')} model, iteration {ck0.get('iter')})")
-    else:
-        model = build_model(a.cfg)
-    model.to(dev).train()
+    model = make_model(a, ck_path, ck, dev)
     params, flops = count_params(model), count_flops(model)
     print(f"model {model.cfg}: {params / 1e6:.3f} M params, {flops:.3f} GFLOPs at 320, on {dev}"
           f"{' (bf16 autocast)' if amp else ''}", flush=True)
-
     crit = DetLoss(model)
     opt = torch.optim.AdamW(param_groups(model, a.wd), lr=a.lr, betas=(0.937, 0.999))
     ema = EMA(model, a.ema_decay, a.ema_tau)
     batcher = Batcher(ds, a.batch, aug, a.seed)
-    weak = AugConfig(scale=(0.8, 1.25), translate=0.05, agc_jitter=0.0, blur=0.0, noise=0.01)
     spe = batcher.steps_per_epoch()
-    total = a.iters or spe * a.epochs
-    warm = min(a.warmup, total // 3)
-    it, best, t_val, wall0, fitted = 0, -1.0, 0.0, 0.0, False
-    run, n_run = torch.zeros(3), 0  # loss parts since the last evaluation
-    c_sum, c_n = torch.zeros(3), 0  # loss parts since the last curves row
-    records, rows = [], []  # everything in log.jsonl / curves.csv so far
+    pg = Progress(a.iters or spe * a.epochs, a.warmup)
+
+    # 3. the rest of the training state, when resuming
     if ts:
         if "opt" not in _skip_restore:
             opt.load_state_dict(ts["opt"])
@@ -298,195 +432,131 @@ def train(a, _skip_restore: frozenset = frozenset()) -> dict:
             batcher.load_state_dict(ts["batcher"])
         if "rng" not in _skip_restore:
             set_rng_state(ts["rng"], dev)
-        it, total, warm, fitted = ts["iter"], ts["total"], ts["warm"], ts["fitted"]
-        best, t_val, wall0 = ts["best"], ts["t_val"], ts["wall_s"]
-        if "accum" not in _skip_restore:
-            run, n_run, c_sum, c_n = ts["run"], ts["n_run"], ts["c_sum"], ts["c_n"]
-        records, rows = list(ts["records"]), list(ts["rows"])
-    # the budget probe: iterations 10-40 (of this process, if an interruption came first)
-    probe = (it + 10, it + 40) if a.minutes and not a.iters and not fitted else None
+        pg.load(ts, accum="accum" not in _skip_restore)
 
+    # 4. schedule: lr by iteration, weak augmentation at the end (by batch index, so the
+    # prefetching thread applies it at the same batch every run), the --minutes probe
+    # (iterations 10-40 of this process, if an interruption came before the fit)
     def lr_at(k):
-        if k < warm:
-            return a.lr * (0.1 + 0.9 * k / warm)
-        p = min(1.0, (k - warm) / max(1, total - warm))
+        if k < pg.warm:
+            return a.lr * (0.1 + 0.9 * k / pg.warm)
+        p = min(1.0, (k - pg.warm) / max(1, pg.total - pg.warm))
         return a.lr * (a.lrf + (1 - a.lrf) * 0.5 * (1 + math.cos(math.pi * p)))
 
-    # by batch index, so the prefetching thread applies it at the same batch every run
-    batcher.aug_schedule = lambda k: weak if k >= total * (1 - a.weak_aug_frac) else aug
+    weak = AugConfig(scale=(0.8, 1.25), translate=0.05, agc_jitter=0.0, blur=0.0, noise=0.01)
+    batcher.aug_schedule = lambda k: weak if k >= pg.total * (1 - a.weak_aug_frac) else aug
+    probe = (pg.iter + 10, pg.iter + 40) if a.minutes and not a.iters and not pg.fitted else None
 
-    def produce(q: queue.Queue, stop: threading.Event):
-        for item in batcher.stream():
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    pass
-            if stop.is_set():
-                return
-
-    def batches():
-        """Batches made on a helper thread (torch ops release the GIL), two ahead; the
-        sequence is the same as without the thread. Each comes with the batcher's state
-        just after it (what a checkpoint taken after that batch needs)."""
-        q: queue.Queue = queue.Queue(maxsize=2)
-        stop = threading.Event()
-        th = threading.Thread(target=produce, args=(q, stop), daemon=True)
-        th.start()
-        try:
-            while True:
-                yield q.get()
-        finally:
-            stop.set()
-            th.join()
-
-    # log.jsonl and curves.csv: what the checkpoint had (lines written after it are dropped:
-    # the resumed run writes them again), then appended to as the run goes
-    _write_atomic(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-    _write_atomic(out / "curves.csv", ",".join(CURVE_COLS) + "\n" + "".join(_csv_row(r) for r in rows))
-    log, curves = open(out / "log.jsonl", "a"), open(out / "curves.csv", "a")
-
-    def record(rec: dict):
-        records.append(rec)
-        log.write(json.dumps(rec) + "\n")
-        log.flush()
-
+    # 5. logs and checkpoints
+    logs = Logs(out, pg)
     if ts:
-        record({"event": "resume", "iter": it, "from": str(ck_path), "device": str(dev)})
-    elif not rows:
-        record({"event": "start", "device": str(dev), "amp": amp})
+        logs.record({"event": "resume", "iter": pg.iter, "from": str(ck_path), "device": str(dev)})
+    else:
+        logs.record({"event": "start", "device": str(dev), "amp": amp})
     meta = dict(modality=a.modality, args=_plain(vars(a)), params=params, gflops=flops,
                 train_images=len(ds), train_objects=n_obj)
     w_loss = torch.tensor([crit.w_box, crit.w_cls, crit.w_dfl])
+    wall0 = pg.wall_s
     wall = lambda: wall0 + time.time() - t_proc  # noqa: E731  (over all the run's processes)
 
     def save_last(done: bool, bstate: dict):
-        ts_new = {
-            "version": 1, "args": _plain(vars(a)), "done": done, "device": str(dev), "amp": amp,
-            "model": model.state_dict(), "ema_updates": ema.updates, "opt": opt.state_dict(),
-            "iter": it, "total": total, "warm": warm, "fitted": fitted, "best": best,
-            "t_val": t_val, "wall_s": wall(), "run": run.clone(), "n_run": n_run, "c_sum": c_sum.clone(),
-            "c_n": c_n, "records": list(records), "rows": list(rows), "batcher": bstate, "rng": rng_state(dev),
-        }
-        save_checkpoint(out / "last.pt", ema.ema, {**meta, "iter": it, "total_iters": total,
+        ts_new = {"version": 1, "args": _plain(vars(a)), "done": done, "device": str(dev), "amp": amp,
+                  "model": model.state_dict(), "ema_updates": ema.updates, "opt": opt.state_dict(),
+                  "batcher": bstate, "rng": rng_state(dev), **pg.state(wall())}
+        save_checkpoint(out / "last.pt", ema.ema, {**meta, "iter": pg.iter, "total_iters": pg.total,
                                                    "wall_s": wall(), "train_state": ts_new})
 
-    stop_req: list[int] = []
+    def evaluate() -> tuple[dict, dict | None]:
+        rec = {"iter": pg.iter, "epoch": round(pg.iter / spe, 2), "loss": (pg.run / max(pg.n_run, 1)).tolist(),
+               "sec_per_it": round((time.time() - t_blk) / n_blk, 3), "wall_s": round(wall(), 1)}
+        m = None
+        if a.val:
+            t_v = time.time()
+            m = validate(ema.ema, Path(a.val), a.modality, a.val_limit)
+            pg.t_val += time.time() - t_v
+            rec.update({"val_mAP50-95": m["mAP50-95"], "val_mAP50": m["mAP50"],
+                        "val_per_class": m["per_class"], "val_s": round(time.time() - t_v, 1)})
+            if m["mAP50-95"] > pg.best:
+                pg.best = m["mAP50-95"]
+                save_checkpoint(out / "best.pt", ema.ema, {**meta, "iter": pg.iter, "val": m})
+        pg.run, pg.n_run = torch.zeros(3), 0
+        return rec, m
 
-    def on_signal(signum, frame):
-        if stop_req:
-            raise KeyboardInterrupt
-        stop_req.append(signum)
-        print(f"signal {signum}: stopping with a checkpoint after this iteration (again: abort)", flush=True)
+    def curve_row(lr: float, m: dict | None) -> dict:
+        c = pg.c_sum / max(pg.c_n, 1)
+        row = {"iter": pg.iter, "epoch": round(pg.iter / spe, 3), "lr": f"{lr:.4e}",
+               "loss": round(float((c * w_loss).sum()), 5), "box": round(float(c[0]), 5),
+               "cls": round(float(c[1]), 5), "dfl": round(float(c[2]), 5),
+               "val_mAP50-95": None if m is None else round(m["mAP50-95"], 5),
+               "val_mAP50": None if m is None else round(m["mAP50"], 5), "wall_s": round(wall(), 1)}
+        pg.c_sum, pg.c_n = torch.zeros(3), 0
+        return row
 
-    in_main = threading.current_thread() is threading.main_thread()
-    old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
-    t_blk, n_blk, t_probe, summary = time.time(), 0, None, None
-    stream = batches()
+    # 6. the loop
+    t_blk, n_blk, t_probe, last_rec = time.time(), 0, None, None
+    stream = prefetch(batcher)
     try:
-        for ep, (x, tg), bstate in stream:
-            lr = lr_at(it)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            x = x.to(dev, non_blocking=True)
-            if amp:
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    feats = model(x)
-                feats = [f.float() for f in feats]
-            else:
-                feats = model(x)
-            loss, parts = crit(feats, tg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            opt.step()
-            ema.update(model)
-            parts = parts.cpu()
-            run += parts
-            n_run += 1
-            c_sum += parts
-            c_n += 1
-            n_blk += 1
-            it += 1
-            if probe and it == probe[0]:
-                t_probe = time.time()
-            if probe and it == probe[1]:
-                sec_it = (time.time() - t_probe) / (probe[1] - probe[0])
-                left = max(0.0, a.minutes * 60 - wall())
-                # keep ~8 % of the budget for validation passes and the final save
-                total = max(it + 50, int(left * 0.92 / sec_it) + it)
-                total = int(round(total / 50.0)) * 50
-                warm = min(a.warmup, total // 3)
-                fitted = True
-                print(f"budget {a.minutes} min at {sec_it:.2f} s/it -> {total} iterations "
-                      f"({total / spe:.2f} epochs); replay with --iters {total}", flush=True)
-                record({"fitted_iters": total, "sec_per_it": round(sec_it, 3)})
-            if it % 50 == 0:
-                print(f"it {it}/{total} ep {ep} loss {loss.item():.3f} box/cls/dfl "
-                      f"{[round(v, 3) for v in (run / max(n_run, 1)).tolist()]} lr {lr_at(it):.2e} "
-                      f"{(time.time() - t_blk) / n_blk:.2f} s/it", flush=True)
-            last = it >= total
-            interrupt = None
-            if a.stop_after is not None and it >= a.stop_after:
-                interrupt = f"--stop-after {a.stop_after}"
-            elif a.max_minutes and (time.time() - t_proc) / 60 > a.max_minutes:
-                interrupt = f"--max-minutes {a.max_minutes}"
-            elif stop_req:
-                interrupt = f"signal {stop_req[0]}"
-            m = None
-            if (a.val and it % a.val_every == 0) or last:
-                rec = {"iter": it, "epoch": round(it / spe, 2), "loss": (run / max(n_run, 1)).tolist(),
-                       "sec_per_it": round((time.time() - t_blk) / n_blk, 3), "wall_s": round(wall(), 1)}
-                if a.val:
-                    t_v = time.time()
-                    m = validate(ema.ema, Path(a.val), a.modality, a.val_limit)
-                    t_val += time.time() - t_v
-                    rec.update({"val_mAP50-95": m["mAP50-95"], "val_mAP50": m["mAP50"],
-                                "val_per_class": m["per_class"], "val_s": round(time.time() - t_v, 1)})
-                    if m["mAP50-95"] > best:
-                        best = m["mAP50-95"]
-                        save_checkpoint(out / "best.pt", ema.ema, {**meta, "iter": it, "val": m})
-                print(json.dumps(rec), flush=True)
-                record(rec)
-                run, n_run, t_blk, n_blk = torch.zeros(3), 0, time.time(), 0
-            if it % a.log_every == 0 or m is not None or last:
-                c = (c_sum / max(c_n, 1)).tolist()
-                row = {"iter": it, "epoch": round(it / spe, 3), "lr": f"{lr:.4e}",
-                       "loss": round(float((c_sum / max(c_n, 1) * w_loss).sum()), 5),
-                       "box": round(c[0], 5), "cls": round(c[1], 5), "dfl": round(c[2], 5),
-                       "val_mAP50-95": None if m is None else round(m["mAP50-95"], 5),
-                       "val_mAP50": None if m is None else round(m["mAP50"], 5), "wall_s": round(wall(), 1)}
-                rows.append(row)
-                curves.write(_csv_row(row))
-                curves.flush()
-                c_sum, c_n = torch.zeros(3), 0
-            if last:
-                if not a.val:
-                    save_checkpoint(out / "best.pt", ema.ema, {**meta, "iter": it})
-                summary = {"done": True, "wall_s": round(wall(), 1), "val_s": round(t_val, 1), "iters": it,
-                           "total_iters": total, "epochs": round(it / spe, 2), "best_val_mAP50-95": best,
-                           "resumes": sum(r.get("event") == "resume" for r in records)}
-                record(summary)
-                print(json.dumps(summary), flush=True)
-                save_last(True, bstate)
-                break
-            if interrupt:
-                summary = {"event": "stop", "iter": it, "total_iters": total, "why": interrupt}
-                record(summary)
-                save_last(False, bstate)
-                print(f"stopped at iteration {it} of {total} ({interrupt}); rerun the same command to resume",
-                      flush=True)
-                break
-            if it % a.save_every == 0 or m is not None:
-                save_last(False, bstate)
+        with StopRequests() as stop_req:
+            for ep, (x, tg), bstate in stream:
+                lr = lr_at(pg.iter)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                loss, parts = train_step(model, crit, opt, ema, x, tg, dev, amp)
+                pg.add(parts)
+                n_blk += 1
+                it = pg.iter
+                if probe and it == probe[0]:
+                    t_probe = time.time()
+                if probe and it == probe[1]:
+                    sec_it = (time.time() - t_probe) / (probe[1] - probe[0])
+                    left = max(0.0, a.minutes * 60 - wall())
+                    # keep ~8 % of the budget for validation passes and the final save
+                    total = max(it + 50, int(left * 0.92 / sec_it) + it)
+                    pg.total = int(round(total / 50.0)) * 50
+                    pg.warm, pg.fitted = min(a.warmup, pg.total // 3), True
+                    print(f"budget {a.minutes} min at {sec_it:.2f} s/it -> {pg.total} iterations "
+                          f"({pg.total / spe:.2f} epochs); replay with --iters {pg.total}", flush=True)
+                    logs.record({"fitted_iters": pg.total, "sec_per_it": round(sec_it, 3)})
+                if it % 50 == 0:
+                    print(f"it {it}/{pg.total} ep {ep} loss {loss.item():.3f} box/cls/dfl "
+                          f"{[round(v, 3) for v in (pg.run / max(pg.n_run, 1)).tolist()]} lr {lr_at(it):.2e} "
+                          f"{(time.time() - t_blk) / n_blk:.2f} s/it", flush=True)
+                last = it >= pg.total
+                why = (f"--stop-after {a.stop_after}" if a.stop_after is not None and it >= a.stop_after else
+                       f"--max-minutes {a.max_minutes}" if a.max_minutes and time.time() - t_proc > 60 * a.max_minutes
+                       else f"signal {stop_req.signals[0]}" if stop_req.signals else None)
+                m = evaluated = None
+                if (a.val and it % a.val_every == 0) or last:
+                    rec, m = evaluate()
+                    print(json.dumps(rec), flush=True)
+                    logs.record(rec)
+                    t_blk, n_blk, evaluated = time.time(), 0, True
+                if it % a.log_every == 0 or evaluated or last:
+                    logs.row(curve_row(lr, m))
+                if last:
+                    if not a.val:
+                        save_checkpoint(out / "best.pt", ema.ema, {**meta, "iter": it})
+                    last_rec = {"done": True, "wall_s": round(wall(), 1), "val_s": round(pg.t_val, 1), "iters": it,
+                                "total_iters": pg.total, "epochs": round(it / spe, 2),
+                                "best_val_mAP50-95": pg.best,
+                                "resumes": sum(r.get("event") == "resume" for r in pg.records)}
+                    logs.record(last_rec)
+                    print(json.dumps(last_rec), flush=True)
+                    save_last(True, bstate)
+                    break
+                if why:
+                    last_rec = {"event": "stop", "iter": it, "total_iters": pg.total, "why": why}
+                    logs.record(last_rec)
+                    save_last(False, bstate)
+                    print(f"stopped at iteration {it} of {pg.total} ({why}); rerun the same command to resume",
+                          flush=True)
+                    break
+                if it % a.save_every == 0 or evaluated:
+                    save_last(False, bstate)
     finally:
         stream.close()
-        log.close()
-        curves.close()
-        for sig, h in old_handlers.items():
-            signal.signal(sig, h)
-    return summary
+        logs.close()
+    return last_rec
 
 
 def main():
