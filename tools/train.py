@@ -142,7 +142,7 @@ def set_rng_state(st: dict, dev: torch.device):
     torch.set_rng_state(st["torch"])
     np.random.set_state(st["numpy"])
     random.setstate(st["python"])
-    if dev.type == "cuda" and "cuda" in st:
+    if dev.type == "cuda" and len(st.get("cuda", [])) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
@@ -352,7 +352,7 @@ class StopRequests:
 
 
 def make_model(a, ck_path, ck: dict | None, dev: torch.device) -> nn.Module:
-    """The raw (training) model: from the checkpoint being resumed, from --init, or new."""
+    """The raw (training) model, on the CPU: from the checkpoint being resumed, from --init, or new."""
     if ck:
         model = build_model(dict(ck["cfg"]), nc=ck["cfg"]["nc"])
         model.load_state_dict(ck["train_state"]["model"])
@@ -364,7 +364,7 @@ def make_model(a, ck_path, ck: dict | None, dev: torch.device) -> nn.Module:
         print(f"init from {a.init} ({ck0.get('modality')} model, iteration {ck0.get('iter')})")
     else:
         model = build_model(a.cfg)
-    return model.to(dev).train()
+    return model.train()
 
 
 def train_step(model, crit, opt, ema, x, tg, dev: torch.device, amp: bool):
@@ -411,7 +411,8 @@ def train(a, _skip_restore: frozenset = frozenset()) -> dict:
         raise SystemExit(f"{ck_path} was trained on {ck['train_images']} images / {ck['train_objects']} "
                          f"objects, --data now has {len(ds)} / {n_obj}")
     model = make_model(a, ck_path, ck, dev)
-    params, flops = count_params(model), count_flops(model)
+    params, flops = count_params(model), count_flops(model)  # on the CPU (count_flops' input is there)
+    model.to(dev)
     print(f"model {model.cfg}: {params / 1e6:.3f} M params, {flops:.3f} GFLOPs at 320, on {dev}"
           f"{' (bf16 autocast)' if amp else ''}", flush=True)
     crit = DetLoss(model)
