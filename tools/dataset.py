@@ -114,12 +114,37 @@ class Batcher:
         self.rng = np.random.default_rng(seed)
         self.made = 0  # batches made so far
         self.aug_schedule = None  # optional: batch index -> AugConfig
+        self.ep, self.order, self.pos = -1, None, 0  # stream(): current epoch, its order, next batch
 
     def epoch(self):
         order = torch.randperm(len(self.ds), generator=self.g).tolist()
         n = len(order) // self.batch  # drop the last partial batch (BN statistics)
         for i in range(n):
             yield self.make([self.ds.samples[j] for j in order[i * self.batch:(i + 1) * self.batch]])
+
+    def stream(self):
+        """Endless (epoch, batch, state) over epochs: the same batches as `epoch()` called
+        again and again (the same draws in the same order), with `state` the stream's
+        `state_dict()` just after that batch, so a run can resume after any batch."""
+        n = self.steps_per_epoch()
+        while True:
+            if self.order is None or self.pos >= n:
+                self.ep += 1
+                self.order, self.pos = torch.randperm(len(self.ds), generator=self.g).tolist(), 0
+            i = self.pos
+            b = self.make([self.ds.samples[j] for j in self.order[i * self.batch:(i + 1) * self.batch]])
+            self.pos += 1
+            yield self.ep, b, self.state_dict()
+
+    def state_dict(self) -> dict:
+        """The generators, the batch count and the position in the current epoch."""
+        return {"g": self.g.get_state(), "rng": self.rng.bit_generator.state, "made": self.made,
+                "ep": self.ep, "order": self.order, "pos": self.pos}
+
+    def load_state_dict(self, st: dict):
+        self.g.set_state(st["g"])
+        self.rng.bit_generator.state = st["rng"]
+        self.made, self.ep, self.order, self.pos = st["made"], st["ep"], st["order"], st["pos"]
 
     def steps_per_epoch(self) -> int:
         return len(self.ds) // self.batch

@@ -154,9 +154,11 @@ def torch_runner(model):
 
     model.eval()
 
+    dev = next(model.parameters()).device
+
     def run(x):
         with torch.no_grad():
-            return model(torch.from_numpy(x))[0].numpy()
+            return model(torch.from_numpy(x).to(dev))[0].float().cpu().numpy()
 
     return run
 

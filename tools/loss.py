@@ -127,7 +127,7 @@ class DetLoss:
         # decode in grid units
         A = anc.shape[0]
         prob = pd_dist.view(b, A, 4, self.reg_max).softmax(-1)
-        dist = prob @ self.proj.to(x.dtype)  # (b,A,4) ltrb
+        dist = prob @ self.proj.to(x.device, x.dtype)  # (b,A,4) ltrb
         pd_boxes = torch.cat((anc - dist[..., :2], anc + dist[..., 2:]), -1)  # grid units
 
         # pad targets to (b, M, ...)
@@ -148,6 +148,8 @@ class DetLoss:
         else:
             gt = torch.zeros(b, 0, 5)
             mask_gt = torch.zeros(b, 0, dtype=torch.bool)
+        # built on the CPU (targets stay there; the loop above is cheap there), then moved
+        gt, mask_gt = gt.to(x.device), mask_gt.to(x.device)
         gt_labels, gt_bboxes = gt[..., 0].long(), gt[..., 1:]
 
         stp = st.squeeze(1)

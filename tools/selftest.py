@@ -6,7 +6,10 @@
   batcher's augmentations are off;
 - the geometric augmentation moves boxes with the pixels;
 - the loss decreases on one batch;
-- export keeps BatchNormalization nodes and ORT agrees with torch (if ORT is importable).
+- export keeps BatchNormalization nodes and ORT agrees with torch (if ORT is importable);
+- train.py resumes exactly: a run stopped and resumed (twice, once at an epoch boundary)
+  ends bit-for-bit where the uninterrupted run does (weights, EMA, optimizer state, RNG
+  states, curves), and leaving out any part of the restored state breaks that.
 """
 
 from __future__ import annotations
@@ -89,6 +92,30 @@ def test_batcher_identity_and_geometry():
     _check_boxes_on_rectangles(x, t)
 
 
+def test_batcher_stream_is_epochs_and_resumes_from_its_state():
+    rng = np.random.default_rng(2)
+    samples = []
+    for i in range(5):
+        img, boxes, labels = _frame(rng)
+        samples.append(Sample(i, f"{i:06d}.png", img, None, boxes, labels))
+    ds = _FakeSet(samples, "thermal")
+    aug = AugConfig(agc_jitter=0)
+    ref = Batcher(ds, 2, aug, 9)
+    want = [b for _ in range(3) for b in ref.epoch()]  # 2 batches an epoch (the 5th image dropped)
+    st = Batcher(ds, 2, aug, 9).stream()
+    got = [next(st) for _ in range(6)]
+    assert [e for e, _, _ in got] == [0, 0, 1, 1, 2, 2]
+    for (x, t), (_, (y, u), _) in zip(want, got):
+        assert torch.equal(x, y) and torch.equal(t, u)
+    for k in (1, 2):  # after an epoch's last batch, and mid-epoch
+        b = Batcher(ds, 2, aug, 0)
+        b.load_state_dict(got[k][2])
+        rest = [nb for nb, _ in zip(b.stream(), range(5 - k))]
+        assert len(rest) == 5 - k
+        for (x, t), (_, (y, u), _) in zip(want[k + 1:], rest):
+            assert torch.equal(x, y) and torch.equal(t, u)
+
+
 def _check_boxes_on_rectangles(x, t):
     assert len(t) > 4
     for row in t.numpy():
@@ -156,6 +183,103 @@ def test_attention_config_exports_softmax_and_matmuls_without_shape_nodes():
         assert info["output"] == [1, 7, 2100], info
         out = model(torch.rand(2, 3, 320, 320))  # batch size stays free in the graph's reshapes
         assert out.shape == (2, 7, 2100)
+
+
+def _ckpt_diff(p: Path, q: Path) -> list[str]:
+    """What differs between two train.py checkpoints (timings aside): [] when they match."""
+    a = torch.load(p, map_location="cpu", weights_only=False)
+    b = torch.load(q, map_location="cpu", weights_only=False)
+    sa, sb = a["train_state"], b["train_state"]
+    bad = []
+
+    def same(x, y) -> bool:
+        if isinstance(x, torch.Tensor):
+            return isinstance(y, torch.Tensor) and x.dtype == y.dtype and torch.equal(x, y)
+        if isinstance(x, np.ndarray):
+            return isinstance(y, np.ndarray) and np.array_equal(x, y)
+        if isinstance(x, dict):
+            return isinstance(y, dict) and x.keys() == y.keys() and all(same(x[k], y[k]) for k in x)
+        if isinstance(x, (list, tuple)):
+            return isinstance(y, (list, tuple)) and len(x) == len(y) and all(same(u, v) for u, v in zip(x, y))
+        return x == y
+
+    def untimed(rows):
+        return [{k: v for k, v in r.items() if k not in ("wall_s", "sec_per_it", "val_s")} for r in rows]
+
+    checks = {"ema weights": (a["state_dict"], b["state_dict"]), "model": (sa["model"], sb["model"]),
+              "optimizer": (sa["opt"], sb["opt"]), "ema updates": (sa["ema_updates"], sb["ema_updates"]),
+              "batcher": (sa["batcher"], sb["batcher"]), "rng": (sa["rng"], sb["rng"]),
+              "iteration": ((sa["iter"], sa["total"], sa["done"]), (sb["iter"], sb["total"], sb["done"])),
+              "curves": (untimed(sa["rows"]), untimed(sb["rows"])),
+              "evaluations": (untimed([r for r in sa["records"] if "loss" in r]),
+                              untimed([r for r in sb["records"] if "loss" in r]))}
+    for name, (x, y) in checks.items():
+        if not same(x, y):
+            bad.append(name)
+    return bad
+
+
+def test_resume_is_exact():
+    """K = 8 iterations straight vs stopped after 3 (an epoch boundary: 12 images, batch 4),
+    resumed and stopped after 5 (mid-epoch), resumed to 8; then each part of the training
+    state left unrestored in turn must make the end differ."""
+    import random
+    import subprocess
+
+    import train as T
+
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "mock_synth.py"), "--out",
+                        str(d / "data"), "--scenes", "12", "--seed", "5", "--size", "320x256"],
+                       check=True, stdout=subprocess.DEVNULL)
+
+        def args(out, *extra, val=True):
+            v = ["--val", str(d / "data"), "--val-limit", "4", "--val-every", "4"] if val else []
+            return T.parse_args(["--data", str(d / "data"), "--modality", "thermal", "--cfg", "t", "--batch", "4",
+                                 "--iters", "8", "--warmup", "3", "--ema-tau", "5", "--weak-aug-frac", "0.25",
+                                 "--log-every", "2", "--save-every", "2", "--seed", "7", "--threads", "1",
+                                 "--out", str(d / out), *v, *extra])
+
+        def scramble():  # a resumed process starts from other global RNG states
+            torch.manual_seed(12345)
+            np.random.seed(12345)
+            random.seed(12345)
+
+        T.train(args("straight"))
+        T.train(args("resumed", "--stop-after", "3"))
+        ck3 = torch.load(d / "resumed" / "last.pt", map_location="cpu", weights_only=False)
+        assert ck3["train_state"]["iter"] == 3 and not ck3["train_state"]["done"]
+        scramble()
+        T.train(args("resumed", "--stop-after", "5"))
+        scramble()
+        T.train(args("resumed"))
+        diff = _ckpt_diff(d / "straight" / "last.pt", d / "resumed" / "last.pt")
+        assert diff == [], f"resumed run differs from the straight one in: {diff}"
+        strip = lambda p: [ln.rsplit(",", 1)[0] for ln in p.read_text().splitlines()]  # noqa: E731  (wall_s)
+        assert strip(d / "straight" / "curves.csv") == strip(d / "resumed" / "curves.csv")
+        assert len(strip(d / "straight" / "curves.csv")) == 1 + 4
+        # the final checkpoint still loads as a plain model (--init, export.py, evaluate.py)
+        model, _ = T.load_checkpoint(d / "resumed" / "last.pt")
+        assert sum(p.numel() for p in model.parameters()) > 0
+        # a finished run is not trained again; other schedule arguments are refused
+        assert T.train(args("resumed"))["done"] is True
+        try:
+            T.train(args("resumed", "--lr", "1e-3"))
+            raise AssertionError("a resume with another --lr was accepted")
+        except SystemExit as e:
+            assert "lr" in str(e)
+        # each part of the state matters: leave it out and the end differs
+        for part, expect in [("opt", "optimizer"), ("ema", "ema weights"), ("batcher", "model"),
+                             ("rng", "rng"), ("accum", "curves")]:
+            out = d / f"broken_{part}"
+            out.mkdir()
+            torch.save(ck3, out / "last.pt")
+            scramble()
+            T.train(args(out.name), _skip_restore=frozenset({part}))
+            diff = _ckpt_diff(d / "straight" / "last.pt", out / "last.pt")
+            assert expect in diff, f"not restoring {part} went unnoticed: {diff}"
+            print(f"  without {part}: differs in {diff}")
 
 
 if __name__ == "__main__":
