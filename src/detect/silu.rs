@@ -28,7 +28,7 @@
 //! operator.
 
 use crate::onnx::{
-    DataType, GraphProto, GraphView, Model, NodeBuilder, NodeProto, OnnxError, OperatorSetIdProto,
+    DataType, GraphProto, GraphView, Model, NodeBuilder, NodeProto, OperatorSetIdProto,
 };
 use crate::runtime::{SILU_DOMAIN, SILU_OP};
 
@@ -43,41 +43,50 @@ pub struct SiluRewrite {
 
 /// Rewrites every quantized SiLU of `model` that convolutions alone read to
 /// `QLinearSilu` (see the module docs); returns how many and why others were left alone.
+///
+/// One pass over one index of the graph: the SiLUs share no nodes, so all are found
+/// first, then each `QLinearSilu` takes the place of its SiLU's last node (after all
+/// its inputs, before every reader of its output) and the other nodes go at once.
 pub fn rewrite_silu(model: &mut Model) -> SiluRewrite {
     let mut summary = SiluRewrite::default();
-    let muls: Vec<String> = model
-        .graph()
-        .node
-        .iter()
-        .filter(|n| n.op_type() == "Mul" && n.is_default_domain())
-        .map(|n| n.output[0].clone())
-        .collect();
-    for mul in muls {
-        let found = {
-            let graph = model.graph();
-            let view = graph.view();
-            view.producer(&mul).map(|m| find_silu(&view, m))
-        };
-        match found {
-            None | Some(Err(NotSilu::Unrelated)) => {}
-            Some(Err(NotSilu::Differs(why))) => {
-                summary.skipped.push(format!("SiLU '{mul}': {why}"))
+    let mut edits = Vec::new();
+    let mut doomed = Vec::new();
+    {
+        let graph = model.graph();
+        let view = graph.view();
+        for (m, node) in graph.node.iter().enumerate() {
+            if node.op_type() != "Mul" || !node.is_default_domain() {
+                continue;
             }
-            Some(Ok(silu)) => {
-                let mut graph = model.graph().clone();
-                match replace(&mut graph, &silu) {
-                    Ok(()) => {
-                        *model.graph_mut() = graph;
-                        summary.applied += 1;
-                    }
-                    Err(e) => summary
-                        .skipped
-                        .push(format!("SiLU '{mul}': the edit failed: {e}")),
+            match find_silu(&view, m) {
+                Err(NotSilu::Unrelated) => {}
+                Err(NotSilu::Differs(why)) => summary
+                    .skipped
+                    .push(format!("SiLU '{}': {why}", node.output[0])),
+                Ok(silu) => {
+                    doomed.extend(removed_nodes(&view, &silu));
+                    edits.push((silu.nodes[4], replacement(graph, &silu)));
                 }
             }
         }
     }
-    if summary.applied > 0 && model.opset_version(SILU_DOMAIN).is_none() {
+    if edits.is_empty() {
+        return summary;
+    }
+    summary.applied = edits.len();
+    let graph = model.graph_mut();
+    // Every value a removed node made goes from value_info (`y_q` stays: the new node
+    // makes it, in its last node's place, which is not removed).
+    let stale: std::collections::HashSet<String> = doomed
+        .iter()
+        .map(|&n: &usize| graph.node[n].output[0].clone())
+        .collect();
+    graph.value_info.retain(|v| !stale.contains(v.name()));
+    for (at, node) in edits {
+        graph.node[at] = node;
+    }
+    graph.remove_nodes(&doomed);
+    if model.opset_version(SILU_DOMAIN).is_none() {
         model.proto.opset_import.push(OperatorSetIdProto {
             domain: Some(SILU_DOMAIN.to_string()),
             version: Some(1),
@@ -205,15 +214,11 @@ fn read_by_convolutions_alone(view: &GraphView, value: &str) -> bool {
         })
 }
 
-/// Replaces the nodes of `silu` by one `QLinearSilu`.
-fn replace(graph: &mut GraphProto, silu: &Silu) -> Result<(), OnnxError> {
-    let name = match graph.node[silu.nodes[3]].name() {
-        "" => silu.output.clone(),
-        mul => format!("{mul}/silu"),
-    };
-    let mut doomed = silu.nodes.to_vec();
-    // Each DQ of x goes if the SiLU was its only reader.
-    let view = graph.view();
+/// The nodes that go with `silu` besides its last one: Sigmoid, Q(s), DQ(s), Mul, and
+/// each DQ of `x` that only the SiLU read.
+fn removed_nodes(view: &GraphView, silu: &Silu) -> Vec<usize> {
+    let graph = view.graph();
+    let mut doomed = silu.nodes[..4].to_vec();
     for &dq in &silu.x_dequantizers {
         let value = &graph.node[dq].output[0];
         let outside = view
@@ -225,23 +230,19 @@ fn replace(graph: &mut GraphProto, silu: &Silu) -> Result<(), OnnxError> {
             doomed.push(dq);
         }
     }
-    // Every value the removed nodes made, except `y_q`, which the new node makes.
-    let stale: Vec<String> = doomed
-        .iter()
-        .map(|&n| graph.node[n].output[0].clone())
-        .filter(|v| *v != silu.output)
-        .collect();
-    graph.remove_nodes(&doomed);
-    graph
-        .value_info
-        .retain(|v| !stale.iter().any(|s| s == v.name()));
-    graph.insert_node(
-        NodeBuilder::new(SILU_OP)
-            .domain(SILU_DOMAIN)
-            .name(&name)
-            .inputs(&silu.inputs)
-            .output(&silu.output)
-            .build(),
-    )?;
-    Ok(())
+    doomed
+}
+
+/// The `QLinearSilu` node of `silu`.
+fn replacement(graph: &GraphProto, silu: &Silu) -> NodeProto {
+    let name = match graph.node[silu.nodes[3]].name() {
+        "" => silu.output.clone(),
+        mul => format!("{mul}/silu"),
+    };
+    NodeBuilder::new(SILU_OP)
+        .domain(SILU_DOMAIN)
+        .name(&name)
+        .inputs(&silu.inputs)
+        .output(&silu.output)
+        .build()
 }
