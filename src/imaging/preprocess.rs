@@ -105,9 +105,9 @@ pub struct Preprocess {
     agc_table: AgcTable,
     /// 8-bit level → input value (polarity applied).
     levels: [f32; 256],
-    /// Source planes at frame resolution as 8-bit levels (one for grey, three for
-    /// colour); `levels` turns them into input values while resampling, which reads a
-    /// quarter of the bytes a float plane would take.
+    /// Source planes at frame resolution as 8-bit levels, for the inputs that are not
+    /// read straight from the frame: R, G, B of a colour frame for a colour model, or
+    /// the luma of packed RGB; `levels` turns them into input values while resampling.
     planes: [Vec<u8>; 3],
     taps: Option<Taps>,
 }
@@ -215,8 +215,8 @@ impl Preprocess {
     }
 }
 
-/// The 8-bit planes of an 8-bit colour or packed RGB frame at frame resolution: R, G
-/// and B for a colour model, else the luma in the first.
+/// The 8-bit planes of a YUV (for a colour model) or packed RGB frame at frame
+/// resolution: R, G and B for a colour model, else the luma in the first.
 fn fill_planes(planes: &mut [Vec<u8>; 3], frame: &FrameRef, colour: bool) {
     let (w, h) = (frame.width, frame.height);
     let n = if colour { 3 } else { 1 };
@@ -226,7 +226,6 @@ fn fill_planes(planes: &mut [Vec<u8>; 3], frame: &FrameRef, colour: bool) {
     let [p0, p1, p2] = planes;
     for y in 0..h {
         match frame.format {
-            PixelFormat::Gray8 => p0[y * w..(y + 1) * w].copy_from_slice(&frame.row(0, y)[..w]),
             PixelFormat::I420 | PixelFormat::Nv12 | PixelFormat::Yuy2 => {
                 for x in 0..w {
                     let (yy, u, v) = yuv_at(frame, x, y);
