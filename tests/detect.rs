@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use thermalzsq::detect::decode::OutputLayout;
 use thermalzsq::detect::{Detection, Detector, DetectorConfig};
 use thermalzsq::imaging::frame::encode_grey;
+use thermalzsq::imaging::preprocess::Preprocess;
 use thermalzsq::imaging::{Frame, PixelFormat};
 use thermalzsq::runtime::Provider;
 
@@ -419,4 +420,45 @@ fn the_ultralytics_style_fixtures_decode_fp32_and_int8() {
             }
         }
     }
+}
+
+#[test]
+fn a_tensor_made_ahead_is_used_when_its_settings_are_the_detectors() {
+    let mut detector =
+        Detector::load(&model("hotspot_v8.onnx"), DetectorConfig::default()).unwrap();
+    let planes = encode_grey(PixelFormat::Gray8, 640, 512, &scene());
+    let frame = Frame::new(
+        PixelFormat::Gray8,
+        640,
+        512,
+        vec![(planes[0].0.as_slice(), 640)],
+    )
+    .unwrap();
+    let grey = vec![128u8; 640 * 512];
+    let empty = Frame::new(PixelFormat::Gray8, 640, 512, vec![(grey.as_slice(), 640)]).unwrap();
+    let mut pre = detector.preprocess();
+
+    // Made ahead (here on this thread) from the frame itself: the same detections.
+    let prepared = pre.prepare(&frame, Vec::new());
+    let ahead = detector.detect_prepared(&frame, &prepared).unwrap();
+    assert_eq!(ahead, detector.detect(&frame).unwrap());
+    assert_hot_and_cold(&ahead, "made ahead");
+
+    // The tensor is what runs: an empty scene's tensor finds nothing in the squares.
+    let of_empty = pre.prepare(&empty, prepared.input);
+    assert!(
+        detector
+            .detect_prepared(&frame, &of_empty)
+            .unwrap()
+            .is_empty()
+    );
+
+    // Made with other settings (the polarity changed since): made again from the frame.
+    let mut black_hot = pre.settings();
+    black_hot.polarity = "black-hot".parse().unwrap();
+    let stale = Preprocess::with_settings(black_hot).prepare(&frame, of_empty.input);
+    assert_hot_and_cold(
+        &detector.detect_prepared(&frame, &stale).unwrap(),
+        "a stale tensor is not used",
+    );
 }

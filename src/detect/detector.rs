@@ -13,7 +13,7 @@ use super::temperature::{TemperatureGate, measure};
 use super::{DetectError, Detection};
 use crate::imaging::agc::Agc;
 use crate::imaging::frame::FrameRef;
-use crate::imaging::preprocess::{Letterbox, Polarity, Preprocess};
+use crate::imaging::preprocess::{Letterbox, Polarity, PreSettings, Prepared, Preprocess};
 use crate::imaging::radiometry::Radiometry;
 use crate::onnx::{InputSize, Model};
 use crate::runtime::{
@@ -203,12 +203,39 @@ impl Detector {
         let lb = self.pre.run(frame, &mut input);
         let result = self.detect_input(&input, &lb);
         self.input = input;
-        let mut detections = result?;
+        Ok(self.with_temperatures(frame, result?))
+    }
+
+    /// [`Detector::detect`] with the frame's input tensor made ahead of time (by
+    /// [`Preprocess::prepare`] with [`Detector::pre_settings`], on another thread while
+    /// this detector ran on the frame before): the same detections, without the
+    /// pre-processing. A tensor made with other settings than the detector has now (the
+    /// AGC, polarity or model changed in between) is not used: the frame is
+    /// pre-processed again.
+    pub fn detect_prepared(
+        &mut self,
+        frame: &FrameRef,
+        prepared: &Prepared,
+    ) -> Result<Vec<Detection>, DetectError> {
+        if prepared.settings != self.pre.settings() {
+            return self.detect(frame);
+        }
+        let detections = self.detect_input(&prepared.input, &prepared.letterbox)?;
+        Ok(self.with_temperatures(frame, detections))
+    }
+
+    /// With `radiometry` and a 16-bit frame, each detection's temperature; the gate
+    /// drops the implausible ones.
+    fn with_temperatures(
+        &self,
+        frame: &FrameRef,
+        mut detections: Vec<Detection>,
+    ) -> Vec<Detection> {
         if let Some(radiometry) = self.config.radiometry {
             measure(frame, radiometry, &mut detections);
             self.config.gate.retain(&mut detections);
         }
-        Ok(detections)
+        detections
     }
 
     /// Detects objects in an input tensor that is already pre-processed for this model
@@ -334,15 +361,13 @@ impl Detector {
     /// A pre-processing with this detector's settings (input size, channels, colour,
     /// AGC, polarity), for [`Detector::detect_input`].
     pub fn preprocess(&self) -> Preprocess {
-        let mut pre = Preprocess::new(
-            self.pre.input_width,
-            self.pre.input_height,
-            self.pre.channels,
-            self.pre.colour,
-        );
-        pre.agc = self.pre.agc;
-        pre.polarity = self.pre.polarity;
-        pre
+        Preprocess::with_settings(self.pre_settings())
+    }
+
+    /// This detector's pre-processing settings (input size, channels, colour, AGC,
+    /// polarity): a tensor for [`Detector::detect_prepared`] is made with these.
+    pub fn pre_settings(&self) -> PreSettings {
+        self.pre.settings()
     }
 
     /// Input tensor shape `[1, channels, height, width]`.

@@ -90,6 +90,27 @@ impl Letterbox {
     }
 }
 
+/// What decides the tensor a [`Preprocess`] makes of a frame: everything but its
+/// scratch buffers. Two pre-processings with equal settings make the same tensor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PreSettings {
+    pub input_width: usize,
+    pub input_height: usize,
+    pub channels: usize,
+    pub colour: bool,
+    pub agc: Agc,
+    pub polarity: Polarity,
+}
+
+/// A frame's input tensor made ahead of its inference (on another thread, while the
+/// detector runs on the frame before), with the settings it was made with.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub settings: PreSettings,
+    pub input: Vec<f32>,
+    pub letterbox: Letterbox,
+}
+
 /// Turns frames into input tensors for one model; keeps its scratch buffers.
 pub struct Preprocess {
     pub input_width: usize,
@@ -126,6 +147,43 @@ impl Preprocess {
             levels: [0.0; 256],
             planes: Default::default(),
             taps: None,
+        }
+    }
+
+    /// A pre-processing that makes tensors with `settings`.
+    pub fn with_settings(settings: PreSettings) -> Self {
+        let mut pre = Preprocess::new(
+            settings.input_width,
+            settings.input_height,
+            settings.channels,
+            settings.colour,
+        );
+        pre.agc = settings.agc;
+        pre.polarity = settings.polarity;
+        pre
+    }
+
+    pub fn settings(&self) -> PreSettings {
+        PreSettings {
+            input_width: self.input_width,
+            input_height: self.input_height,
+            channels: self.channels,
+            colour: self.colour,
+            agc: self.agc,
+            polarity: self.polarity,
+        }
+    }
+
+    /// Makes `frame`'s tensor in `input` (a buffer to reuse; resized to
+    /// [`Preprocess::tensor_len`]), for a detector to run later
+    /// ([`crate::detect::Detector::detect_prepared`]).
+    pub fn prepare(&mut self, frame: &FrameRef, mut input: Vec<f32>) -> Prepared {
+        input.resize(self.tensor_len(), 0.0);
+        let letterbox = self.run(frame, &mut input);
+        Prepared {
+            settings: self.settings(),
+            input,
+            letterbox,
         }
     }
 

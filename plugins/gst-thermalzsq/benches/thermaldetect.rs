@@ -1,8 +1,10 @@
 //! Frames per second of `thermaldetect` against a bare ONNX Runtime session on the same
 //! frame and model: what the element costs on top of inference (AGC, letterbox,
-//! decoding, NMS, drawing, metas, messages).
+//! decoding, NMS, drawing, metas, messages), without and with `pipelined`.
 //!
-//! Model: `THERMALZSQ_BENCH_MODEL` or the bundled demo detector. Frame: 640x512
+//! Model: `THERMALZSQ_BENCH_MODEL` or the bundled demo detector; inference threads:
+//! `THERMALZSQ_BENCH_THREADS` (default 0, one per core; `pipelined` pays when the
+//! helper has a core of its own, e.g. 1 on this 2-core machine). Frame: 640x512
 //! GRAY16_LE of a `zsq synth` recording (a FLIR Boson's radiometric stream). The bare
 //! loop runs the session the element runs (shared: the same rewritten graph and
 //! threads). The three run one after another; `examples/overhead.rs` interleaves them,
@@ -47,13 +49,18 @@ fn bench(c: &mut Criterion) {
     gstthermalzsq::plugin_register_static().unwrap();
     let model = model();
     let bytes = frame_bytes();
+    let threads: u32 = std::env::var("THERMALZSQ_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
     let options = ProviderOptions {
         provider: "cpu".parse().unwrap(),
+        threads: threads as usize,
         ..Default::default()
     };
 
     let mut group = c.benchmark_group(format!(
-        "thermaldetect 640x512 GRAY16_LE, {}",
+        "thermaldetect 640x512 GRAY16_LE, {}, threads {threads}",
         model.file_name().unwrap().to_string_lossy()
     ));
     group
@@ -91,21 +98,37 @@ fn bench(c: &mut Criterion) {
     });
 
     // The element in a harness: the above plus buffer mapping, drawing, metas, messages.
-    let element = gst::ElementFactory::make("thermaldetect")
-        .property("model", model.to_str().unwrap())
-        .property_from_str("execution-provider", "cpu")
-        .build()
-        .unwrap();
-    let mut harness = Harness::with_element(&element, Some("sink"), Some("src"));
-    harness.set_src_caps_str(&format!(
-        "video/x-raw,format=GRAY16_LE,width={W},height={H},framerate=30/1"
-    ));
+    let harness = |pipelined: bool| {
+        let element = gst::ElementFactory::make("thermaldetect")
+            .property("model", model.to_str().unwrap())
+            .property_from_str("execution-provider", "cpu")
+            .property("threads", threads)
+            .property("pipelined", pipelined)
+            .build()
+            .unwrap();
+        let mut harness = Harness::with_element(&element, Some("sink"), Some("src"));
+        harness.set_src_caps_str(&format!(
+            "video/x-raw,format=GRAY16_LE,width={W},height={H},framerate=30/1"
+        ));
+        harness
+    };
     let buffer = gst::Buffer::from_slice(bytes.clone());
+    let mut plain = harness(false);
     // A fresh writable buffer per frame, as a source hands over; its copy is not timed.
     group.bench_function("thermaldetect element", |b| {
         b.iter_batched(
             || buffer.copy(),
-            |buf| std::hint::black_box(harness.push_and_pull(buf).unwrap()),
+            |buf| std::hint::black_box(plain.push_and_pull(buf).unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+    // Pipelined: one frame stays held, so each frame in sends the one before out.
+    let mut pipelined = harness(true);
+    pipelined.push(buffer.copy()).unwrap();
+    group.bench_function("thermaldetect element pipelined", |b| {
+        b.iter_batched(
+            || buffer.copy(),
+            |buf| std::hint::black_box(pipelined.push_and_pull(buf).unwrap()),
             BatchSize::SmallInput,
         )
     });

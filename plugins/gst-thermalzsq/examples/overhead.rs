@@ -4,7 +4,8 @@
 //! metas, messages) on the same frames, through the same shared session, and the
 //! element's share of bare throughput is the median of the rounds' ratios. The engine's
 //! `Detector::detect` (pre-processing, inference, decoding, NMS) is timed in the same
-//! rounds, to tell the engine's share of the overhead from the element's.
+//! rounds, to tell the engine's share of the overhead from the element's, and so is the
+//! element with `pipelined=true` (the next frame pre-processed during inference).
 //!
 //! ```sh
 //! cargo run --release -p gst-plugin-thermalzsq --example overhead -- \
@@ -112,29 +113,47 @@ fn main() -> ExitCode {
         .collect();
     let input_name = detector.session().info().inputs[0].name.clone();
 
-    let element = gst::ElementFactory::make("thermaldetect")
-        .property("model", args.model.as_str())
-        .property_from_str("execution-provider", "cpu")
-        .property("threads", args.threads as u32)
-        .build()
-        .expect("thermaldetect");
-    let mut harness = Harness::with_element(&element, Some("sink"), Some("src"));
-    harness.set_src_caps_str(&format!(
-        "video/x-raw,format=GRAY16_LE,width={W},height={H},framerate=30/1"
-    ));
+    let thermaldetect = |pipelined: bool| {
+        let element = gst::ElementFactory::make("thermaldetect")
+            .property("model", args.model.as_str())
+            .property_from_str("execution-provider", "cpu")
+            .property("threads", args.threads as u32)
+            .property("pipelined", pipelined)
+            .build()
+            .expect("thermaldetect");
+        let mut harness = Harness::with_element(&element, Some("sink"), Some("src"));
+        harness.set_src_caps_str(&format!(
+            "video/x-raw,format=GRAY16_LE,width={W},height={H},framerate=30/1"
+        ));
+        (element, harness)
+    };
+    let (element, mut harness) = thermaldetect(false);
+    let (_, mut pipelined) = thermaldetect(true);
     let buffers = || -> Vec<gst::Buffer> {
         frames
             .iter()
             .map(|f| gst::Buffer::from_slice(f.clone()))
             .collect()
     };
-    // Warm-up: the element loads its model (sharing the session) and both paths run once.
-    for b in buffers() {
-        harness.push_and_pull(b).expect("the element runs");
-    }
+    // Frames in, whatever came out taken: one frame out per frame in, except the
+    // pipelined element's very first (it holds one frame from then on).
+    let element_run = |harness: &mut Harness, buffers: Vec<gst::Buffer>| -> Duration {
+        let started = Instant::now();
+        for b in buffers {
+            harness.push(b).expect("the element runs");
+            while let Some(out) = harness.try_pull() {
+                std::hint::black_box(out);
+            }
+        }
+        started.elapsed()
+    };
+    // Warm-up: the elements load their model (sharing the session) and every path runs
+    // once.
+    element_run(&mut harness, buffers());
+    element_run(&mut pipelined, buffers());
     let users = element.property::<u32>("session-users");
-    if users != 2 {
-        eprintln!("warning: the element does not share the bare loop's session ({users} users)");
+    if users != 3 {
+        eprintln!("warning: the elements do not share the bare loop's session ({users} users)");
     }
 
     let session = detector.session().clone();
@@ -147,13 +166,6 @@ fn main() -> ExitCode {
                 .run(ort::inputs![input_name.as_str() => input])
                 .expect("the session runs");
             std::hint::black_box(out.len());
-        }
-        started.elapsed()
-    };
-    let mut element_run = |buffers: Vec<gst::Buffer>| -> Duration {
-        let started = Instant::now();
-        for b in buffers {
-            std::hint::black_box(harness.push_and_pull(b).expect("the element runs"));
         }
         started.elapsed()
     };
@@ -172,39 +184,49 @@ fn main() -> ExitCode {
     engine(&frame_refs);
 
     let per_frame = |d: Duration| d.as_secs_f64() * 1e3 / args.frames as f64;
-    let (mut bare_ms, mut engine_ms, mut element_ms, mut ratios) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Per round: bare, Detector, element, pipelined element, in an order that rotates.
+    let mut times: [Vec<Duration>; 4] = Default::default();
     for round in 0..args.rounds {
-        let input = buffers();
-        let (b, d, e) = if round % 2 == 0 {
-            let b = bare(&tensors);
-            let d = engine(&frame_refs);
-            (b, d, element_run(input))
-        } else {
-            let e = element_run(input);
-            let d = engine(&frame_refs);
-            (bare(&tensors), d, e)
-        };
-        bare_ms.push(per_frame(b));
-        engine_ms.push(per_frame(d));
-        element_ms.push(per_frame(e));
-        ratios.push(b.as_secs_f64() / e.as_secs_f64());
+        for k in 0..4 {
+            let which = (k + round as usize) % 4;
+            times[which].push(match which {
+                0 => bare(&tensors),
+                1 => engine(&frame_refs),
+                2 => element_run(&mut harness, buffers()),
+                _ => element_run(&mut pipelined, buffers()),
+            });
+        }
     }
-    let (lowest, highest) = ratios
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
+    let ms = |t: &[Duration]| median(t.iter().map(|&d| per_frame(d)).collect());
+    // Each round's bare time over the element's: the share of bare throughput.
+    let share = |t: &[Duration]| {
+        let ratios: Vec<f64> = times[0]
+            .iter()
+            .zip(t)
+            .map(|(b, e)| b.as_secs_f64() / e.as_secs_f64())
+            .collect();
+        let (lowest, highest) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
+        format!(
+            "{:.1} % of bare ({:.1}..{:.1} %)",
+            100.0 * median(ratios),
+            100.0 * lowest,
+            100.0 * highest
+        )
+    };
     println!(
         "{} frames x {} rounds, threads {}: bare session.run {:.2} ms/frame, Detector::detect {:.2}, \
-         thermaldetect {:.2}; element throughput = {:.1} % of bare (median of rounds; {:.1}..{:.1} %)",
+         thermaldetect {:.2} = {}, pipelined {:.2} = {} (medians of rounds)",
         args.frames,
         args.rounds,
         args.threads,
-        median(bare_ms),
-        median(engine_ms),
-        median(element_ms),
-        100.0 * median(ratios),
-        100.0 * lowest,
-        100.0 * highest
+        ms(&times[0]),
+        ms(&times[1]),
+        ms(&times[2]),
+        share(&times[2]),
+        ms(&times[3]),
+        share(&times[3]),
     );
     ExitCode::SUCCESS
 }

@@ -17,7 +17,7 @@ use common::init;
 const FRAMES: u32 = 12;
 
 /// The digests of the JSON lines and of every output frame's pixels.
-fn run_recording(name: &str) -> (String, String) {
+fn run_recording(name: &str, pipelined: bool) -> (String, String) {
     init();
     let dir = std::env::temp_dir().join(format!("tzsq-pin-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -27,6 +27,7 @@ fn run_recording(name: &str) -> (String, String) {
         .property("model", "../../models/det_thermal_ft.onnx")
         .property("threads", 1u32)
         .property("json-location", json.to_str().unwrap())
+        .property("pipelined", pipelined)
         .build()
         .unwrap();
     let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
@@ -48,11 +49,18 @@ fn run_recording(name: &str) -> (String, String) {
         buf.get_mut()
             .unwrap()
             .set_pts(gst::ClockTime::from_nseconds(i as u64 * 33_333_333));
-        let out = h.push_and_pull(buf).unwrap();
-        pixels.extend_from_slice(&out.map_readable().unwrap());
+        h.push(buf).unwrap();
     }
     h.push_event(gst::event::Eos::new());
+    for out in std::iter::from_fn(|| h.try_pull()) {
+        pixels.extend_from_slice(&out.map_readable().unwrap());
+    }
     drop(h);
+    assert_eq!(
+        pixels.len(),
+        FRAMES as usize * 640 * 512 * 2,
+        "every frame came out"
+    );
     let lines = std::fs::read(&json).unwrap();
     assert_eq!(
         lines.iter().filter(|&&b| b == b'\n').count(),
@@ -64,9 +72,23 @@ fn run_recording(name: &str) -> (String, String) {
 
 #[test]
 fn thermaldetect_keeps_its_json_lines_and_drawn_frames_on_a_recording() {
-    let (json, pixels) = run_recording("first");
+    check_recording(false);
+}
+
+/// `pipelined` changes when frames leave, not what they hold.
+#[test]
+fn pipelined_thermaldetect_keeps_the_same_json_lines_and_frames() {
+    check_recording(true);
+}
+
+fn check_recording(pipelined: bool) {
+    let (json, pixels) = run_recording(&format!("first-{pipelined}"), pipelined);
     let mut again = None;
-    let mut rerun = || again.get_or_insert_with(|| run_recording("again")).clone();
+    let mut rerun = || {
+        again
+            .get_or_insert_with(|| run_recording(&format!("again-{pipelined}"), pipelined))
+            .clone()
+    };
     pin::check(
         "thermaldetect det_thermal_ft recording 3 json",
         &json,

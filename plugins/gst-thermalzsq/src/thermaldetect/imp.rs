@@ -5,7 +5,8 @@
 //! All numeric work lives in `thermalzsq::detect`; this file maps GStreamer buffers to
 //! engine frames. Model swapping lives in `swap.rs`, the outputs (metas, messages, JSON
 //! lines, scoring) in `outputs.rs`, the scene temperatures of radiometric frames in
-//! `temperature.rs`.
+//! `temperature.rs`, `pipelined` (pre-processing the next frame during inference) in
+//! `pipelined.rs`.
 //!
 //! With `share-session` (the default) the detector runs on the process's shared ONNX
 //! Runtime session of its model and session settings (`thermalzsq::runtime::
@@ -19,6 +20,7 @@ use std::time::Instant;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use gst_base::subclass::base_transform::GenerateOutputSuccess;
 use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
 use thermalzsq::detect::draw::{Style, draw_detections, draw_hotspot};
@@ -28,10 +30,12 @@ use thermalzsq::detect::{Detection, Detector, DetectorConfig};
 use thermalzsq::eval::{CocoGt, StreamEval};
 use thermalzsq::imaging::agc::{self, Agc, Histogram};
 use thermalzsq::imaging::frame::{lower_half_counts, upper_half_image};
+use thermalzsq::imaging::preprocess::Prepared;
 use thermalzsq::imaging::{Frame, FrameRef, PixelFormat};
 use thermalzsq::runtime::{ProviderOptions, SharedSession};
 
 use super::outputs::{self, FrameResult};
+use super::pipelined::Ahead;
 use super::swap::{ForFrame, Loaded, ModelSource, Swap};
 use super::temperature::Temperatures;
 use super::{AgcMode, InputLayout, OutputAgcMode, Polarity, Radiometry};
@@ -79,7 +83,7 @@ pub(super) struct Settings {
     pub(super) conf_threshold: f32,
     iou_threshold: f32,
     max_detections: u32,
-    interval: u32,
+    pub(super) interval: u32,
     execution_provider: ExecutionProvider,
     device_id: i32,
     threads: u32,
@@ -98,7 +102,7 @@ pub(super) struct Settings {
     post_messages: bool,
     json_location: Option<PathBuf>,
     annotations: Option<PathBuf>,
-    input_layout: InputLayout,
+    pub(super) input_layout: InputLayout,
     output_agc: bool,
     output_agc_mode: OutputAgcMode,
     wait_for_model: bool,
@@ -108,6 +112,7 @@ pub(super) struct Settings {
     temperature_gate: Option<String>,
     draw_temperature: bool,
     draw_hotspot: bool,
+    pub(super) pipelined: bool,
 }
 
 impl Default for Settings {
@@ -148,12 +153,13 @@ impl Default for Settings {
             temperature_gate: None,
             draw_temperature: true,
             draw_hotspot: false,
+            pipelined: false,
         }
     }
 }
 
 impl Settings {
-    fn agc(&self) -> Agc {
+    pub(super) fn agc(&self) -> Agc {
         match self.agc {
             AgcMode::Percentile => Agc::Percentile {
                 low: self.agc_low,
@@ -177,7 +183,7 @@ impl Settings {
         }
     }
 
-    fn polarity(&self) -> thermalzsq::imaging::preprocess::Polarity {
+    pub(super) fn polarity(&self) -> thermalzsq::imaging::preprocess::Polarity {
         match self.polarity {
             Polarity::WhiteHot => thermalzsq::imaging::preprocess::Polarity::WhiteHot,
             Polarity::BlackHot => thermalzsq::imaging::preprocess::Polarity::BlackHot,
@@ -232,7 +238,7 @@ impl Settings {
 }
 
 pub(super) struct State {
-    info: Option<gst_video::VideoInfo>,
+    pub(super) info: Option<gst_video::VideoInfo>,
     format: Option<PixelFormat>,
     /// Frames seen (the index of the next one).
     pub(super) frames: u64,
@@ -255,6 +261,8 @@ pub(super) struct Work {
     hist: Histogram,
     /// `temperature-gate` and the scene temperatures.
     temperatures: Temperatures,
+    /// With `pipelined`: the frame held back and the next one's tensor.
+    pub(super) ahead: Ahead,
 }
 
 /// What the read-only properties report.
@@ -495,6 +503,12 @@ impl ObjectImpl for ThermalDetect {
                     .default_value(d.draw_hotspot)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("pipelined")
+                    .nick("Pipelined")
+                    .blurb("Pre-process each frame on a helper thread while the detector runs on the one before: the element then runs at the detector's own frame rate on a multi-core CPU, for one frame of latency (added to the latency query). The same outputs as without")
+                    .default_value(d.pipelined)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("wait-for-model")
                     .nick("Wait for model")
                     .blurb("While the first model loads (an announced one loads off the streaming thread; with TensorRT an engine build): true holds frames back until it is ready, so none goes undetected; false lets them pass undetected (no boxes, metas, messages or JSON lines), so a live source never stalls. A model swap never stalls: frames run the old model meanwhile")
@@ -563,6 +577,7 @@ impl ObjectImpl for ThermalDetect {
             "temperature-gate" => s.temperature_gate = value.get().expect("type checked upstream"),
             "draw-temperature" => s.draw_temperature = value.get().expect("type checked upstream"),
             "draw-hotspot" => s.draw_hotspot = value.get().expect("type checked upstream"),
+            "pipelined" => s.pipelined = value.get().expect("type checked upstream"),
             other => unreachable!("no writable property {other}"),
         }
         gst::debug!(CAT, imp = self, "{} set", pspec.name());
@@ -606,6 +621,7 @@ impl ObjectImpl for ThermalDetect {
             "temperature-gate" => s.temperature_gate.to_value(),
             "draw-temperature" => s.draw_temperature.to_value(),
             "draw-hotspot" => s.draw_hotspot.to_value(),
+            "pipelined" => s.pipelined.to_value(),
             "active-model" => lock(&self.active).model.to_value(),
             "active-provider" => lock(&self.active).provider.to_value(),
             "session-users" => (lock(&self.active).session.strong_count() as u32).to_value(),
@@ -705,6 +721,7 @@ impl BaseTransformImpl for ThermalDetect {
             first_frame: None,
             hist: Histogram::new(),
             temperatures: Temperatures::new(gate),
+            ahead: Ahead::default(),
         };
         if let Some(loaded) = loaded {
             self.activate(&mut work, loaded, 0);
@@ -737,6 +754,10 @@ impl BaseTransformImpl for ThermalDetect {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
+        // A held frame leaves before whatever followed it.
+        if event.is_serialized() && event.type_() != gst::EventType::FlushStop {
+            self.drain();
+        }
         match event.view() {
             gst::EventView::CustomDownstreamSticky(_) => {
                 if let Some(announcement) = ModelAnnouncement::from_event(&event) {
@@ -744,7 +765,10 @@ impl BaseTransformImpl for ThermalDetect {
                 }
             }
             gst::EventView::FlushStart(_) => self.set_flushing(true),
-            gst::EventView::FlushStop(_) => self.set_flushing(false),
+            gst::EventView::FlushStop(_) => {
+                self.drop_held();
+                self.set_flushing(false);
+            }
             // Before EOS travels on, so the application has the score and the whole
             // JSON file when it sees EOS.
             gst::EventView::Eos(_) => self.end_of_stream(),
@@ -753,36 +777,72 @@ impl BaseTransformImpl for ThermalDetect {
         self.parent_sink_event(event)
     }
 
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        if direction == gst::PadDirection::Sink && query.type_() == gst::QueryType::Drain {
+            self.drain();
+        }
+        let answered = BaseTransformImplExt::parent_query(self, direction, query);
+        if let (true, gst::PadDirection::Src, gst::QueryViewMut::Latency(latency)) =
+            (answered, direction, query.view_mut())
+        {
+            self.add_frame_latency(latency);
+        }
+        answered
+    }
+
+    fn generate_output(&self) -> Result<GenerateOutputSuccess, gst::FlowError> {
+        if !lock(&self.settings).pipelined {
+            return self.parent_generate_output();
+        }
+        match self.take_queued_buffer() {
+            Some(buffer) => self.generate_pipelined(buffer),
+            None => Ok(GenerateOutputSuccess::NoOutput),
+        }
+    }
+
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = lock(&self.settings).clone();
-        let (info, format, mut work) = {
-            let mut guard = lock(&self.state);
-            let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-            let (Some(info), Some(format)) = (state.info.clone(), state.format) else {
-                return Err(gst::FlowError::NotNegotiated);
-            };
-            // Only the streaming thread takes it, and puts it back before returning.
-            let work = state.work.take().ok_or(gst::FlowError::Flushing)?;
-            (info, format, work)
-        };
-        let result = self.frame(buf, &info, format, &settings, &mut work);
-        if let Some(state) = lock(&self.state).as_mut() {
-            state.work = Some(work);
-        }
+        let (info, format, mut work, _) = self.take_work()?;
+        let result = self.frame(buf, &info, format, &settings, &mut work, None);
+        self.put_work(work);
         result
     }
 }
 
 impl ThermalDetect {
+    /// The streaming thread's `Work` out of the state for a frame, with the caps and
+    /// the number of frames seen so far.
+    pub(super) fn take_work(
+        &self,
+    ) -> Result<(gst_video::VideoInfo, PixelFormat, Work, u64), gst::FlowError> {
+        let mut guard = lock(&self.state);
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let (Some(info), Some(format)) = (state.info.clone(), state.format) else {
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        // Only the streaming thread takes it, and puts it back before returning.
+        let work = state.work.take().ok_or(gst::FlowError::Flushing)?;
+        Ok((info, format, work, state.frames))
+    }
+
+    /// Puts back what [`Self::take_work`] took (unless the element stopped meanwhile).
+    pub(super) fn put_work(&self, work: Work) {
+        if let Some(state) = lock(&self.state).as_mut() {
+            state.work = Some(work);
+        }
+    }
+
     /// One frame, with the state lock released: the model, detection (every
-    /// `interval` frames), drawing and the outputs.
-    fn frame(
+    /// `interval` frames; from `prepared`, the tensor made ahead, if it has one),
+    /// drawing and the outputs.
+    pub(super) fn frame(
         &self,
         buf: &mut gst::BufferRef,
         info: &gst_video::VideoInfo,
         format: PixelFormat,
         settings: &Settings,
         work: &mut Work,
+        prepared: Option<&Prepared>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let running = work.loaded.as_ref().map(|l| l.name.as_str());
         let model = self.model_for_frame(running, settings.wait_for_model)?;
@@ -819,6 +879,7 @@ impl ThermalDetect {
             first_frame,
             hist,
             temperatures,
+            ahead: _,
         } = work
         else {
             // model_for_frame returns Run only with a model running or to activate.
@@ -839,6 +900,7 @@ impl ThermalDetect {
                         &mut loaded.detector,
                         &temperatures.gate,
                         scoring,
+                        prepared,
                     )?;
                 }
                 Ok(radiometry.and_then(|r| temperatures.scene(self, input, r)))
@@ -873,13 +935,11 @@ impl ThermalDetect {
     pub(super) fn with_work<R>(&self, f: impl FnOnce(&mut Work) -> R) -> Option<R> {
         let mut work = lock(&self.state).as_mut()?.work.take()?;
         let result = f(&mut work);
-        if let Some(state) = lock(&self.state).as_mut() {
-            state.work = Some(work);
-        }
+        self.put_work(work);
         Some(result)
     }
 
-    /// A stream-error for a frame whose planes cannot be read where the buffer says.
+    /// A stream-error for a frame whose planes cannot be written where the buffer says.
     fn frame_error(&self, why: &dyn std::fmt::Display) -> gst::FlowError {
         gst::element_imp_error!(
             self,
@@ -899,28 +959,10 @@ impl ThermalDetect {
         layout: InputLayout,
         f: impl FnOnce(&FrameRef) -> Result<R, gst::FlowError>,
     ) -> Result<R, gst::FlowError> {
-        let planes = plane_layout(buf, info).map_err(|e| self.frame_error(&e))?;
-        let map = buf
-            .map_readable()
-            .map_err(|_| self.frame_error(&"the buffer cannot be read"))?;
-        let frame = Frame::in_buffer(
-            format,
-            info.width() as usize,
-            info.height() as usize,
-            &map,
-            &planes,
-        )
-        .map_err(|e| self.frame_error(&e))?;
-        match layout {
-            InputLayout::Full => f(&frame),
-            InputLayout::ThermalBottomHalf => {
-                let counts = lower_half_counts(&frame).map_err(|e| {
-                    gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
-                    gst::FlowError::Error
-                })?;
-                f(&counts)
-            }
-        }
+        read_input(buf, info, format, layout, f).map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+            gst::FlowError::Error
+        })?
     }
 
     /// Runs the detector on a frame with the current thresholds, AGC and radiometry,
@@ -932,6 +974,7 @@ impl ThermalDetect {
         detector: &mut Detector,
         gate: &TemperatureGate,
         scoring: &mut Option<StreamEval>,
+        prepared: Option<&Prepared>,
     ) -> Result<Vec<Detection>, gst::FlowError> {
         detector.set_thresholds(
             settings.conf_threshold,
@@ -941,7 +984,10 @@ impl ThermalDetect {
         detector.set_pre(settings.agc(), settings.polarity());
         detector.set_radiometry(settings.radiometry(), gate.clone());
         let started = Instant::now();
-        let detections = detector.detect(input);
+        let detections = match prepared {
+            Some(prepared) => detector.detect_prepared(input, prepared),
+            None => detector.detect(input),
+        };
         if let Some(eval) = scoring.as_mut() {
             eval.add_latency(started.elapsed().as_secs_f64() * 1e3);
         }
@@ -1005,6 +1051,38 @@ impl ThermalDetect {
             draw_hotspot(&mut frame, scene);
         }
         Ok(())
+    }
+}
+
+/// Runs `f` on what detection reads in a frame: the whole frame, or a P2 Pro frame's
+/// lower-half counts (`thermal-bottom-half`); the error message when the frame cannot be
+/// read so. Posts nothing: the pipelined helper reads frames too.
+pub(super) fn read_input<R>(
+    buf: &gst::BufferRef,
+    info: &gst_video::VideoInfo,
+    format: PixelFormat,
+    layout: InputLayout,
+    f: impl FnOnce(&FrameRef) -> R,
+) -> Result<R, String> {
+    let cannot_map = |why: &dyn std::fmt::Display| format!("Cannot map the frame: {why}");
+    let planes = plane_layout(buf, info).map_err(|e| cannot_map(&e))?;
+    let map = buf
+        .map_readable()
+        .map_err(|_| cannot_map(&"the buffer cannot be read"))?;
+    let frame = Frame::in_buffer(
+        format,
+        info.width() as usize,
+        info.height() as usize,
+        &map,
+        &planes,
+    )
+    .map_err(|e| cannot_map(&e))?;
+    match layout {
+        InputLayout::Full => Ok(f(&frame)),
+        InputLayout::ThermalBottomHalf => {
+            let counts = lower_half_counts(&frame).map_err(|e| e.to_string())?;
+            Ok(f(&counts))
+        }
     }
 }
 

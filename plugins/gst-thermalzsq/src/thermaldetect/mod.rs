@@ -5,6 +5,7 @@ use gst::prelude::*;
 
 mod imp;
 mod outputs;
+mod pipelined;
 mod swap;
 mod temperature;
 
