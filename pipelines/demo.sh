@@ -44,13 +44,15 @@ echo "== zsqcalibrate model=$MODEL ! thermaldetect ! thermaltrack (frames at $([
 rm -f "$OUT"/snapshot_*.png "$OUT/contact_sheet.png"
 # thermaldetect threads=1: detection keeps one core, calibration gets the others (on a
 # 2-core machine two inference threads would starve the calibration worker).
+# input-size=640x512: the detector (exported at 320x320) runs at the camera's own size,
+# where the many people 10-30 pixels tall stay big enough to find (README "Input size").
 log=$OUT/gst-launch.log
 start=$(date +%s.%N)
 gst-launch-1.0 -m -e \
   filesrc location="$OUT/recording.gray16le" \
   ! rawvideoparse format=gray16-le width=640 height=512 framerate=30/1 $clock \
   ! zsqcalibrate model="$MODEL" \
-  ! thermaldetect json-location="$OUT/detections.jsonl" radiometry=centikelvin output-agc=true \
+  ! thermaldetect input-size=640x512 json-location="$OUT/detections.jsonl" radiometry=centikelvin output-agc=true \
       output-agc-mode=equalize \
       draw=false post-messages=false threads=1 \
   ! thermaltrack zones="$zones" json-location="$OUT/tracks.jsonl" draw=true draw-zones=true \
@@ -99,8 +101,9 @@ fi
 events=$(grep -oE '"type":"[a-z]+"' "$OUT/tracks.jsonl" | cut -d'"' -f4 | sort | uniq -c \
   | awk '{ printf "%s%s %s", sep, $1, $2; sep = ", " }')
 echo "   thermaltrack events: ${events:-none}"
+# (one line can hold several crossings: the first of them)
 crossing=$(grep -m1 -oE '"type":"cross","track_id":[0-9]+,"label":"[a-z]+"[^}]*"direction":"[a-z]+"' \
-  "$OUT/tracks.jsonl" || true)
+  "$OUT/tracks.jsonl" | head -n1 || true)
 if [ -n "$crossing" ]; then
   id=$(echo "$crossing" | grep -oE '"track_id":[0-9]+' | cut -d: -f2)
   label=$(echo "$crossing" | grep -oE '"label":"[a-z]+"' | cut -d'"' -f4)

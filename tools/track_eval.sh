@@ -13,7 +13,8 @@
 # (as motmetrics' OVERALL row: counts added, ratios from the sums), then per recording.
 #
 # Environment: SEEDS ("101 102 103 104 105"), FRAMES (300), SIZE (640x512), MATCH_IOU
-# ("0.2 0.3 0.5"), MODEL (models/det_thermal_ft.onnx), ZSQ (target/release/zsq),
+# ("0.2 0.3 0.5"), MODEL (models/det_thermal_ft.onnx), INPUT_SIZE (thermaldetect's
+# input-size, e.g. 640x512; default: the model's own), ZSQ (target/release/zsq),
 # GST_PLUGIN_PATH (target/release), ORT_DYLIB_PATH (the repo's .ortlib). Needs `make
 # build` (or `cargo build -p zsq -p gst-plugin-thermalzsq` with ZSQ and
 # GST_PLUGIN_PATH pointing at target/debug).
@@ -26,6 +27,7 @@ frames=${FRAMES:-300}
 size=${SIZE:-640x512}
 match_iou=${MATCH_IOU:-0.2 0.3 0.5}
 model=${MODEL:-$root/models/det_thermal_ft.onnx}
+input_size=${INPUT_SIZE:+input-size=$INPUT_SIZE}
 zsq=${ZSQ:-$root/target/release/zsq}
 export GST_PLUGIN_PATH=${GST_PLUGIN_PATH:-$root/target/release}
 export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$(ls "$root"/.ortlib/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | head -n1)}
@@ -58,7 +60,7 @@ for seed in $seeds; do
   # shellcheck disable=SC2086 # the branches are pipeline words
   gst-launch-1.0 -q filesrc location="$dir/recording.gray16le" \
     ! rawvideoparse format=gray16-le width="$width" height="$height" framerate=30/1 \
-    ! thermaldetect model="$model" conf-threshold=0.1 draw=false \
+    ! thermaldetect model="$model" $input_size conf-threshold=0.1 draw=false \
       json-location="$dir/detections.jsonl" \
     ! tee name=t $branches >&2
   "$zsq" eval --coco "$dir/recording.json" --detections "$dir/detections.jsonl" --json \

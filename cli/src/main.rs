@@ -12,7 +12,7 @@ use thermalzsq::detect::temperature::TemperatureGate;
 use thermalzsq::detect::{Detector, DetectorConfig};
 use thermalzsq::imaging::agc::{Agc, AgcMode};
 use thermalzsq::imaging::radiometry::Radiometry;
-use thermalzsq::onnx::Model;
+use thermalzsq::onnx::{InputSize, Model};
 use thermalzsq::runtime::ProviderOptions;
 use thermalzsq::zsq::cache::{Cache, CacheOutcome, write_atomically};
 use thermalzsq::zsq::pipeline::{
@@ -129,6 +129,11 @@ enum Command {
         /// this: the operating point of a deployment (thermaldetect's conf-threshold).
         #[arg(long, value_name = "SCORE")]
         score_threshold: Option<f64>,
+        /// With --model: run it at this input size, as thermaldetect's `input-size`
+        /// (a symbolic size fixed, or a YOLOv8-family head exported at another size
+        /// rewritten for it; e.g. 640x512, a camera's own size).
+        #[arg(long, value_name = "WxH", requires = "model")]
+        input_size: Option<InputSize>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -353,6 +358,7 @@ fn main() -> ExitCode {
             radiometry,
             temperature_gate,
             score_threshold,
+            input_size,
             json,
             tracks: None,
         } => run_eval(
@@ -366,6 +372,7 @@ fn main() -> ExitCode {
             DetectorConfig {
                 radiometry,
                 gate: temperature_gate.unwrap_or_default(),
+                input_size,
                 ..eval::eval_config()
             },
             draw.as_deref(),

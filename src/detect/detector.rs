@@ -8,6 +8,7 @@ use ort::value::TensorRef;
 use super::decode::{Candidate, LayoutHints, OutputLayout, decode, select};
 use super::dfl::{DflRewrite, rewrite_dfl};
 use super::labels::{ModelMetadata, label_of};
+use super::resize::{HeadResize, set_input_size};
 use super::silu::{SiluRewrite, rewrite_silu};
 use super::temperature::{TemperatureGate, measure};
 use super::{DetectError, Detection};
@@ -37,8 +38,10 @@ pub struct DetectorConfig {
     /// Drops detections whose temperature is implausible for their class (needs
     /// `radiometry`).
     pub gate: TemperatureGate,
-    /// The size to fix a symbolic input height and width to before the session is
-    /// made ([`Model::fix_input_size`]); a model with a fixed size must have this one.
+    /// The size to run the model at: a symbolic input height and width is fixed to it
+    /// ([`Model::fix_input_size`]); a YOLOv8-family head exported at another fixed size
+    /// is rewritten for it ([`super::resize::resize_head`]: e.g. a 320×320 detector at
+    /// a 640×512 camera's own size, where small objects stay big enough to find).
     /// `None`: the model's own.
     pub input_size: Option<InputSize>,
     /// Run on the process's shared session of this model and these provider options
@@ -98,6 +101,7 @@ pub struct Detector {
 /// What the load-time rewrites did to the model.
 #[derive(Default)]
 struct Rewrites {
+    resize: HeadResize,
     dfl: DflRewrite,
     silu: SiluRewrite,
 }
@@ -180,6 +184,15 @@ impl Detector {
             input: Some([height, width]),
         };
         let (index, layout) = find_layout(&info, &shapes, &hints)?;
+        let resized = detector.rewrites.resize.anchors.1;
+        if let (Some(from), OutputLayout::Yolov8 { anchors, .. }) =
+            (detector.rewrites.resize.from, layout)
+            && anchors != resized
+        {
+            return Err(DetectError::new(format!(
+                "the model exported at {from} gives {anchors} anchors at {height}x{width}, not the {resized} its head's grid has: its size is baked in where it cannot be changed; re-export it at {width}x{height}"
+            )));
+        }
         detector.output_index = index;
         detector.layout = layout;
         detector.labels = labels.unwrap_or_default();
@@ -379,6 +392,12 @@ impl Detector {
         &self.config
     }
 
+    /// What [`DetectorConfig::input_size`] changed in a model exported at another fixed
+    /// size (nothing otherwise).
+    pub fn head_resize(&self) -> &HeadResize {
+        &self.rewrites.resize
+    }
+
     /// What [`DetectorConfig::rewrite_dfl`] did to the model (nothing when off).
     pub fn dfl_rewrite(&self) -> &DflRewrite {
         &self.rewrites.dfl
@@ -412,12 +431,10 @@ fn edits(config: &DetectorConfig) -> bool {
 /// `config.input_size`, its DFL rewritten if `config.rewrite_dfl`, its SiLUs if
 /// `config.rewrite_silu` and the session runs on the CPU.
 fn prepare(mut model: Model, config: &DetectorConfig) -> Result<(Vec<u8>, Rewrites), DetectError> {
-    if let Some(size) = config.input_size {
-        model
-            .fix_input_size(size)
-            .map_err(|e| DetectError::new(e.to_string()))?;
-    }
     let mut rewrites = Rewrites::default();
+    if let Some(size) = config.input_size {
+        rewrites.resize = set_input_size(&mut model, size)?;
+    }
     if config.rewrite_dfl {
         rewrites.dfl = rewrite_dfl(&mut model);
     }

@@ -12,6 +12,7 @@ pub mod dfl;
 pub mod draw;
 pub mod labels;
 pub mod report;
+pub mod resize;
 pub mod silu;
 pub mod temperature;
 

@@ -136,7 +136,11 @@ fn a_bad_input_size_is_an_error_at_start_that_names_the_fix() {
             "300x320",
             "not a multiple of the model's stride 32; use e.g. 320x320",
         ),
-        (&fixed, "640x640", "fixed size of 320x320, not 640x640"),
+        (
+            &fixed,
+            "640x640",
+            "exported at 320x320 and cannot run at 640x640",
+        ),
         (&fixed, "big", "expected WIDTHxHEIGHT"),
     ] {
         let text = error_text(&start_error(
@@ -222,4 +226,47 @@ fn zsqcalibrate_with_input_size_announces_sized_models_and_thermaldetect_needs_n
         .and_then(|t| t.shape())
         .and_then(|s| s.static_dims());
     assert_eq!(dims, Some(vec![1, 3, 256, 320]));
+}
+
+/// Region-of-interest metas `thermaldetect` with `props` attaches to frame 0 of a
+/// generated 640×512 recording (the bundled thermal detector, exported at 320×320).
+fn recording_rois(props: &[(&str, &str)]) -> usize {
+    init();
+    let recording = thermalzsq::synth::Recording::new(7, W as u32, H as u32).unwrap();
+    let bytes: Vec<u8> = recording
+        .frame(0)
+        .thermal
+        .iter()
+        .flat_map(|k| k.to_le_bytes())
+        .collect();
+    let element = gst::ElementFactory::make("thermaldetect")
+        .property(
+            "model",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../models/det_thermal_ft.onnx"
+            ),
+        )
+        .build()
+        .unwrap();
+    for (name, value) in props {
+        element.set_property_from_str(name, value);
+    }
+    let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
+    h.set_src_caps_str(&format!(
+        "video/x-raw,format=GRAY16_LE,width={W},height={H},framerate=30/1"
+    ));
+    let out = h.push_and_pull(gst::Buffer::from_slice(bytes)).unwrap();
+    out.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .count()
+}
+
+#[test]
+fn a_detector_exported_at_a_fixed_size_runs_at_the_cameras_size_with_input_size() {
+    let at_320 = recording_rois(&[]);
+    let at_640 = recording_rois(&[("input-size", "640x512")]);
+    assert!(
+        at_640 > at_320,
+        "objects found at 640x512: {at_640}, at the model's 320x320: {at_320}"
+    );
 }

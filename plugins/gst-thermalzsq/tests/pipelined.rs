@@ -326,7 +326,10 @@ fn the_pre_processing_thread_starts_with_the_second_frame_and_ends_with_the_elem
 #[test]
 fn in_a_pipeline_every_frame_reaches_the_sink_before_eos() {
     init();
-    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/det_thermal_ft.onnx");
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/det_thermal_ft.onnx"
+    );
     let pipeline = gst::parse::launch(&format!(
         "videotestsrc num-buffers=25 pattern=ball ! video/x-raw,format=GRAY8,width=320,height=256 \
          ! queue ! thermaldetect model={model} threads=1 pipelined=true ! fakesink name=sink"
