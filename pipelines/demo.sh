@@ -45,14 +45,16 @@ rm -f "$OUT"/snapshot_*.png "$OUT/contact_sheet.png"
 # thermaldetect threads=1: detection keeps one core, calibration gets the others (on a
 # 2-core machine two inference threads would starve the calibration worker).
 # input-size=640x512: the detector (exported at 320x320) runs at the camera's own size,
-# where the many people 10-30 pixels tall stay big enough to find (README "Input size").
+# where the many people 10-30 pixels tall stay big enough to find; extra-input-sizes=320x320
+# also runs it at its own size, for the close objects it never saw twice as big (README
+# "Input size").
 log=$OUT/gst-launch.log
 start=$(date +%s.%N)
 gst-launch-1.0 -m -e \
   filesrc location="$OUT/recording.gray16le" \
   ! rawvideoparse format=gray16-le width=640 height=512 framerate=30/1 $clock \
   ! zsqcalibrate model="$MODEL" \
-  ! thermaldetect input-size=640x512 json-location="$OUT/detections.jsonl" radiometry=centikelvin output-agc=true \
+  ! thermaldetect input-size=640x512 extra-input-sizes=320x320 json-location="$OUT/detections.jsonl" radiometry=centikelvin output-agc=true \
       output-agc-mode=equalize \
       draw=false post-messages=false threads=1 \
   ! thermaltrack zones="$zones" json-location="$OUT/tracks.jsonl" draw=true draw-zones=true \

@@ -134,6 +134,16 @@ enum Command {
         /// rewritten for it; e.g. 640x512, a camera's own size).
         #[arg(long, value_name = "WxH", requires = "model")]
         input_size: Option<InputSize>,
+        /// With --model: also run it at these sizes (comma-separated) and merge the boxes
+        /// of every size with one NMS, as thermaldetect's `extra-input-sizes` (e.g.
+        /// --input-size 640x512 --extra-input-sizes 320x320).
+        #[arg(
+            long,
+            value_name = "WxH,...",
+            requires = "model",
+            value_delimiter = ','
+        )]
+        extra_input_sizes: Vec<InputSize>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -359,6 +369,7 @@ fn main() -> ExitCode {
             temperature_gate,
             score_threshold,
             input_size,
+            extra_input_sizes,
             json,
             tracks: None,
         } => run_eval(
@@ -373,6 +384,7 @@ fn main() -> ExitCode {
                 radiometry,
                 gate: temperature_gate.unwrap_or_default(),
                 input_size,
+                extra_input_sizes,
                 ..eval::eval_config()
             },
             draw.as_deref(),

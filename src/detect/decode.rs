@@ -176,6 +176,21 @@ impl Candidate {
         }
     }
 
+    /// `c` with the box `[x0, y0, x1, y1]`.
+    pub fn with_box(c: &Candidate, [x0, y0, x1, y1]: [f32; 4]) -> Candidate {
+        Candidate {
+            x0,
+            y0,
+            x1,
+            y1,
+            ..*c
+        }
+    }
+
+    pub fn bbox(&self) -> [f32; 4] {
+        [self.x0, self.y0, self.x1, self.y1]
+    }
+
     pub fn area(&self) -> f32 {
         (self.x1 - self.x0).max(0.0) * (self.y1 - self.y0).max(0.0)
     }

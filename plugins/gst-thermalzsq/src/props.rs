@@ -31,6 +31,16 @@ pub fn input_size(text: Option<&str>) -> Result<Option<InputSize>, String> {
     }
 }
 
+/// `extra-input-sizes`: comma-separated `WxH`s (empty or unset: none).
+pub fn input_sizes(text: Option<&str>) -> Result<Vec<InputSize>, String> {
+    text.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().map_err(|e| format!("extra-input-sizes: {e}")))
+        .collect()
+}
+
 /// An always-present `src` and `sink` pad template pair for `caps`.
 pub fn filter_pad_templates(caps: &gst::Caps) -> Vec<gst::PadTemplate> {
     [

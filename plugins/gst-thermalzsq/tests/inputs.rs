@@ -269,4 +269,18 @@ fn a_detector_exported_at_a_fixed_size_runs_at_the_cameras_size_with_input_size(
         at_640 > at_320,
         "objects found at 640x512: {at_640}, at the model's 320x320: {at_320}"
     );
+    // Both sizes, merged: at least the larger size's finds, give or take NMS merging two.
+    let both = recording_rois(&[("input-size", "640x512"), ("extra-input-sizes", "320x320")]);
+    assert!(both + 1 >= at_640 && both > at_320, "both sizes: {both}");
+    let text = error_text(&start_error(
+        "thermaldetect",
+        &[
+            ("model", &path("hotspot_v8.onnx")),
+            ("extra-input-sizes", "320x320,big"),
+        ],
+    ));
+    assert!(
+        text.contains("extra-input-sizes") && text.contains("expected WIDTHxHEIGHT"),
+        "{text}"
+    );
 }

@@ -42,7 +42,7 @@ use super::{AgcMode, InputLayout, OutputAgcMode, Polarity, Radiometry};
 use crate::enums::ExecutionProvider;
 use crate::jsonlines::JsonLines;
 use crate::modelevent::ModelAnnouncement;
-use crate::props::{filter_pad_templates, input_size, path_from, path_value};
+use crate::props::{filter_pad_templates, input_size, input_sizes, path_from, path_value};
 use crate::sync::lock;
 use crate::videolayout::plane_layout;
 
@@ -80,6 +80,8 @@ pub(super) struct Settings {
     labels: Option<PathBuf>,
     /// `WxH` for a model with a symbolic input size; `None`: the model's own.
     input_size: Option<String>,
+    /// `WxH,WxH…`: more sizes to run the model at and merge.
+    extra_input_sizes: Option<String>,
     pub(super) conf_threshold: f32,
     iou_threshold: f32,
     max_detections: u32,
@@ -121,6 +123,7 @@ impl Default for Settings {
             model: None,
             labels: None,
             input_size: None,
+            extra_input_sizes: None,
             conf_threshold: 0.25,
             iou_threshold: 0.45,
             max_detections: 100,
@@ -231,6 +234,7 @@ impl Settings {
             radiometry: self.radiometry(),
             gate: self.gate().map_err(|e| e.to_string())?,
             input_size: input_size(self.input_size.as_deref())?,
+            extra_input_sizes: input_sizes(self.extra_input_sizes.as_deref())?,
             share_session: self.share_session,
             ..DetectorConfig::default()
         })
@@ -308,7 +312,12 @@ impl ObjectImpl for ThermalDetect {
                     .build(),
                 glib::ParamSpecString::builder("input-size")
                     .nick("Input size")
-                    .blurb("WIDTHxHEIGHT to run a model exported with a symbolic input size at (a multiple of its stride: metadata `stride`, else 32); empty: the model's own size. A model with a fixed size must have this one")
+                    .blurb("WIDTHxHEIGHT to run the model at (a multiple of its stride: metadata `stride`, else 32): fixes a symbolic input size; rewrites the head of a YOLOv8/v10/11-style model exported at another fixed size (e.g. 640x512 runs a 320x320 detector at a 640x512 camera's own size, where small objects stay findable). Empty: the model's own size")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("extra-input-sizes")
+                    .nick("Extra input sizes")
+                    .blurb("WxH[,WxH...]: also run the model at these sizes on every detected frame and merge the boxes of all sizes with one class-aware NMS, e.g. input-size=640x512 extra-input-sizes=320x320: small objects from the camera's size, large ones from the size the model was trained at (each size costs its own inference). Empty: one size")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecFloat::builder("conf-threshold")
@@ -541,6 +550,9 @@ impl ObjectImpl for ThermalDetect {
             "model" => s.model = path_from(value),
             "labels" => s.labels = path_from(value),
             "input-size" => s.input_size = value.get().expect("type checked upstream"),
+            "extra-input-sizes" => {
+                s.extra_input_sizes = value.get().expect("type checked upstream")
+            }
             "conf-threshold" => s.conf_threshold = value.get().expect("type checked upstream"),
             "iou-threshold" => s.iou_threshold = value.get().expect("type checked upstream"),
             "max-detections" => s.max_detections = value.get().expect("type checked upstream"),
@@ -589,6 +601,7 @@ impl ObjectImpl for ThermalDetect {
             "model" => path_value(&s.model).to_value(),
             "labels" => path_value(&s.labels).to_value(),
             "input-size" => s.input_size.to_value(),
+            "extra-input-sizes" => s.extra_input_sizes.to_value(),
             "conf-threshold" => s.conf_threshold.to_value(),
             "iou-threshold" => s.iou_threshold.to_value(),
             "max-detections" => s.max_detections.to_value(),
@@ -682,6 +695,7 @@ impl BaseTransformImpl for ThermalDetect {
             .gate()
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
         input_size(settings.input_size.as_deref())
+            .and_then(|_| input_sizes(settings.extra_input_sizes.as_deref()))
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
         let loaded =
             match &settings.model {
