@@ -349,7 +349,8 @@ impl Detector {
     /// Detects objects in an input tensor that is already pre-processed for this model
     /// (what [`Preprocess::run`] makes of a frame; `letterbox` maps boxes back to the
     /// frame). For callers that run many models on the same frames: pre-processing is
-    /// then done once, not once per model.
+    /// then done once, not once per model. One tensor is one size: `extra_input_sizes`
+    /// are not run here (they need the frame).
     pub fn detect_input(
         &mut self,
         input: &[f32],
