@@ -33,32 +33,12 @@ pub struct HeadResize {
     pub constants: usize,
 }
 
-/// The model's one image input's height and width, when both are fixed numbers.
-pub fn fixed_input_size(model: &Model) -> Option<InputSize> {
-    let graph = model.graph();
-    let view = graph.view();
-    let inputs: Vec<_> = view.data_inputs().collect();
-    let [input] = inputs.as_slice() else {
-        return None;
-    };
-    let dims = &input.r#type.as_ref()?.shape()?.dim;
-    let fixed = |i: usize| match dims.get(i)?.value {
-        Some(DimValue::Value(v)) if v > 0 => Some(v as usize),
-        _ => None,
-    };
-    (dims.len() == 4).then_some(())?;
-    Some(InputSize {
-        width: fixed(3)?,
-        height: fixed(2)?,
-    })
-}
-
 /// Gives `model` the input size `size`: fixes a symbolic one
 /// ([`Model::fix_input_size`]); rewrites the head of a model exported at another fixed
 /// size ([`resize_head`]).
 pub fn set_input_size(model: &mut Model, size: InputSize) -> Result<HeadResize, DetectError> {
     let err = |e: crate::onnx::OnnxError| DetectError::new(e.to_string());
-    match fixed_input_size(model) {
+    match model.fixed_input_size() {
         Some(from) if from != size => resize_head(model, size),
         _ => {
             model.fix_input_size(size).map_err(err)?;
@@ -76,20 +56,12 @@ enum Slot {
 
 /// Rewrites a fixed-size YOLOv8-family model to run at `size` (see the module docs).
 pub fn resize_head(model: &mut Model, size: InputSize) -> Result<HeadResize, DetectError> {
-    let from = fixed_input_size(model).ok_or_else(|| {
+    let from = model.fixed_input_size().ok_or_else(|| {
         DetectError::new("the model's image input has no fixed height and width to change")
     })?;
-    let stride = model
-        .input_stride()
+    model
+        .check_stride(size)
         .map_err(|e| DetectError::new(e.to_string()))?;
-    if !size.width.is_multiple_of(stride) || !size.height.is_multiple_of(stride) {
-        let round = |v: usize| (v.div_ceil(stride) * stride).max(stride);
-        return Err(DetectError::new(format!(
-            "input size {size} is not a multiple of the model's stride {stride}; use e.g. {}x{}",
-            round(size.width),
-            round(size.height)
-        )));
-    }
     let refuse = |why: &str| {
         DetectError::new(format!(
             "the model was exported at {from} and cannot run at {size}: {why}; re-export it at {size}"
@@ -450,10 +422,7 @@ fn rewrite_shape(shape: &[Option<i64>], from: &Grid, to: &Grid) -> Option<Vec<Op
 fn dims(vi: &mut crate::onnx::ValueInfoProto) -> Option<&mut Vec<crate::onnx::Dimension>> {
     vi.r#type
         .as_mut()
-        .and_then(|t| match &mut t.value {
-            Some(crate::onnx::TypeValue::Tensor(t)) => t.shape.as_mut(),
-            _ => None,
-        })
+        .and_then(|t| t.shape_mut())
         .map(|s| &mut s.dim)
 }
 

@@ -64,24 +64,46 @@ impl Model {
         }
     }
 
-    /// Whether the model's image input (its one data input, N×C×H×W) has a height or
-    /// width that is not a fixed number: it needs an input size to run.
-    pub fn has_symbolic_input_size(&self) -> bool {
+    /// The height and width of the model's image input (its one data input, N×C×H×W),
+    /// each `None` where it is not a fixed number; `None` for another kind of input.
+    fn image_height_width(&self) -> Option<[Option<usize>; 2]> {
         let view = self.graph().view();
         let inputs: Vec<_> = view.data_inputs().collect();
         let [input] = inputs.as_slice() else {
-            return false;
+            return None;
         };
-        input
-            .r#type
-            .as_ref()
-            .and_then(|t| t.shape())
-            .filter(|s| s.dim.len() == 4)
-            .is_some_and(|s| {
-                s.dim[2..]
-                    .iter()
-                    .any(|d| !matches!(d.value, Some(DimValue::Value(v)) if v > 0))
-            })
+        let dims = &input.r#type.as_ref()?.shape()?.dim;
+        (dims.len() == 4).then(|| [fixed(&dims[2]), fixed(&dims[3])])
+    }
+
+    /// Whether the model's image input (its one data input, N×C×H×W) has a height or
+    /// width that is not a fixed number: it needs an input size to run.
+    pub fn has_symbolic_input_size(&self) -> bool {
+        self.image_height_width()
+            .is_some_and(|hw| hw.iter().any(Option::is_none))
+    }
+
+    /// The model's image input's height and width, when both are fixed numbers.
+    pub fn fixed_input_size(&self) -> Option<InputSize> {
+        match self.image_height_width()? {
+            [Some(height), Some(width)] => Some(InputSize { width, height }),
+            _ => None,
+        }
+    }
+
+    /// Whether `size` is a multiple of the model's largest stride
+    /// ([`Model::input_stride`]); the error suggests the next size that is.
+    pub fn check_stride(&self, size: InputSize) -> Result<()> {
+        let stride = self.input_stride()?;
+        if size.width.is_multiple_of(stride) && size.height.is_multiple_of(stride) {
+            return Ok(());
+        }
+        let round = |v: usize| (v.div_ceil(stride) * stride).max(stride);
+        Err(OnnxError::Graph(format!(
+            "input size {size} is not a multiple of the model's stride {stride}; use e.g. {}x{}",
+            round(size.width),
+            round(size.height)
+        )))
     }
 
     /// Fixes the height and width of the model's one image input (N×C×H×W) to `size`.
@@ -89,15 +111,7 @@ impl Model {
     /// the model changed; when it did, the intermediate shapes the exporter recorded
     /// (`value_info`, hints only) are dropped, as they may name the old symbols.
     pub fn fix_input_size(&mut self, size: InputSize) -> Result<bool> {
-        let stride = self.input_stride()?;
-        if !size.width.is_multiple_of(stride) || !size.height.is_multiple_of(stride) {
-            let round = |v: usize| (v.div_ceil(stride) * stride).max(stride);
-            return Err(OnnxError::Graph(format!(
-                "input size {size} is not a multiple of the model's stride {stride}; use e.g. {}x{}",
-                round(size.width),
-                round(size.height)
-            )));
-        }
+        self.check_stride(size)?;
         let names: Vec<String> = self
             .graph()
             .view()
@@ -120,10 +134,7 @@ impl Model {
         let dims = input
             .r#type
             .as_mut()
-            .and_then(|t| match &mut t.value {
-                Some(super::proto::TypeValue::Tensor(t)) => t.shape.as_mut(),
-                _ => None,
-            })
+            .and_then(|t| t.shape_mut())
             .map(|s| &mut s.dim)
             .filter(|d| d.len() == 4)
             .ok_or_else(|| {
@@ -131,10 +142,6 @@ impl Model {
                     "input '{name}' is not an N×C×H×W image: an input size cannot apply to it"
                 ))
             })?;
-        let fixed = |d: &super::proto::Dimension| match d.value {
-            Some(DimValue::Value(v)) if v > 0 => Some(v as usize),
-            _ => None,
-        };
         if let (Some(h), Some(w)) = (fixed(&dims[2]), fixed(&dims[3]))
             && (w, h) != (size.width, size.height)
         {
@@ -162,6 +169,14 @@ impl Model {
             self.graph_mut().value_info.clear();
         }
         Ok(changed)
+    }
+}
+
+/// A dimension's size, if it is a fixed positive number.
+fn fixed(d: &super::proto::Dimension) -> Option<usize> {
+    match d.value {
+        Some(DimValue::Value(v)) if v > 0 => Some(v as usize),
+        _ => None,
     }
 }
 

@@ -42,6 +42,14 @@ impl TypeProto {
     pub fn shape(&self) -> Option<&TensorShapeProto> {
         self.tensor_type().and_then(|t| t.shape.as_ref())
     }
+
+    /// [`TypeProto::shape`], to edit.
+    pub fn shape_mut(&mut self) -> Option<&mut TensorShapeProto> {
+        match &mut self.value {
+            Some(TypeValue::Tensor(t)) => t.shape.as_mut(),
+            _ => None,
+        }
+    }
 }
 
 /// Reads a oneof member into `$slot`, merging with the same variant if already set.
