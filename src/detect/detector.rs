@@ -118,26 +118,32 @@ struct Rewrites {
 impl Detector {
     /// Loads an ONNX detector (fp32 or int8 QDQ) from a file.
     pub fn load(model: &Path, config: DetectorConfig) -> Result<Self, DetectError> {
-        let sizes = config.extra_input_sizes.clone();
-        let spinning = sizes.is_empty();
-        let detector = Self::load_one(model, config, spinning)?;
-        let extra = sizes
-            .iter()
-            .map(|&size| Self::load_one(model, at_size(&detector.config, size), false))
-            .collect::<Result<_, _>>()?;
-        Ok(detector.with_extra(extra))
+        Self::at_every_size(config, |config, spinning| {
+            Self::load_one(model, config, spinning)
+        })
     }
 
     /// Loads an ONNX detector held in memory.
     pub fn from_bytes(model: &[u8], config: DetectorConfig) -> Result<Self, DetectError> {
+        Self::at_every_size(config, |config, spinning| {
+            Self::from_bytes_one(model, config, spinning)
+        })
+    }
+
+    /// The detector `one` makes at `config.input_size`, holding those it makes at each
+    /// of `config.extra_input_sizes`; thread spinning only for a single size (see
+    /// [`open`]).
+    fn at_every_size(
+        config: DetectorConfig,
+        one: impl Fn(DetectorConfig, bool) -> Result<Self, DetectError>,
+    ) -> Result<Self, DetectError> {
         let sizes = config.extra_input_sizes.clone();
-        let spinning = sizes.is_empty();
-        let detector = Self::from_bytes_one(model, config, spinning)?;
-        let extra = sizes
+        let mut detector = one(config, sizes.is_empty())?;
+        detector.extra = sizes
             .iter()
-            .map(|&size| Self::from_bytes_one(model, at_size(&detector.config, size), false))
+            .map(|&size| one(at_size(&detector.config, size), false))
             .collect::<Result<_, _>>()?;
-        Ok(detector.with_extra(extra))
+        Ok(detector)
     }
 
     /// [`Detector::load`] at `config.input_size` only; `spinning`: see [`open`].
@@ -171,11 +177,6 @@ impl Detector {
         let onnx = Model::from_bytes(model).map_err(|e| DetectError::new(e.to_string()))?;
         let (bytes, rewrites) = prepare(onnx, &config)?;
         Self::new(open(&bytes, &config, spinning)?, config, rewrites)
-    }
-
-    fn with_extra(mut self, extra: Vec<Detector>) -> Self {
-        self.extra = extra;
-        self
     }
 
     fn new(
@@ -275,24 +276,28 @@ impl Detector {
         let mut all = Vec::new();
         match prepared {
             Some(p) => self.frame_candidates(&p.input, &p.letterbox, &mut all)?,
-            None => {
-                let mut input = std::mem::take(&mut self.input);
-                let lb = self.pre.run(frame, &mut input);
-                let result = self.frame_candidates(&input, &lb, &mut all);
-                self.input = input;
-                result?
-            }
+            None => self.candidates_of(frame, &mut all)?,
         }
         for extra in &mut self.extra {
-            let mut input = std::mem::take(&mut extra.input);
-            let lb = extra.pre.run(frame, &mut input);
-            let result = extra.frame_candidates(&input, &lb, &mut all);
-            extra.input = input;
-            result?
+            extra.candidates_of(frame, &mut all)?;
         }
         let kept = nms(all, self.config.iou_threshold, self.config.max_detections);
         let detections = kept.iter().map(|c| self.detection(c, c.bbox())).collect();
         Ok(self.with_temperatures(frame, detections))
+    }
+
+    /// Pre-processes `frame` for this size and appends its candidates, in frame pixels,
+    /// to `out`.
+    fn candidates_of(
+        &mut self,
+        frame: &FrameRef,
+        out: &mut Vec<Candidate>,
+    ) -> Result<(), DetectError> {
+        let mut input = std::mem::take(&mut self.input);
+        let lb = self.pre.run(frame, &mut input);
+        let result = self.frame_candidates(&input, &lb, out);
+        self.input = input;
+        result
     }
 
     /// Runs the model on `input` and appends its candidates, in frame pixels and
