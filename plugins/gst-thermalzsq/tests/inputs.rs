@@ -15,7 +15,7 @@ use thermalzsq::imaging::PixelFormat;
 use thermalzsq::imaging::frame::encode_grey;
 use thermalzsq::onnx::Model;
 
-use common::{detect_harness, fixture, init, start_error};
+use common::{BUNDLED_MODEL, detect_harness, fixture, init, recording_buffer, start_error};
 
 const W: usize = 640;
 const H: usize = 512;
@@ -233,20 +233,8 @@ fn zsqcalibrate_with_input_size_announces_sized_models_and_thermaldetect_needs_n
 fn recording_rois(props: &[(&str, &str)]) -> usize {
     init();
     let recording = thermalzsq::synth::Recording::new(7, W as u32, H as u32).unwrap();
-    let bytes: Vec<u8> = recording
-        .frame(0)
-        .thermal
-        .iter()
-        .flat_map(|k| k.to_le_bytes())
-        .collect();
     let element = gst::ElementFactory::make("thermaldetect")
-        .property(
-            "model",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../models/det_thermal_ft.onnx"
-            ),
-        )
+        .property("model", BUNDLED_MODEL)
         .build()
         .unwrap();
     for (name, value) in props {
@@ -256,7 +244,7 @@ fn recording_rois(props: &[(&str, &str)]) -> usize {
     h.set_src_caps_str(&format!(
         "video/x-raw,format=GRAY16_LE,width={W},height={H},framerate=30/1"
     ));
-    let out = h.push_and_pull(gst::Buffer::from_slice(bytes)).unwrap();
+    let out = h.push_and_pull(recording_buffer(&recording, 0)).unwrap();
     out.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
         .count()
 }

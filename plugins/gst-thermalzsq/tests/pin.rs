@@ -12,7 +12,7 @@ use gst_check::Harness;
 use thermalzsq::synth::Recording;
 use thermalzsq::zsq::cache::sha256_hex;
 
-use common::init;
+use common::{init, recording_buffer};
 
 const FRAMES: u32 = 12;
 
@@ -39,17 +39,7 @@ fn run_recording(name: &str, pipelined: bool) -> (String, String) {
     h.set_src_caps(info.to_caps().unwrap());
     let mut pixels = Vec::new();
     for i in 0..FRAMES {
-        let bytes: Vec<u8> = recording
-            .frame(i)
-            .thermal
-            .iter()
-            .flat_map(|k| k.to_le_bytes())
-            .collect();
-        let mut buf = gst::Buffer::from_mut_slice(bytes);
-        buf.get_mut()
-            .unwrap()
-            .set_pts(gst::ClockTime::from_nseconds(i as u64 * 33_333_333));
-        h.push(buf).unwrap();
+        h.push(recording_buffer(&recording, i)).unwrap();
     }
     h.push_event(gst::event::Eos::new());
     for out in std::iter::from_fn(|| h.try_pull()) {

@@ -11,7 +11,7 @@ use gst::prelude::*;
 use gst_check::Harness;
 use thermalzsq::synth::Recording;
 
-use common::init;
+use common::{BUNDLED_MODEL, init, recording_buffer};
 
 const W: u32 = 640;
 const H: u32 = 512;
@@ -25,33 +25,13 @@ fn tmp(name: &str) -> std::path::PathBuf {
 
 fn recording_frames(n: u32) -> Vec<gst::Buffer> {
     let recording = Recording::new(3, W, H).unwrap();
-    (0..n)
-        .map(|i| {
-            let bytes: Vec<u8> = recording
-                .frame(i)
-                .thermal
-                .iter()
-                .flat_map(|k| k.to_le_bytes())
-                .collect();
-            let mut buf = gst::Buffer::from_mut_slice(bytes);
-            buf.get_mut()
-                .unwrap()
-                .set_pts(gst::ClockTime::from_nseconds(i as u64 * FRAME_NS));
-            buf
-        })
-        .collect()
+    (0..n).map(|i| recording_buffer(&recording, i)).collect()
 }
 
 fn element(props: &[(&str, &str)]) -> gst::Element {
     init();
     let element = gst::ElementFactory::make("thermaldetect")
-        .property(
-            "model",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../models/det_thermal_ft.onnx"
-            ),
-        )
+        .property("model", BUNDLED_MODEL)
         .property("threads", 1u32)
         .build()
         .unwrap();
@@ -326,10 +306,7 @@ fn the_pre_processing_thread_starts_with_the_second_frame_and_ends_with_the_elem
 #[test]
 fn in_a_pipeline_every_frame_reaches_the_sink_before_eos() {
     init();
-    let model = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../models/det_thermal_ft.onnx"
-    );
+    let model = BUNDLED_MODEL;
     let pipeline = gst::parse::launch(&format!(
         "videotestsrc num-buffers=25 pattern=ball ! video/x-raw,format=GRAY8,width=320,height=256 \
          ! queue ! thermaldetect model={model} threads=1 pipelined=true ! fakesink name=sink"

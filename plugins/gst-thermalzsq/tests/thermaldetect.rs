@@ -14,7 +14,7 @@ use gst_video::prelude::*;
 use thermalzsq::imaging::PixelFormat;
 use thermalzsq::imaging::frame::encode_grey;
 
-use common::{DetectRun, detect_harness as harness, fixture, init};
+use common::{DetectRun, detect_harness as harness, fixture, init, recording_buffer};
 
 const W: usize = 640;
 const H: usize = 512;
@@ -1461,17 +1461,7 @@ fn score_recording(
     let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
     h.set_src_caps(caps(PixelFormat::Gray16Le, W, H));
     for i in 0..frames {
-        let bytes: Vec<u8> = recording
-            .frame(i)
-            .thermal
-            .iter()
-            .flat_map(|k| k.to_le_bytes())
-            .collect();
-        let mut buf = gst::Buffer::from_mut_slice(bytes);
-        buf.get_mut()
-            .unwrap()
-            .set_pts(gst::ClockTime::from_nseconds(i as u64 * 33_333_333));
-        h.push_and_pull(buf).unwrap();
+        h.push_and_pull(recording_buffer(recording, i)).unwrap();
     }
     assert!(h.push_event(gst::event::Eos::new()));
     drop(h);

@@ -29,6 +29,28 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// The bundled thermal detector (exported at 320×320).
+pub const BUNDLED_MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../models/det_thermal_ft.onnx"
+);
+
+/// Frame `i` of `recording` as a GRAY16_LE buffer of its centikelvin counts, stamped
+/// `i` frames of 30 fps in (33 333 333 ns each).
+pub fn recording_buffer(recording: &thermalzsq::synth::Recording, i: u32) -> gst::Buffer {
+    let bytes: Vec<u8> = recording
+        .frame(i)
+        .thermal
+        .iter()
+        .flat_map(|k| k.to_le_bytes())
+        .collect();
+    let mut buf = gst::Buffer::from_mut_slice(bytes);
+    buf.get_mut()
+        .expect("a new buffer is writable")
+        .set_pts(gst::ClockTime::from_nseconds(i as u64 * 33_333_333));
+    buf
+}
+
 /// A directory holding only the plugin this `cargo test` built, for GST_PLUGIN_PATH.
 ///
 /// `cargo test` leaves the cdylib in target/<profile>/deps (only `cargo build` copies it up
