@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
@@ -119,7 +120,8 @@ fn build(
             .with_intra_threads(options.threads)
             .map_err(ort::Error::from)?;
     }
-    if provider == Provider::Cpu {
+    let with_domain = provider == Provider::Cpu;
+    if with_domain {
         builder = builder
             .with_operators(super::silu::operator_domain()?)
             .map_err(ort::Error::from)?;
@@ -132,7 +134,31 @@ fn build(
             .with_execution_providers(eps)
             .map_err(ort::Error::from)?;
     }
+    if with_domain {
+        return commit_with_domain(builder, model);
+    }
     Ok(builder.commit_from_memory(model)?)
+}
+
+/// Commits a session that registers thermalzsq's operator domain. ONNX Runtime adds a
+/// custom domain to its process-wide domain table with a check, then an insert, and no
+/// lock: two such sessions made at once, the first time in a process, can fail with
+/// "the domain is already exist" (seen in `cargo test`, whose tests make sessions in
+/// parallel). So sessions are made one at a time until one with the domain exists;
+/// after that the check finds it and nothing waits.
+fn commit_with_domain(
+    mut builder: ort::session::builder::SessionBuilder,
+    model: &[u8],
+) -> Result<Session, RuntimeError> {
+    static REGISTERED: OnceLock<()> = OnceLock::new();
+    static FIRST: Mutex<()> = Mutex::new(());
+    if REGISTERED.get().is_some() {
+        return Ok(builder.commit_from_memory(model)?);
+    }
+    let _first = FIRST.lock().unwrap_or_else(|e| e.into_inner());
+    let session = builder.commit_from_memory(model)?;
+    let _ = REGISTERED.set(());
+    Ok(session)
 }
 
 fn describe(session: &Session) -> Result<ModelInfo, RuntimeError> {
