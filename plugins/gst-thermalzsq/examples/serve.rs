@@ -60,15 +60,18 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// Prints the media pipeline's errors and warnings: gst-rtsp-server only logs them at
-/// debug level, and a user whose model path is wrong must see why clients get nothing.
-fn report_bus_problems(media: &gst_rtsp_server::RTSPMedia) {
-    let Some(bus) = media
+/// The pipeline gst-rtsp-server made around the media's element.
+fn media_pipeline(media: &gst_rtsp_server::RTSPMedia) -> Option<gst::Pipeline> {
+    media
         .element()
         .parent()
         .and_then(|p| p.downcast::<gst::Pipeline>().ok())
-        .and_then(|p| p.bus())
-    else {
+}
+
+/// Prints the media pipeline's errors and warnings: gst-rtsp-server only logs them at
+/// debug level, and a user whose model path is wrong must see why clients get nothing.
+fn report_bus_problems(media: &gst_rtsp_server::RTSPMedia) {
+    let Some(bus) = media_pipeline(media).and_then(|p| p.bus()) else {
         return;
     };
     bus.enable_sync_message_emission();
@@ -87,6 +90,37 @@ fn report_bus_problems(media: &gst_rtsp_server::RTSPMedia) {
     });
 }
 
+/// A served recording ends: stop it without waiting for an EOS. With `eos_shutdown`,
+/// gst-rtsp-server stops a media by sending EOS and finishes when the pipeline posts its
+/// EOS message, so that a live chain flushes (thermaldetect's JSON lines, the encoder).
+/// A media whose source already ended and that the last client paused at its end may
+/// never post that message again: it stays "unpreparing", cached, and every later client
+/// is answered 503 Service Unavailable (seen: the 5th of 8 clients played back to back,
+/// and all after it). Once EOS has passed the payloader everything is flushed, so from
+/// then on the media stops at once.
+fn stop_at_once_after_the_end(media: &gst_rtsp_server::RTSPMedia) {
+    let Some(pay) = media
+        .element()
+        .downcast::<gst::Bin>()
+        .ok()
+        .and_then(|bin| bin.by_name("pay0"))
+        .and_then(|pay| pay.static_pad("src"))
+    else {
+        return;
+    };
+    let weak = media.downgrade();
+    pay.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        if let Some(gst::PadProbeData::Event(ev)) = &info.data
+            && ev.type_() == gst::EventType::Eos
+            && let Some(media) = weak.upgrade()
+        {
+            media.set_eos_shutdown(false);
+            return gst::PadProbeReturn::Remove;
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 fn run(args: &Args) -> Result<(), String> {
     gst::init().map_err(|e| e.to_string())?;
     // Fails here, not at the first client, when an element is missing or misspelt.
@@ -102,7 +136,10 @@ fn run(args: &Args) -> Result<(), String> {
     // Stopping the media sends EOS first, so that JSON lines and queued events are
     // flushed when the last client leaves.
     factory.set_eos_shutdown(true);
-    factory.connect_media_configure(|_, media| report_bus_problems(media));
+    factory.connect_media_configure(|_, media| {
+        report_bus_problems(media);
+        stop_at_once_after_the_end(media);
+    });
     server
         .mount_points()
         .ok_or("the server has no mount points")?

@@ -225,12 +225,17 @@ impl Served {
         // Not under `timeout`, which would outlive a kill: serve.sh execs into the
         // server, so killing the child stops the server.
         let mut cmd = Command::new(repo().join("pipelines/serve.sh"));
-        with_test_env(&mut cmd);
-        let mut child = cmd
-            .args(["--fp32", "--address", "127.0.0.1", "--port", "0"])
+        cmd.args(["--fp32", "--address", "127.0.0.1", "--port", "0"])
             .args(["--codec", codec, "--json"])
             .arg(json)
-            .arg(recording())
+            .arg(recording());
+        Served::spawn(cmd)
+    }
+
+    /// Runs a server command (serve.sh or the serve example) until it prints its URL.
+    fn spawn(mut cmd: Command) -> Served {
+        with_test_env(&mut cmd);
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -249,7 +254,7 @@ impl Served {
         if !served.url.starts_with("rtsp://") {
             let status = served.child.try_wait().ok().flatten();
             panic!(
-                "serve.sh printed no URL ({:?}); exit: {status:?}",
+                "the server printed no URL ({:?}); exit: {status:?}",
                 served.url
             );
         }
@@ -264,11 +269,16 @@ impl Drop for Served {
     }
 }
 
-/// Plays `url` with rtspsrc until EOS; returns the decoded frames' sizes.
+/// Plays `url` with rtspsrc until EOS (RTP over TCP, or `protocols`); returns the decoded
+/// frames' sizes.
 fn play(url: &str) -> Vec<(u32, u32)> {
+    play_over(url, "tcp")
+}
+
+fn play_over(url: &str, protocols: &str) -> Vec<(u32, u32)> {
     common::init();
     let pipeline = gst::parse::launch(&format!(
-        "rtspsrc location={url} protocols=tcp ! application/x-rtp,media=video ! decodebin \
+        "rtspsrc location={url} protocols={protocols} ! application/x-rtp,media=video ! decodebin \
          ! videoconvert ! video/x-raw,format=GRAY8 ! fakesink name=sink signal-handoffs=true"
     ))
     .unwrap()
@@ -329,4 +339,34 @@ fn serve_sh_mjpeg_output_plays_in_rtspsrc() {
 #[test]
 fn serve_sh_h264_output_plays_in_rtspsrc() {
     serve_sh_plays_in_rtspsrc("h264");
+}
+
+/// A served recording plays to its end for one client after another. gst-rtsp-server's EOS
+/// shutdown of a media whose source had already ended used to wait forever for an EOS
+/// message: from about the 5th client played back to back on, every client was answered
+/// 503 Service Unavailable (examples/serve.rs `stop_at_once_after_the_end`).
+#[test]
+fn a_served_recording_plays_for_one_client_after_another() {
+    let mut cmd = Command::new(serve_example());
+    cmd.args([
+        "--address",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--mount",
+        "/recording",
+    ])
+    .arg(format!(
+        "filesrc location=\"{}\" ! rawvideoparse format=gray8 width={} height={} \
+             framerate=30/1 ! videoconvert ! video/x-raw,format=I420 ! {}",
+        recording().display(),
+        SIZE.0,
+        SIZE.1,
+        payloader("h264")
+    ));
+    let served = Served::spawn(cmd);
+    for client in 1..=10 {
+        let frames = play_over(&served.url, if client % 2 == 0 { "udp" } else { "tcp" });
+        assert!(!frames.is_empty(), "client {client}: no frame");
+    }
 }
