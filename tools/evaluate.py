@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dataset import MODALITY_DIR, read_png  # noqa: E402
-from preprocess import boxes_to_frame, letterbox  # noqa: E402
+from preprocess import IMGSZ, boxes_to_frame, letterbox  # noqa: E402
 
 CONF = 0.001
 IOU = 0.7
@@ -84,8 +84,9 @@ def load_gt(data: Path):
     return json.loads((Path(data) / "annotations.json").read_text())
 
 
-def detect_dir(run, data: Path, modality: str, limit: int | None = None, multi_label: bool = False):
-    """run(x: float32 1x3x320x320 numpy) -> (4+nc, A). Returns COCO results list."""
+def detect_dir(run, data: Path, modality: str, limit: int | None = None, multi_label: bool = False,
+               imgsz: int = IMGSZ):
+    """run(x: float32 1x3ximgszximgsz numpy) -> (4+nc, A). Returns COCO results list."""
     gt = load_gt(data)
     images = sorted(gt["images"], key=lambda im: im["id"])
     if limit:
@@ -93,7 +94,7 @@ def detect_dir(run, data: Path, modality: str, limit: int | None = None, multi_l
     results = []
     for im in images:
         img = read_png(Path(data) / MODALITY_DIR[modality] / im["file_name"])
-        x, lb = letterbox(img)
+        x, lb = letterbox(img, imgsz)
         out = run(x.unsqueeze(0).numpy())
         b, s, c = postprocess(out, multi_label=multi_label)
         fb = boxes_to_frame(b, lb)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -164,6 +165,46 @@ def test_export():
         assert info["bn_nodes"] > 0 and info["output"] == [1, 7, 2100], info
         assert not any(n.op_type == "Shape" for n in m.graph.node)
         print("  export:", info)
+
+
+def test_an_exported_model_loads_back_for_fine_tuning():
+    """train.py --init MODEL.onnx: the weights of an export (BN kept) back in torch, the same
+    outputs; a model of another --cfg is refused by name."""
+    import train as T
+    from export import export
+
+    torch.manual_seed(3)
+    model = build_model("t").eval()
+    for mod in model.modules():  # non-trivial BN statistics, so that a lost one shows
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.5, 2.0)
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "m.onnx"
+        export(model, p, "thermal", "selftest")
+        back, meta = T.load_checkpoint(p, "t")
+        assert meta["modality"] == "thermal" and back.cfg == model.cfg
+        x = torch.rand(1, 3, 320, 320)
+        with torch.no_grad():
+            assert torch.equal(model(x)[0], back(x)[0])
+        try:
+            T.load_checkpoint(p, "s0")
+            raise AssertionError("a t model loaded as s0")
+        except SystemExit as e:
+            assert "does not hold a --cfg s0 model" in str(e)
+
+
+def test_batcher_trains_at_640_on_the_frames_own_rows():
+    """--imgsz 640 --rect: a 640x512 frame is trained at its own resolution (640x512, no
+    resampling), boxes unscaled."""
+    rng = np.random.default_rng(4)
+    img, boxes, labels = _frame(rng)
+    ds = _FakeSet([Sample(0, "0.png", img, None, boxes, labels)], "thermal")
+    x, t = Batcher(ds, 1, dataclasses.replace(NO_AUG, rect=True), 0, 640).make(ds.samples)
+    assert tuple(x.shape) == (1, 3, 512, 640), x.shape
+    xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], 1)
+    assert np.allclose(t[:, 2:].numpy(), xyxy), (t, xyxy)
+    assert torch.allclose(x[0, 0], torch.from_numpy(img).float() / 255)
 
 
 def test_attention_config_exports_softmax_and_matmuls_without_shape_nodes():

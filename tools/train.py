@@ -21,6 +21,7 @@ ends bit-for-bit where an uninterrupted one does (tools/selftest.py checks it).
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import json
 import math
@@ -40,6 +41,7 @@ import torch.nn as nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dataset import AugConfig, Batcher, SynthSet  # noqa: E402
+from preprocess import IMGSZ  # noqa: E402
 from loss import DetLoss  # noqa: E402
 from model import CONFIGS, build_model, count_flops, count_params  # noqa: E402
 
@@ -94,9 +96,32 @@ def save_checkpoint(path: Path, model: nn.Module, extra: dict):
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | Path):
+def load_onnx_weights(path: Path, cfg: str) -> tuple[nn.Module, dict]:
+    """A model exported by tools/export.py (BN kept, initializers named after the state_dict)
+    back as a torch model of config `cfg`: how a bundled detector is fine-tuned further when
+    only its .onnx was committed. Every tensor must match by name and shape."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(path))
+    model = build_model(cfg, nc=len(ast.literal_eval(dict((p.key, p.value) for p in m.metadata_props)["names"])))
+    inits = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in m.graph.initializer}
+    sd = model.state_dict()
+    wanted = {k for k in sd if not k.endswith("num_batches_tracked")}
+    missing = sorted(k for k in wanted if k not in inits or inits[k].shape != sd[k].shape)
+    if missing:
+        raise SystemExit(f"{path} does not hold a --cfg {cfg} model: {len(missing)} tensors missing or "
+                         f"of another shape, e.g. {missing[:3]}")
+    model.load_state_dict({k: inits.get(k, v) for k, v in sd.items()})
+    return model.eval(), {"cfg": model.cfg, "modality": dict((p.key, p.value) for p in m.metadata_props).get("modality")}
+
+
+def load_checkpoint(path: str | Path, cfg: str = "s0"):
     """The model in a checkpoint (its `state_dict`: the EMA weights) in eval mode, and the
-    checkpoint. Works for every checkpoint train.py ever wrote (for --init, export, eval)."""
+    checkpoint. Works for every checkpoint train.py ever wrote (for --init, export, eval),
+    and for an exported .onnx (then `cfg` names its architecture)."""
+    if str(path).endswith(".onnx"):
+        return load_onnx_weights(Path(path), cfg)
     ck = torch.load(path, map_location="cpu", weights_only=False)
     cfg = dict(ck["cfg"])
     model = build_model(cfg, nc=cfg["nc"])
@@ -104,10 +129,10 @@ def load_checkpoint(path: str | Path):
     return model.eval(), ck
 
 
-def validate(model, val_dir: Path, modality: str, limit: int | None):
+def validate(model, val_dir: Path, modality: str, limit: int | None, imgsz: int = IMGSZ):
     from evaluate import coco_map, detect_dir, load_gt, torch_runner
 
-    res, ids = detect_dir(torch_runner(model), val_dir, modality, limit)
+    res, ids = detect_dir(torch_runner(model), val_dir, modality, limit, imgsz=imgsz)
     return coco_map(load_gt(val_dir), res, ids)
 
 
@@ -161,6 +186,7 @@ def find_resume(a, out: Path) -> tuple[Path | None, dict | None]:
                          f"--resume never's predecessor): --init it to fine-tune, or --resume never to start over")
     ts = ck["train_state"]
     old = {k: v for k, v in ts["args"].items() if k not in OPERATIONAL}
+    old.setdefault("imgsz", IMGSZ)  # checkpoints from before --imgsz trained at 320
     new = {k: v for k, v in _plain(vars(a)).items() if k not in OPERATIONAL}
     diff = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
     if diff:
@@ -191,10 +217,15 @@ def parse_args(argv=None):
                     help="final fraction of the iterations with weak augmentation")
     ap.add_argument("--scale", type=float, nargs=2, default=(0.6, 1.6), help="zoom range (augmentation)")
     ap.add_argument("--translate", type=float, default=0.15, help="max shift, fraction of the canvas")
+    ap.add_argument("--imgsz", type=int, default=IMGSZ,
+                    help="canvas side: frames are letterboxed to imgsz x imgsz (with --rect, 640 trains "
+                         "640x512 frames at their own resolution); the exported model keeps the 320 contract "
+                         "and runs at other sizes through thermaldetect input-size")
     ap.add_argument("--rect", action="store_true",
                     help="train on the content rows only (320x256 for 640x512 frames; 20%% less compute) "
                          "except in the weak-augmentation phase, which uses the full contract canvas")
-    ap.add_argument("--init", default=None, help="checkpoint (.pt) to start from (fine-tuning)")
+    ap.add_argument("--init", default=None, help="checkpoint (.pt), or a model exported by tools/export.py (.onnx, of --cfg), "
+                                                     "to start from (fine-tuning)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (the batches are made on the CPU with them, on every device); "
@@ -360,7 +391,7 @@ def make_model(a, ck_path, ck: dict | None, dev: torch.device) -> nn.Module:
         print(f"resuming {ck_path} at iteration {ts['iter']} of {ts['total']} "
               f"(trained on {ts['device']}, now {dev})", flush=True)
     elif a.init:
-        model, ck0 = load_checkpoint(a.init)
+        model, ck0 = load_checkpoint(a.init, a.cfg)
         print(f"init from {a.init} ({ck0.get('modality')} model, iteration {ck0.get('iter')})")
     else:
         model = build_model(a.cfg)
@@ -418,7 +449,7 @@ def train(a, _skip_restore: frozenset = frozenset()) -> dict:
     crit = DetLoss(model)
     opt = torch.optim.AdamW(param_groups(model, a.wd), lr=a.lr, betas=(0.937, 0.999))
     ema = EMA(model, a.ema_decay, a.ema_tau)
-    batcher = Batcher(ds, a.batch, aug, a.seed)
+    batcher = Batcher(ds, a.batch, aug, a.seed, a.imgsz)
     spe = batcher.steps_per_epoch()
     pg = Progress(a.iters or spe * a.epochs, a.warmup)
 
@@ -473,7 +504,7 @@ def train(a, _skip_restore: frozenset = frozenset()) -> dict:
         m = None
         if a.val:
             t_v = time.time()
-            m = validate(ema.ema, Path(a.val), a.modality, a.val_limit)
+            m = validate(ema.ema, Path(a.val), a.modality, a.val_limit, a.imgsz)
             pg.t_val += time.time() - t_v
             rec.update({"val_mAP50-95": m["mAP50-95"], "val_mAP50": m["mAP50"],
                         "val_per_class": m["per_class"], "val_s": round(time.time() - t_v, 1)})
