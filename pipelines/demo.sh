@@ -14,9 +14,11 @@
 #   zsq eval               ->  mAP of what the element emitted against the recording's labels
 #
 # Needs: `make build` (zsq, the plugin, ONNX Runtime). `make demo` runs this script.
-# Environment: OUT (default out/demo), MODEL (default models/det_thermal_ft.onnx),
-# FRAMES (1800 = 60 s), REALTIME (1: play at 30 fps as a camera would; 0: as fast as possible).
+# Environment: OUT (default out/demo), MODEL (default models/det_thermal_ft640.onnx, the
+# fine-tuned detector trained on at 640x512), FRAMES (1800 = 60 s), REALTIME (1: play at
+# 30 fps as a camera would; 0: as fast as possible).
 set -euo pipefail
+MODEL=${MODEL:-$(cd "$(dirname "$0")/.." && pwd)/models/det_thermal_ft640.onnx}
 source "$(dirname "$0")/common.sh"
 
 OUT=${OUT:-$REPO/out/demo}
@@ -44,17 +46,16 @@ echo "== zsqcalibrate model=$MODEL ! thermaldetect ! thermaltrack (frames at $([
 rm -f "$OUT"/snapshot_*.png "$OUT/contact_sheet.png"
 # thermaldetect threads=1: detection keeps one core, calibration gets the others (on a
 # 2-core machine two inference threads would starve the calibration worker).
-# input-size=640x512: the detector (exported at 320x320) runs at the camera's own size,
-# where the many people 10-30 pixels tall stay big enough to find; extra-input-sizes=320x320
-# also runs it at its own size, for the close objects it never saw twice as big (README
-# "Input size").
+# input-size=640x512: the detector (exported at 320x320, trained on at 640x512) runs at the
+# camera's own size, where the many people 10-30 pixels tall stay big enough to find
+# (README "Input size").
 log=$OUT/gst-launch.log
 start=$(date +%s.%N)
 gst-launch-1.0 -m -e \
   filesrc location="$OUT/recording.gray16le" \
   ! rawvideoparse format=gray16-le width=640 height=512 framerate=30/1 $clock \
   ! zsqcalibrate model="$MODEL" \
-  ! thermaldetect input-size=640x512 extra-input-sizes=320x320 json-location="$OUT/detections.jsonl" radiometry=centikelvin output-agc=true \
+  ! thermaldetect input-size=640x512 json-location="$OUT/detections.jsonl" radiometry=centikelvin output-agc=true \
       output-agc-mode=equalize \
       draw=false post-messages=false threads=1 \
   ! thermaltrack zones="$zones" json-location="$OUT/tracks.jsonl" draw=true draw-zones=true \

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use thermalzsq::detect::{Detection, Detector, DetectorConfig};
 use thermalzsq::imaging::{Frame, PixelFormat};
-use thermalzsq::onnx::Model;
+use thermalzsq::onnx::{InputSize, Model};
 use thermalzsq::synth::Scene;
 use thermalzsq::zsq::bn::find_bn_layers;
 use thermalzsq::zsq::pipeline::{DistillSettings, QuantizeSettings, quantize};
@@ -88,6 +88,11 @@ fn recall_precision(detector: &mut Detector, rgb: bool) -> (f32, f32) {
 }
 
 fn check(name: &str, rgb: bool) {
+    check_at(name, rgb, None);
+}
+
+/// `check` with the detector run at `input_size` (thermaldetect's `input-size`).
+fn check_at(name: &str, rgb: bool, input_size: Option<InputSize>) {
     let path = model(name);
     let onnx = Model::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
     let bn = find_bn_layers(&onnx).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -97,8 +102,13 @@ fn check(name: &str, rgb: bool) {
         bn.len()
     );
 
-    let mut detector = Detector::load(&path, DetectorConfig::default()).unwrap();
-    assert_eq!(detector.input_shape(), [1, 3, 320, 320], "{name}");
+    let config = DetectorConfig {
+        input_size,
+        ..DetectorConfig::default()
+    };
+    let mut detector = Detector::load(&path, config).unwrap();
+    let (h, w) = input_size.map_or((320, 320), |s| (s.height, s.width));
+    assert_eq!(detector.input_shape(), [1, 3, h, w], "{name}");
     assert_eq!(detector.labels(), ["person", "car", "bicycle"], "{name}");
     let (recall, precision) = recall_precision(&mut detector, rgb);
     eprintln!("{name}: recall {recall:.2}, precision {precision:.2}");
@@ -112,6 +122,19 @@ fn check(name: &str, rgb: bool) {
 #[test]
 fn the_fine_tuned_thermal_model_detects_on_radiometric_frames() {
     check("det_thermal_ft.onnx", false);
+}
+
+/// The demo's detector, trained on at 640×512, at the size it is meant to run at.
+#[test]
+fn the_demo_detector_detects_at_the_cameras_size() {
+    check_at(
+        "det_thermal_ft640.onnx",
+        false,
+        Some(InputSize {
+            width: 640,
+            height: 512,
+        }),
+    );
 }
 
 #[test]
