@@ -104,7 +104,8 @@ def load_onnx_weights(path: Path, cfg: str) -> tuple[nn.Module, dict]:
     from onnx import numpy_helper
 
     m = onnx.load(str(path))
-    model = build_model(cfg, nc=len(ast.literal_eval(dict((p.key, p.value) for p in m.metadata_props)["names"])))
+    meta = {p.key: p.value for p in m.metadata_props}
+    model = build_model(cfg, nc=len(ast.literal_eval(meta["names"])))
     inits = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in m.graph.initializer}
     sd = model.state_dict()
     wanted = {k for k in sd if not k.endswith("num_batches_tracked")}
@@ -113,7 +114,7 @@ def load_onnx_weights(path: Path, cfg: str) -> tuple[nn.Module, dict]:
         raise SystemExit(f"{path} does not hold a --cfg {cfg} model: {len(missing)} tensors missing or "
                          f"of another shape, e.g. {missing[:3]}")
     model.load_state_dict({k: inits.get(k, v) for k, v in sd.items()})
-    return model.eval(), {"cfg": model.cfg, "modality": dict((p.key, p.value) for p in m.metadata_props).get("modality")}
+    return model.eval(), {"cfg": model.cfg, "modality": meta.get("modality")}
 
 
 def load_checkpoint(path: str | Path, cfg: str = "s0"):
