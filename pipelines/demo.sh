@@ -18,8 +18,9 @@
 # fine-tuned detector trained on at 640x512), FRAMES (1800 = 60 s), REALTIME (1: play at
 # 30 fps as a camera would; 0: as fast as possible).
 set -euo pipefail
-MODEL=${MODEL:-$(cd "$(dirname "$0")/.." && pwd)/models/det_thermal_ft640.onnx}
+demo_model=${MODEL:-}
 source "$(dirname "$0")/common.sh"
+MODEL=${demo_model:-$REPO/models/det_thermal_ft640.onnx}
 
 OUT=${OUT:-$REPO/out/demo}
 FRAMES=${FRAMES:-1800}

@@ -45,9 +45,10 @@ done
 if [ "$1" = rtsp ] && [ -z "${2:-}" ]; then
   [ "$selftest" = 1 ] || die "rtsp needs the camera's URL (rtsp://user:password@host:554/path)"
   # The script against a real server: each codec a camera may send, over TCP and UDP.
-  # One server per client: gst-rtsp-server answers 503 to a client that comes while the
-  # previous client's shared media is still shutting down (its EOS flush), and a client
-  # that starts right after the previous one ended can come that early.
+  # One server per client, so that no run depends on how the previous one's media shut
+  # down: a media stuck in its EOS shutdown once made a later client get 503 in CI.
+  # serve.rs now stops a finished recording at once; tests/rtsp.rs plays back-to-back
+  # clients on one server.
   args=(); [ "$fp32" = 1 ] && args+=(--fp32)
   for c in mjpeg h264; do
     for transport in --tcp ""; do
